@@ -1,0 +1,3 @@
+"""consentry: permission-first customer messaging."""
+
+__version__ = "0.1.0"

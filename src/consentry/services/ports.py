@@ -1,0 +1,176 @@
+"""The Protocols that services depend on; persistence and channels implement them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from consentry.domain.chain import ChainLink
+from consentry.domain.consent import ConsentEvent, ConsentState, EvidenceDigests
+from consentry.domain.gate import Decision, Intent, RecipientFacts
+from consentry.domain.model import (
+    Channel,
+    Contact,
+    PointKind,
+    PolicyDocument,
+    PolicyKind,
+    Tenant,
+    Topic,
+)
+from consentry.domain.suppression import Suppression
+
+
+class KeyRing(Protocol):
+    """Keys for personal data at rest: per-tenant data keys wrapped by a master key, and a
+    platform-wide key for blind indexes and keyed digests."""
+
+    def new_wrapped_data_key(self, tenant_id: uuid.UUID) -> bytes:
+        """A fresh random data key for a tenant, wrapped (encrypted) under the master key."""
+        ...
+
+    def encrypt(
+        self, tenant_id: uuid.UUID, wrapped_key: bytes, purpose: str, plaintext: str
+    ) -> bytes:
+        """AES-GCM ciphertext of ``plaintext`` bound to the tenant and ``purpose`` (a column name)."""
+        ...
+
+    def decrypt(
+        self, tenant_id: uuid.UUID, wrapped_key: bytes, purpose: str, ciphertext: bytes
+    ) -> str:
+        """Inverse of ``encrypt``; raises KeyUnavailable if the data or purpose do not match."""
+        ...
+
+    def blind_index(self, kind: PointKind, normalized: str) -> bytes:
+        """A keyed HMAC of a normalised contact point, for equality lookups without plaintext."""
+        ...
+
+    def digest(self, value: str | None) -> str | None:
+        """A keyed hash (hex) of a piece of personal data, for hash chains and evidence."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class EligibilityRow:
+    contact_id: uuid.UUID
+    decision: Decision
+
+
+@dataclass(frozen=True, slots=True)
+class EligibilitySummary:
+    total: int
+    eligible: int
+    by_reason: dict[str, int]  # primary reason (first reported) -> contacts; "ALLOW" for allowed
+
+
+class TenantRepository(Protocol):
+    def add(self, tenant: Tenant, wrapped_key: bytes) -> None: ...
+    def get(self, tenant_id: uuid.UUID) -> Tenant: ...
+    def by_slug(self, slug: str) -> Tenant: ...
+    def list(self) -> list[Tenant]: ...
+    def wrapped_key(self, tenant_id: uuid.UUID) -> bytes: ...
+    def set_status(self, tenant_id: uuid.UUID, status: str, at: datetime) -> None: ...
+
+
+class TopicRepository(Protocol):
+    def add(self, topic: Topic) -> None: ...
+    def get(self, tenant_id: uuid.UUID, topic_id: uuid.UUID) -> Topic: ...
+    def by_key(self, tenant_id: uuid.UUID, key: str) -> Topic: ...
+    def list(self, tenant_id: uuid.UUID) -> list[Topic]: ...
+
+
+class ContactRepository(Protocol):
+    def add(self, contact: Contact) -> None: ...
+    def get(self, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> Contact: ...
+    def find_by_point(
+        self, tenant_id: uuid.UUID, kind: PointKind, normalized: str
+    ) -> Contact | None: ...
+    def point_key(self, contact: Contact, channel: Channel) -> bytes | None: ...
+
+
+class PolicyRepository(Protocol):
+    def add(self, document: PolicyDocument) -> None: ...
+    def get(self, tenant_id: uuid.UUID, document_id: uuid.UUID) -> PolicyDocument: ...
+    def latest_version(self, tenant_id: uuid.UUID, kind: PolicyKind) -> int: ...
+    def list(
+        self, tenant_id: uuid.UUID, kind: PolicyKind | None = None
+    ) -> list[PolicyDocument]: ...
+    def publish(
+        self, tenant_id: uuid.UUID, document_id: uuid.UUID, at: datetime
+    ) -> PolicyDocument: ...
+
+
+class ConsentLedger(Protocol):
+    def append(self, event: ConsentEvent, digests: EvidenceDigests) -> ConsentEvent:
+        """Assign the next sequence number and chain hash of the tenant, insert, return it."""
+        ...
+
+    def history(self, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> list[ConsentEvent]: ...
+    def get(self, tenant_id: uuid.UUID, event_id: uuid.UUID) -> ConsentEvent: ...
+    def links(self, tenant_id: uuid.UUID) -> Iterator[ChainLink]: ...
+    def tenants_with_events(self) -> list[uuid.UUID]: ...
+
+
+class ConsentStates(Protocol):
+    def get(
+        self, tenant_id: uuid.UUID, contact_id: uuid.UUID, topic_id: uuid.UUID, channel: Channel
+    ) -> ConsentState | None: ...
+    def put(self, state: ConsentState) -> None: ...
+    def for_contact(self, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> list[ConsentState]: ...
+
+
+class SuppressionRepository(Protocol):
+    def add(self, suppression: Suppression) -> None: ...
+    def active_for(
+        self, tenant_id: uuid.UUID, point_key: bytes, channel: Channel
+    ) -> list[Suppression]: ...
+    def list(self, tenant_id: uuid.UUID, include_lifted: bool = False) -> list[Suppression]: ...
+    def get(self, tenant_id: uuid.UUID, suppression_id: uuid.UUID) -> Suppression: ...
+    def lift(self, suppression_id: uuid.UUID, at: datetime, by: str) -> None: ...
+
+
+class GateQueries(Protocol):
+    """The facts the gate needs, per recipient and set-based."""
+
+    def facts(
+        self, tenant: Tenant, contact: Contact, intent: Intent, now: datetime
+    ) -> RecipientFacts: ...
+
+    def eligibility(
+        self,
+        tenant: Tenant,
+        intent: Intent,
+        now: datetime,
+        contact_ids: Sequence[uuid.UUID] | None = None,
+    ) -> Iterator[EligibilityRow]: ...
+
+    def eligibility_summary(
+        self, tenant: Tenant, intent: Intent, now: datetime
+    ) -> EligibilitySummary: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. ``with uow:`` begins it; leaving without ``commit()`` rolls back."""
+
+    tenants: TenantRepository
+    topics: TopicRepository
+    contacts: ContactRepository
+    policies: PolicyRepository
+    ledger: ConsentLedger
+    consent_states: ConsentStates
+    suppressions: SuppressionRepository
+    gate: GateQueries
+    keys: KeyRing
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
