@@ -36,6 +36,20 @@ POINT_KIND: dict[Channel, PointKind] = {
 PHONE_CHANNELS = frozenset({Channel.SMS, Channel.VOICE})
 
 
+def point_index_value(kind: PointKind, normalized: str) -> str:
+    """The canonical string a blind index is computed over.
+
+    Email local parts are case-insensitive at every large mailbox provider, so the index folds
+    case (the stored address keeps it); postal addresses fold case and whitespace; phone numbers
+    are already canonical in E.164.
+    """
+    if kind is PointKind.PHONE:
+        return normalized
+    if kind is PointKind.EMAIL:
+        return normalized.lower()
+    return " ".join(normalized.split()).casefold()
+
+
 class Category(StrEnum):
     SERVICE = "service"
     MARKETING = "marketing"
@@ -98,6 +112,7 @@ class Topic:
     requires_double_opt_in: bool = False
     description: str = ""
     umbrella: bool = False
+    created_at: datetime | None = None
 
     def umbrella_key(self) -> str:
         """The reserved topic whose consent also covers this one."""
@@ -126,6 +141,7 @@ class Contact:
     whatsapp_last_inbound_at: datetime | None = None
     external_ref: str | None = None
     created_at: datetime | None = None
+    updated_at: datetime | None = None
     erased_at: datetime | None = None
 
     def address_for(self, channel: Channel) -> str | None:

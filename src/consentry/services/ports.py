@@ -35,7 +35,7 @@ class KeyRing(Protocol):
     def encrypt(
         self, tenant_id: uuid.UUID, wrapped_key: bytes, purpose: str, plaintext: str
     ) -> bytes:
-        """AES-GCM ciphertext of ``plaintext`` bound to the tenant and ``purpose`` (a column name)."""
+        """AES-GCM ciphertext bound to the tenant and ``purpose`` (a column name)."""
         ...
 
     def decrypt(

@@ -1,0 +1,170 @@
+"""Contacts repository: personal data sealed per tenant, found through blind indexes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from consentry.domain.errors import AlreadyExists, ContactNotFound
+from consentry.domain.model import (
+    POINT_KIND,
+    Channel,
+    Contact,
+    PhoneType,
+    PointKind,
+    point_index_value,
+)
+from consentry.persistence.rows import FieldCrypto
+from consentry.persistence.tables import contacts
+from consentry.services.ports import KeyRing
+
+_KEY_COLUMN = {
+    Channel.EMAIL: contacts.c.email_key,
+    Channel.SMS: contacts.c.phone_key,
+    Channel.VOICE: contacts.c.phone_key,
+    Channel.WHATSAPP: contacts.c.whatsapp_key,
+    Channel.POST: contacts.c.postal_key,
+}
+
+
+def key_column(channel: Channel) -> Any:
+    """The blind-index column a channel delivers to."""
+    return _KEY_COLUMN[channel]
+
+
+class SqlContactRepository:
+    def __init__(self, conn: Connection, keys: KeyRing, crypto: FieldCrypto) -> None:
+        self._conn = conn
+        self._keys = keys
+        self._crypto = crypto
+
+    def _index(self, kind: PointKind, value: str | None) -> bytes | None:
+        if value is None:
+            return None
+        return self._keys.blind_index(kind, point_index_value(kind, value))
+
+    def _columns(self, contact: Contact) -> dict[str, Any]:
+        seal = self._crypto.seal
+        tid = contact.tenant_id
+        dob = None if contact.date_of_birth is None else contact.date_of_birth.isoformat()
+        return {
+            "external_ref": contact.external_ref,
+            "name_enc": seal(tid, "contacts.name", contact.name),
+            "email_enc": seal(tid, "contacts.email", contact.email),
+            "email_key": self._index(PointKind.EMAIL, contact.email),
+            "phone_enc": seal(tid, "contacts.phone", contact.phone),
+            "phone_key": self._index(PointKind.PHONE, contact.phone),
+            "phone_type": None if contact.phone_type is None else contact.phone_type.value,
+            "whatsapp_enc": seal(tid, "contacts.whatsapp", contact.whatsapp),
+            "whatsapp_key": self._index(PointKind.PHONE, contact.whatsapp),
+            "postal_enc": seal(tid, "contacts.postal", contact.postal_address),
+            "postal_key": self._index(PointKind.POSTAL, contact.postal_address),
+            "country": contact.country,
+            "time_zone": contact.time_zone,
+            "locale": contact.locale,
+            "dob_enc": seal(tid, "contacts.dob", dob),
+            "adult_on": contact.adult_on,
+            "age_attested": contact.age_attested,
+            "whatsapp_last_inbound_at": contact.whatsapp_last_inbound_at,
+            "erased_at": contact.erased_at,
+        }
+
+    def add(self, contact: Contact) -> None:
+        values = self._columns(contact)
+        try:
+            with self._conn.begin_nested():
+                self._conn.execute(
+                    insert(contacts).values(
+                        id=contact.id,
+                        tenant_id=contact.tenant_id,
+                        created_at=contact.created_at,
+                        updated_at=contact.created_at,
+                        **values,
+                    )
+                )
+        except IntegrityError as exc:
+            raise AlreadyExists("a contact with this email address exists", field="email") from exc
+
+    def update(self, contact: Contact) -> None:
+        values = self._columns(contact)
+        try:
+            with self._conn.begin_nested():
+                result = self._conn.execute(
+                    update(contacts)
+                    .where(contacts.c.tenant_id == contact.tenant_id, contacts.c.id == contact.id)
+                    .values(updated_at=contact.updated_at or contact.created_at, **values)
+                )
+        except IntegrityError as exc:
+            raise AlreadyExists("a contact with this email address exists", field="email") from exc
+        if result.rowcount != 1:
+            raise ContactNotFound(f"contact {contact.id} not found", field="contact")
+
+    def _contact(self, row: Any) -> Contact:
+        tid = row.tenant_id
+        open_ = self._crypto.open
+        dob = open_(tid, "contacts.dob", row.dob_enc)
+        return Contact(
+            id=row.id,
+            tenant_id=tid,
+            name=open_(tid, "contacts.name", row.name_enc),
+            email=open_(tid, "contacts.email", row.email_enc),
+            phone=open_(tid, "contacts.phone", row.phone_enc),
+            phone_type=None if row.phone_type is None else PhoneType(row.phone_type),
+            whatsapp=open_(tid, "contacts.whatsapp", row.whatsapp_enc),
+            postal_address=open_(tid, "contacts.postal", row.postal_enc),
+            country=row.country,
+            time_zone=row.time_zone,
+            locale=row.locale,
+            date_of_birth=None if dob is None else date.fromisoformat(dob),
+            age_attested=row.age_attested,
+            adult_on=row.adult_on,
+            whatsapp_last_inbound_at=row.whatsapp_last_inbound_at,
+            external_ref=row.external_ref,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            erased_at=row.erased_at,
+        )
+
+    def get(self, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> Contact:
+        row = self._conn.execute(
+            select(contacts).where(contacts.c.tenant_id == tenant_id, contacts.c.id == contact_id)
+        ).one_or_none()
+        if row is None:
+            raise ContactNotFound(f"contact {contact_id} not found", field="contact")
+        return self._contact(row)
+
+    def find_by_point(
+        self, tenant_id: uuid.UUID, kind: PointKind, normalized: str
+    ) -> Contact | None:
+        key = self._index(kind, normalized)
+        columns = (
+            [contacts.c.email_key]
+            if kind is PointKind.EMAIL
+            else [contacts.c.postal_key]
+            if kind is PointKind.POSTAL
+            else [contacts.c.phone_key, contacts.c.whatsapp_key]
+        )
+        for column in columns:
+            row = self._conn.execute(
+                select(contacts)
+                .where(contacts.c.tenant_id == tenant_id, column == key)
+                .order_by(contacts.c.created_at)
+                .limit(1)
+            ).one_or_none()
+            if row is not None:
+                return self._contact(row)
+        return None
+
+    def point_key(self, contact: Contact, channel: Channel) -> bytes | None:
+        return self._index(POINT_KIND[channel], contact.address_for(channel))
+
+    def count(self, tenant_id: uuid.UUID) -> int:
+        return int(
+            self._conn.execute(
+                select(func.count()).select_from(contacts).where(contacts.c.tenant_id == tenant_id)
+            ).scalar_one()
+        )

@@ -1,0 +1,459 @@
+"""The gate's facts per recipient, and its set-based twin for whole audiences.
+
+``eligibility_select`` expresses ``domain.gate.decide`` as one SQL query over every contact of a
+tenant: the same rules, in the same order, producing the same verdict, reasons (comma-terminated,
+in order) and authorising consent event. Property tests run both on random populations, on SQLite
+and PostgreSQL. Values that depend on time zones (quiet hours) are computed by the pure rule pack
+code once per distinct (country, time zone) pair and joined in, so the SQL never re-implements
+time-zone arithmetic.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    String,
+    and_,
+    case,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.sql import ColumnElement, Select
+
+from consentry.domain.consent import EXPRESS_BASES, ConsentBasis, ConsentStatus
+from consentry.domain.gate import (
+    WHATSAPP_SERVICE_WINDOW,
+    ConsentFact,
+    Decision,
+    Intent,
+    Reason,
+    RecipientFacts,
+    SuppressionFact,
+    Verdict,
+    tenant_blocks,
+)
+from consentry.domain.model import (
+    PHONE_CHANNELS,
+    Category,
+    Channel,
+    Contact,
+    PhoneType,
+    Tenant,
+)
+from consentry.domain.rules import (
+    CANADA,
+    EU_COUNTRIES,
+    INDIA,
+    PACKS,
+    US,
+    RulePack,
+    pack_for,
+    quiet_until,
+)
+from consentry.domain.suppression import REASON_PRIORITY, REASON_RANK, reason_code
+from consentry.persistence.contacts import SqlContactRepository, key_column
+from consentry.persistence.suppressions import SqlDncRegistry, SqlSuppressionRepository
+from consentry.persistence.tables import consent_states, contacts, dnc_entries, suppressions
+from consentry.persistence.types import UTCDateTime
+from consentry.services.ports import EligibilityRow, EligibilitySummary
+
+_PACK_COUNTRIES: dict[str, frozenset[str]] = {
+    US.code: frozenset({"US"}),
+    INDIA.code: frozenset({"IN"}),
+    CANADA.code: frozenset({"CA"}),
+    "EU": EU_COUNTRIES,
+}
+
+
+def _address_invalid(channel: Channel, phone_type: PhoneType | None) -> bool:
+    # A fixed line cannot receive a text message; calls and WhatsApp go to any valid number.
+    return channel is Channel.SMS and phone_type is PhoneType.FIXED_LINE
+
+
+class SqlGateQueries:
+    def __init__(
+        self,
+        conn: Connection,
+        contacts_repo: SqlContactRepository,
+        suppressions_repo: SqlSuppressionRepository,
+        dnc: SqlDncRegistry,
+    ) -> None:
+        self._conn = conn
+        self._contacts = contacts_repo
+        self._suppressions = suppressions_repo
+        self._dnc = dnc
+
+    # -- one recipient, at dispatch or for an explanation ------------------------------------
+
+    def facts(
+        self, tenant: Tenant, contact: Contact, intent: Intent, now: datetime
+    ) -> RecipientFacts:
+        """Everything the gate reads about one contact, from committed state."""
+        del now  # facts are as committed; the gate applies the clock
+        point_key = self._contacts.point_key(contact, intent.channel)
+        base = RecipientFacts(
+            contact_id=contact.id,
+            tenant_status=tenant.status,
+            tenant_country=tenant.country,
+            point_key=point_key,
+            address_valid=not _address_invalid(intent.channel, contact.phone_type),
+            country=contact.country,
+            time_zone=contact.time_zone,
+            adult_on=contact.adult_on,
+            last_inbound_at=contact.whatsapp_last_inbound_at,
+        )
+        if point_key is None:
+            return base
+        found = self._suppressions.active_for(tenant.id, point_key, intent.channel)
+        rows = self._conn.execute(
+            select(consent_states).where(
+                consent_states.c.tenant_id == tenant.id,
+                consent_states.c.contact_id == contact.id,
+                consent_states.c.channel == intent.channel.value,
+                consent_states.c.topic_id.in_([intent.topic_id, intent.umbrella_topic_id]),
+            )
+        )
+        consents = tuple(
+            ConsentFact(
+                topic_id=r.topic_id,
+                point_key=bytes(r.point_key),
+                status=ConsentStatus(r.status),
+                basis=ConsentBasis(r.basis),
+                confirmed=r.confirmed,
+                event_id=r.event_id,
+                seq=r.seq,
+                expires_at=r.expires_at,
+            )
+            for r in rows
+        )
+        return RecipientFacts(
+            contact_id=base.contact_id,
+            tenant_status=base.tenant_status,
+            tenant_country=base.tenant_country,
+            point_key=point_key,
+            address_valid=base.address_valid,
+            country=base.country,
+            time_zone=base.time_zone,
+            adult_on=base.adult_on,
+            suppressions=tuple(
+                SuppressionFact(s.reason, s.scope, s.tenant_id is None) for s in found
+            ),
+            consents=consents,
+            dnc_listed=intent.channel in PHONE_CHANNELS and self._dnc.listed(point_key),
+            last_inbound_at=base.last_inbound_at,
+        )
+
+    # -- a whole audience, set-based -----------------------------------------------------------
+
+    def eligibility(
+        self,
+        tenant: Tenant,
+        intent: Intent,
+        now: datetime,
+        contact_ids: Sequence[uuid.UUID] | None = None,
+    ) -> Iterator[EligibilityRow]:
+        """Every contact's decision, streamed from one query."""
+        query = eligibility_select(self._conn, tenant, intent, now, contact_ids)
+        result = self._conn.execution_options(yield_per=5000).execute(query)
+        for row in result:
+            reasons = tuple(row.reasons.split(",")[:-1]) if row.reasons else ()
+            yield EligibilityRow(
+                contact_id=row.contact_id,
+                decision=Decision(
+                    Verdict(row.verdict), reasons, row.consent_event_id, row.defer_until
+                ),
+            )
+
+    def eligibility_summary(
+        self, tenant: Tenant, intent: Intent, now: datetime
+    ) -> EligibilitySummary:
+        """Counts by primary reason ("ALLOW" for allowed), computed in the database."""
+        decided = eligibility_select(self._conn, tenant, intent, now).subquery()
+        if self._conn.dialect.name == "postgresql":
+            first = func.split_part(decided.c.reasons, ",", 1)
+        else:
+            first = func.substr(decided.c.reasons, 1, func.instr(decided.c.reasons, ",") - 1)
+        primary = case((decided.c.reasons == "", literal("ALLOW")), else_=first).label("primary")
+        rows = self._conn.execute(select(primary, func.count()).group_by(primary)).all()
+        by_reason = {str(r[0]): int(r[1]) for r in rows}
+        total = sum(by_reason.values())
+        return EligibilitySummary(
+            total=total, eligible=by_reason.get("ALLOW", 0), by_reason=by_reason
+        )
+
+
+def _countries_where(predicate: Any) -> tuple[bool, frozenset[str]]:
+    """(negate, countries) such that "country IN countries" (or NOT IN, when negate) selects the
+    countries whose pack satisfies ``predicate``."""
+    allowed = {code for code, pack in PACKS.items() if predicate(pack)}
+    if PACKS["DEFAULT"].code in allowed:
+        excluded: set[str] = set()
+        for code, countries in _PACK_COUNTRIES.items():
+            if code not in allowed:
+                excluded |= countries
+        return True, frozenset(excluded)
+    included: set[str] = set()
+    for code in allowed:
+        included |= _PACK_COUNTRIES[code]
+    return False, frozenset(included)
+
+
+def _country_in(country: ColumnElement[Any], predicate: Any) -> ColumnElement[bool]:
+    negate, countries = _countries_where(predicate)
+    if not countries:
+        return literal(negate)
+    test = country.in_(sorted(countries))
+    return ~test if negate else test
+
+
+def _quiet_lookup(conn: Connection, tenant: Tenant, intent: Intent, now: datetime) -> Any | None:
+    """A small derived table (country, time_zone, quiet_until) for the pairs that are quiet now."""
+
+    def has_windows(pack: RulePack) -> bool:
+        return any(
+            intent.channel in w.channels and intent.category in w.categories
+            for w in pack.quiet_hours
+        )
+
+    if not any(has_windows(p) for p in PACKS.values()):
+        return None
+    pairs = conn.execute(
+        select(func.coalesce(contacts.c.country, ""), func.coalesce(contacts.c.time_zone, ""))
+        .where(contacts.c.tenant_id == tenant.id)
+        .distinct()
+    ).all()
+    selects = []
+    for country, zone in pairs:
+        until = quiet_until(
+            pack_for(country or None, tenant.country),
+            intent.channel,
+            intent.category,
+            zone or None,
+            now,
+        )
+        if until is not None:
+            selects.append(
+                select(
+                    literal(country, String).label("country"),
+                    literal(zone, String).label("time_zone"),
+                    literal(until, UTCDateTime()).label("quiet_until"),
+                )
+            )
+    if not selects:
+        return None
+    return (selects[0] if len(selects) == 1 else union_all(*selects)).subquery("quiet")
+
+
+def _suppression_rank_case() -> ColumnElement[int]:
+    return case(
+        {reason.value: rank for reason, rank in REASON_RANK.items()},
+        value=suppressions.c.reason,
+    )
+
+
+def _suppression_reason(tenant: Tenant, intent: Intent) -> tuple[Any, ColumnElement[str]]:
+    """The weightiest active suppression covering the category, tenant or platform-wide."""
+    supp_query = select(
+        suppressions.c.point_key, func.min(_suppression_rank_case()).label("rank")
+    ).where(
+        suppressions.c.channel == intent.channel.value,
+        suppressions.c.lifted_at.is_(None),
+        or_(suppressions.c.tenant_id == tenant.id, suppressions.c.tenant_id.is_(None)),
+    )
+    if intent.category is not Category.MARKETING:
+        supp_query = supp_query.where(suppressions.c.scope == "all")
+    supp = supp_query.group_by(suppressions.c.point_key).subquery("supp")
+    reason = case(
+        {rank: reason_code(r) + "," for rank, r in enumerate(REASON_PRIORITY)},
+        value=supp.c.rank,
+        else_="",
+    )
+    return supp, reason
+
+
+def _consent_reason(
+    intent: Intent, now: datetime, point: Any, country: ColumnElement[Any]
+) -> tuple[list[tuple[Any, ColumnElement[bool]]], ColumnElement[Any], ColumnElement[str]]:
+    """The consent rule: (state joins, authorising event id, reason)."""
+    channel = intent.channel
+    marketing = intent.category is Category.MARKETING
+    # The newest state on the topic or its umbrella, for the current address, governs.
+    ts = consent_states.alias("ts")
+    us = consent_states.alias("us")
+
+    def state_join(alias: Any, topic_id: uuid.UUID) -> ColumnElement[bool]:
+        return and_(
+            alias.c.contact_id == contacts.c.id,
+            alias.c.topic_id == topic_id,
+            alias.c.channel == channel.value,
+            alias.c.point_key == point,
+        )
+
+    use_u = and_(us.c.seq.is_not(None), or_(ts.c.seq.is_(None), us.c.seq > ts.c.seq))
+
+    def governing(name: str) -> ColumnElement[Any]:
+        return case((use_u, us.c[name]), else_=ts.c[name])
+
+    g_status, g_basis = governing("status"), governing("basis")
+    g_confirmed, g_expires, g_event = (
+        governing("confirmed"),
+        governing("expires_at"),
+        governing("event_id"),
+    )
+
+    express = [b.value for b in EXPRESS_BASES]
+    if channel is Channel.WHATSAPP:
+        basis_ok: ColumnElement[bool] = g_basis.in_(express)
+    elif not marketing:
+        basis_ok = literal(True)
+    else:
+        basis_ok = or_(
+            g_basis.in_(express),
+            and_(
+                g_basis == ConsentBasis.IMPLIED_RELATIONSHIP.value,
+                _country_in(country, lambda p: p.implied_allowed(channel)),
+            ),
+            and_(
+                g_basis == ConsentBasis.SOFT_OPT_IN.value,
+                _country_in(country, lambda p: p.soft_opt_in_allowed(channel)),
+            ),
+        )
+    active_whens: list[tuple[Any, str]] = [
+        (and_(g_expires.is_not(None), g_expires <= now), Reason.CONSENT_LAPSED + ","),
+        (~basis_ok, Reason.NO_CONSENT + ","),
+    ]
+    if intent.requires_confirmation:
+        active_whens.append((~g_confirmed, Reason.CONSENT_PENDING + ","))
+    consent_reason = case(
+        (g_status.is_(None), Reason.NO_CONSENT + ","),
+        (g_status == ConsentStatus.ACTIVE.value, case(*active_whens, else_="")),
+        (g_status == ConsentStatus.PENDING.value, Reason.CONSENT_PENDING + ","),
+        (g_status == ConsentStatus.WITHDRAWN.value, Reason.CONSENT_WITHDRAWN + ","),
+        (g_status == ConsentStatus.LAPSED.value, Reason.CONSENT_LAPSED + ","),
+        else_=Reason.CONSENT_VOID_REASSIGNED + ",",
+    )
+    if intent.whatsapp_free_form and channel is Channel.WHATSAPP:
+        window_open = and_(
+            contacts.c.whatsapp_last_inbound_at.is_not(None),
+            contacts.c.whatsapp_last_inbound_at > now - WHATSAPP_SERVICE_WINDOW,
+        )
+        consent_reason = case((window_open, ""), else_=Reason.OUTSIDE_SERVICE_WINDOW + ",")
+
+    joins = [
+        (ts, state_join(ts, intent.topic_id)),
+        (us, state_join(us, intent.umbrella_topic_id)),
+    ]
+    return joins, g_event, consent_reason
+
+
+def eligibility_select(
+    conn: Connection,
+    tenant: Tenant,
+    intent: Intent,
+    now: datetime,
+    contact_ids: Sequence[uuid.UUID] | None = None,
+) -> Select[Any]:
+    """The gate as one SELECT: contact_id, verdict, reasons, consent_event_id, defer_until."""
+    channel = intent.channel
+    marketing = intent.category is Category.MARKETING
+    c = contacts
+    point = key_column(channel)
+
+    prefix = ""
+    if tenant_blocks(tenant.status, intent.category):
+        prefix += Reason.TENANT_NOT_ACTIVE + ","
+    if not intent.content_compliant:
+        prefix += Reason.CONTENT_NOT_COMPLIANT + ","
+
+    supp, supp_reason = _suppression_reason(tenant, intent)
+
+    country = func.coalesce(c.c.country, tenant.country)
+    checks_dnc = marketing and channel in PHONE_CHANNELS
+    dnc = (
+        select(dnc_entries.c.point_key)
+        .where(dnc_entries.c.removed_at.is_(None))
+        .distinct()
+        .subquery("dnc")
+        if checks_dnc
+        else None
+    )
+    dnc_reason: ColumnElement[str] = (
+        case((dnc.c.point_key.is_not(None), Reason.DNC_REGISTERED + ","), else_="")
+        if dnc is not None
+        else literal("")
+    )
+    minor_reason: ColumnElement[str] = (
+        case(
+            (and_(c.c.adult_on.is_not(None), c.c.adult_on > now.date()), Reason.MINOR + ","),
+            else_="",
+        )
+        if marketing
+        else literal("")
+    )
+
+    state_joins, g_event, consent_reason = _consent_reason(intent, now, point, country)
+    free_form = intent.whatsapp_free_form and channel is Channel.WHATSAPP
+
+    if channel is Channel.SMS:
+        address = case(
+            (point.is_(None), Reason.ADDRESS_MISSING + ","),
+            (c.c.phone_type == PhoneType.FIXED_LINE.value, Reason.ADDRESS_INVALID + ","),
+        )
+    else:
+        address = case((point.is_(None), Reason.ADDRESS_MISSING + ","))
+    rest = supp_reason + dnc_reason + minor_reason + consent_reason
+    deny = (literal(prefix) + func.coalesce(address, rest)).label("deny")
+
+    quiet = _quiet_lookup(conn, tenant, intent, now)
+    quiet_until_col: ColumnElement[Any] = quiet.c.quiet_until if quiet is not None else null()
+
+    frm: Any = c.outerjoin(supp, supp.c.point_key == point)
+    if dnc is not None:
+        frm = frm.outerjoin(dnc, dnc.c.point_key == point)
+    if not free_form:
+        for alias, on in state_joins:
+            frm = frm.outerjoin(alias, on)
+    if quiet is not None:
+        frm = frm.outerjoin(
+            quiet,
+            and_(
+                quiet.c.country == func.coalesce(c.c.country, ""),
+                quiet.c.time_zone == func.coalesce(c.c.time_zone, ""),
+            ),
+        )
+    inner = (
+        select(
+            c.c.id.label("contact_id"),
+            deny,
+            (g_event if not free_form else null()).label("g_event"),
+            quiet_until_col.label("quiet_until"),
+        )
+        .select_from(frm)
+        .where(c.c.tenant_id == tenant.id)
+    )
+    if contact_ids is not None:
+        inner = inner.where(c.c.id.in_(list(contact_ids)))
+    d = inner.subquery("decided")
+    no_deny = d.c.deny == ""
+    return select(
+        d.c.contact_id,
+        case(
+            (~no_deny, Verdict.DENY.value),
+            (d.c.quiet_until.is_not(None), Verdict.DEFER.value),
+            else_=Verdict.ALLOW.value,
+        ).label("verdict"),
+        case(
+            (~no_deny, d.c.deny), (d.c.quiet_until.is_not(None), Reason.QUIET_HOURS + ","), else_=""
+        ).label("reasons"),
+        case((no_deny, d.c.g_event), else_=null()).label("consent_event_id"),
+        case((no_deny, d.c.quiet_until), else_=null()).label("defer_until"),
+    )

@@ -1,0 +1,274 @@
+"""The consent ledger (append-only, hash-chained per tenant) and its state projection."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from consentry.domain.chain import ChainLink, link_hash
+from consentry.domain.consent import (
+    ConsentAction,
+    ConsentBasis,
+    ConsentEvent,
+    ConsentMethod,
+    ConsentState,
+    ConsentStatus,
+    Evidence,
+    EvidenceDigests,
+    Relationship,
+    canonical_event,
+)
+from consentry.domain.errors import NotFound
+from consentry.domain.model import Channel
+from consentry.persistence.rows import FieldCrypto
+from consentry.persistence.tables import chain_heads, consent_events, consent_states
+from consentry.persistence.tenancy import CONSENT_CHAIN
+
+# Evidence attribute -> sealed column; the column name is also the encryption purpose.
+_PII = (
+    ("source", "source_enc"),
+    ("ip_address", "ip_enc"),
+    ("user_agent", "user_agent_enc"),
+    ("note", "note_enc"),
+)
+
+
+def _event(row: Any, evidence: Evidence) -> ConsentEvent:
+    return ConsentEvent(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        contact_id=row.contact_id,
+        point_key=bytes(row.point_key),
+        topic_id=row.topic_id,
+        channel=Channel(row.channel),
+        action=ConsentAction(row.action),
+        basis=ConsentBasis(row.basis),
+        evidence=evidence,
+        occurred_at=row.occurred_at,
+        recorded_at=row.recorded_at,
+        expires_at=row.expires_at,
+        seq=row.seq,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def _bare_evidence(row: Any) -> Evidence:
+    """Evidence without its personal data: what the chain covers besides the digests."""
+    return Evidence(
+        method=ConsentMethod(row.method),
+        policy_document_id=row.policy_document_id,
+        disclosure_hash=row.disclosure_hash,
+        actor=row.actor,
+        import_batch_id=row.import_batch_id,
+        inbound_message_id=row.inbound_message_id,
+        relationship=None if row.relationship is None else Relationship(row.relationship),
+    )
+
+
+class SqlConsentLedger:
+    def __init__(self, conn: Connection, crypto: FieldCrypto) -> None:
+        self._conn = conn
+        self._crypto = crypto
+
+    def append(self, event: ConsentEvent, digests: EvidenceDigests) -> ConsentEvent:
+        head_query = select(chain_heads.c.seq, chain_heads.c.hash).where(
+            chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == event.tenant_id
+        )
+        # FOR UPDATE serialises appends per tenant on PostgreSQL; SQLite writers already hold
+        # the database lock from BEGIN IMMEDIATE.
+        head = self._conn.execute(head_query.with_for_update()).one()
+        event = replace(event, seq=head.seq + 1, prev_hash=head.hash)
+        event = replace(event, hash=link_hash(event.prev_hash, canonical_event(event, digests)))
+        ev = event.evidence
+        tid = event.tenant_id
+        sealed = {
+            column: self._crypto.seal(tid, f"consent_events.{column}", getattr(ev, attr))
+            for attr, column in _PII
+        }
+        self._conn.execute(
+            insert(consent_events).values(
+                id=event.id,
+                tenant_id=tid,
+                seq=event.seq,
+                contact_id=event.contact_id,
+                point_key=event.point_key,
+                topic_id=event.topic_id,
+                channel=event.channel.value,
+                action=event.action.value,
+                basis=event.basis.value,
+                method=ev.method.value,
+                source_digest=digests.source,
+                ip_digest=digests.ip_address,
+                user_agent_digest=digests.user_agent,
+                note_digest=digests.note,
+                policy_document_id=ev.policy_document_id,
+                disclosure_hash=ev.disclosure_hash,
+                actor=ev.actor,
+                import_batch_id=ev.import_batch_id,
+                inbound_message_id=ev.inbound_message_id,
+                relationship=None if ev.relationship is None else ev.relationship.value,
+                occurred_at=event.occurred_at,
+                recorded_at=event.recorded_at,
+                expires_at=event.expires_at,
+                prev_hash=event.prev_hash,
+                hash=event.hash,
+                **sealed,
+            )
+        )
+        self._conn.execute(
+            update(chain_heads)
+            .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tid)
+            .values(seq=event.seq, hash=event.hash)
+        )
+        return event
+
+    def _full(self, row: Any) -> ConsentEvent:
+        tid = row.tenant_id
+        def open_(column: str) -> str | None:
+            return self._crypto.open(tid, f"consent_events.{column}", getattr(row, column))
+
+        evidence = replace(
+            _bare_evidence(row),
+            source=open_("source_enc"),
+            ip_address=open_("ip_enc"),
+            user_agent=open_("user_agent_enc"),
+            note=open_("note_enc"),
+        )
+        return _event(row, evidence)
+
+    def history(self, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> list[ConsentEvent]:
+        rows = self._conn.execute(
+            select(consent_events)
+            .where(
+                consent_events.c.tenant_id == tenant_id, consent_events.c.contact_id == contact_id
+            )
+            .order_by(consent_events.c.seq)
+        )
+        return [self._full(r) for r in rows]
+
+    def get(self, tenant_id: uuid.UUID, event_id: uuid.UUID) -> ConsentEvent:
+        row = self._conn.execute(
+            select(consent_events).where(
+                consent_events.c.tenant_id == tenant_id, consent_events.c.id == event_id
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"consent event {event_id} not found")
+        return self._full(row)
+
+    def links(self, tenant_id: uuid.UUID) -> Iterator[ChainLink]:
+        """Every event of the tenant as a chain link, recomputed from stored columns only."""
+        result = self._conn.execution_options(yield_per=2000).execute(
+            select(consent_events)
+            .where(consent_events.c.tenant_id == tenant_id)
+            .order_by(consent_events.c.seq)
+        )
+        for row in result:
+            event = _event(row, _bare_evidence(row))
+            digests = EvidenceDigests(
+                source=row.source_digest,
+                ip_address=row.ip_digest,
+                user_agent=row.user_agent_digest,
+                note=row.note_digest,
+            )
+            yield ChainLink(
+                seq=row.seq,
+                record_id=str(row.id),
+                prev_hash=row.prev_hash,
+                hash=row.hash,
+                fields=canonical_event(event, digests),
+            )
+
+    def head(self, tenant_id: uuid.UUID) -> tuple[int, str]:
+        row = self._conn.execute(
+            select(chain_heads.c.seq, chain_heads.c.hash).where(
+                chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tenant_id
+            )
+        ).one()
+        return int(row.seq), str(row.hash)
+
+    def tenants_with_events(self) -> list[uuid.UUID]:
+        rows = self._conn.execute(
+            select(chain_heads.c.tenant_id).where(chain_heads.c.chain == CONSENT_CHAIN)
+        )
+        return [r.tenant_id for r in rows]
+
+
+def _state(row: Any) -> ConsentState:
+    return ConsentState(
+        tenant_id=row.tenant_id,
+        contact_id=row.contact_id,
+        topic_id=row.topic_id,
+        channel=Channel(row.channel),
+        point_key=bytes(row.point_key),
+        status=ConsentStatus(row.status),
+        basis=ConsentBasis(row.basis),
+        confirmed=row.confirmed,
+        event_id=row.event_id,
+        seq=row.seq,
+        updated_at=row.updated_at,
+        granted_at=row.granted_at,
+        expires_at=row.expires_at,
+    )
+
+
+class SqlConsentStates:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def get(
+        self, tenant_id: uuid.UUID, contact_id: uuid.UUID, topic_id: uuid.UUID, channel: Channel
+    ) -> ConsentState | None:
+        row = self._conn.execute(
+            select(consent_states).where(
+                consent_states.c.tenant_id == tenant_id,
+                consent_states.c.contact_id == contact_id,
+                consent_states.c.topic_id == topic_id,
+                consent_states.c.channel == channel.value,
+            )
+        ).one_or_none()
+        return None if row is None else _state(row)
+
+    def put(self, state: ConsentState) -> None:
+        values = {
+            "tenant_id": state.tenant_id,
+            "point_key": state.point_key,
+            "status": state.status.value,
+            "basis": state.basis.value,
+            "confirmed": state.confirmed,
+            "event_id": state.event_id,
+            "seq": state.seq,
+            "granted_at": state.granted_at,
+            "expires_at": state.expires_at,
+            "updated_at": state.updated_at,
+        }
+        key = (
+            (consent_states.c.contact_id == state.contact_id)
+            & (consent_states.c.topic_id == state.topic_id)
+            & (consent_states.c.channel == state.channel.value)
+        )
+        result = self._conn.execute(update(consent_states).where(key).values(**values))
+        if result.rowcount == 0:
+            self._conn.execute(
+                insert(consent_states).values(
+                    contact_id=state.contact_id,
+                    topic_id=state.topic_id,
+                    channel=state.channel.value,
+                    **values,
+                )
+            )
+
+    def for_contact(self, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> list[ConsentState]:
+        rows = self._conn.execute(
+            select(consent_states)
+            .where(
+                consent_states.c.tenant_id == tenant_id, consent_states.c.contact_id == contact_id
+            )
+            .order_by(consent_states.c.channel, consent_states.c.seq)
+        )
+        return [_state(r) for r in rows]

@@ -1,0 +1,243 @@
+"""SQLAlchemy Core tables on one MetaData. Domain objects never become ORM objects.
+
+Personal data lives only in ``*_enc`` columns (AES-GCM under the tenant's data key); equality
+lookups use ``*_key`` blind indexes; hash chains use ``*_digest`` keyed digests.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+
+from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentMethod, ConsentStatus
+from consentry.domain.model import Category, Channel, PolicyKind, PolicyStatus, TenantStatus
+from consentry.domain.suppression import SuppressionReason, SuppressionScope
+from consentry.persistence.types import UTCDateTime
+
+# Named constraints let Alembic's batch mode rebuild SQLite tables reliably.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _one_of(column: str, values: type[StrEnum]) -> CheckConstraint:
+    allowed = ", ".join(f"'{v.value}'" for v in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_valid")
+
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("slug", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("legal_name", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("contact_email", String(320)),
+    Column("contact_phone", String(32)),
+    Column("postal_address", Text),
+    Column("website", String(500)),
+    Column("country", String(2), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("data_key", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    _one_of("status", TenantStatus),
+)
+
+topics = Table(
+    "topics",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("category", String(16), nullable=False),
+    Column("requires_double_opt_in", Boolean, nullable=False, default=False),
+    Column("umbrella", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "key", name="uq_topics_tenant_key"),
+    _one_of("category", Category),
+)
+
+policy_documents = Table(
+    "policy_documents",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("locale", String(16), nullable=False),
+    Column("content_hash", String(80), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("published_at", UTCDateTime),
+    UniqueConstraint("tenant_id", "kind", "locale", "version", name="uq_policy_documents_version"),
+    _one_of("kind", PolicyKind),
+    _one_of("status", PolicyStatus),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("external_ref", String(200)),
+    Column("name_enc", LargeBinary),
+    Column("email_enc", LargeBinary),
+    Column("email_key", LargeBinary(16)),
+    Column("phone_enc", LargeBinary),
+    Column("phone_key", LargeBinary(16)),
+    Column("phone_type", String(32)),
+    Column("whatsapp_enc", LargeBinary),
+    Column("whatsapp_key", LargeBinary(16)),
+    Column("postal_enc", LargeBinary),
+    Column("postal_key", LargeBinary(16)),
+    Column("country", String(2)),
+    Column("time_zone", String(64)),
+    Column("locale", String(16)),
+    Column("dob_enc", LargeBinary),
+    # The day the person reaches the age threshold, rounded up to a month: the gate reads it
+    # without decrypting the date of birth.
+    Column("adult_on", Date),
+    Column("age_attested", Boolean, nullable=False, default=False),
+    Column("whatsapp_last_inbound_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("erased_at", UTCDateTime),
+    UniqueConstraint("tenant_id", "email_key", name="uq_contacts_tenant_email"),
+    Index("ix_contacts_tenant_phone", "tenant_id", "phone_key"),
+    Index("ix_contacts_tenant_whatsapp", "tenant_id", "whatsapp_key"),
+    Index("ix_contacts_tenant_jurisdiction", "tenant_id", "country", "time_zone"),
+)
+
+consent_events = Table(
+    "consent_events",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("contact_id", Uuid, ForeignKey("contacts.id"), nullable=False),
+    Column("point_key", LargeBinary(16), nullable=False),
+    Column("topic_id", Uuid, ForeignKey("topics.id"), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("basis", String(32), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("source_enc", LargeBinary),
+    Column("source_digest", String(64)),
+    Column("ip_enc", LargeBinary),
+    Column("ip_digest", String(64)),
+    Column("user_agent_enc", LargeBinary),
+    Column("user_agent_digest", String(64)),
+    Column("note_enc", LargeBinary),
+    Column("note_digest", String(64)),
+    Column("policy_document_id", Uuid, ForeignKey("policy_documents.id")),
+    Column("disclosure_hash", String(80)),
+    Column("actor", String(200)),
+    Column("import_batch_id", Uuid),
+    Column("inbound_message_id", String(200)),
+    Column("relationship", String(16)),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("tenant_id", "seq", name="uq_consent_events_tenant_seq"),
+    Index("ix_consent_events_contact", "tenant_id", "contact_id"),
+    _one_of("channel", Channel),
+    _one_of("action", ConsentAction),
+    _one_of("basis", ConsentBasis),
+    _one_of("method", ConsentMethod),
+)
+
+# The head of each tenant's hash chain; updating it serialises appends per tenant.
+chain_heads = Table(
+    "chain_heads",
+    metadata,
+    Column("chain", String(32), primary_key=True),
+    Column("tenant_id", Uuid, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+consent_states = Table(
+    "consent_states",
+    metadata,
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("topic_id", Uuid, ForeignKey("topics.id"), primary_key=True),
+    Column("channel", String(16), primary_key=True),
+    Column("contact_id", Uuid, ForeignKey("contacts.id"), primary_key=True),
+    Column("point_key", LargeBinary(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("basis", String(32), nullable=False),
+    Column("confirmed", Boolean, nullable=False),
+    Column("event_id", Uuid, ForeignKey("consent_events.id"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("granted_at", UTCDateTime),
+    Column("expires_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_consent_states_contact", "tenant_id", "contact_id"),
+    _one_of("status", ConsentStatus),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id")),  # NULL: platform-wide
+    Column("point_key", LargeBinary(16), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("source", String(200)),
+    Column("note", Text),
+    Column("actor", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("lifted_at", UTCDateTime),
+    Column("lifted_by", String(200)),
+    Index("ix_suppressions_point", "point_key", "channel"),
+    Index("ix_suppressions_tenant", "tenant_id", "created_at"),
+    _one_of("channel", Channel),
+    _one_of("scope", SuppressionScope),
+    _one_of("reason", SuppressionReason),
+)
+
+# Do-not-contact registries (national do-not-call lists), platform-wide, by blind index.
+dnc_entries = Table(
+    "dnc_entries",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("registry", String(64), nullable=False),
+    Column("point_key", LargeBinary(16), nullable=False),
+    Column("listed_at", UTCDateTime, nullable=False),
+    Column("removed_at", UTCDateTime),
+    UniqueConstraint("registry", "point_key", name="uq_dnc_entries_registry_point"),
+    Index("ix_dnc_entries_point", "point_key"),
+)

@@ -1,0 +1,255 @@
+"""Repositories for tenants, topics and policy documents."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from consentry.domain.chain import GENESIS
+from consentry.domain.errors import (
+    AlreadyExists,
+    PolicyDocumentImmutable,
+    PolicyDocumentNotFound,
+    TenantNotFound,
+    TopicNotFound,
+)
+from consentry.domain.model import (
+    BusinessProfile,
+    Category,
+    PolicyDocument,
+    PolicyKind,
+    PolicyStatus,
+    Tenant,
+    TenantStatus,
+    Topic,
+)
+from consentry.persistence.tables import chain_heads, policy_documents, tenants, topics
+
+CONSENT_CHAIN = "consent"
+
+
+def _tenant(row: Any) -> Tenant:
+    return Tenant(
+        id=row.id,
+        slug=row.slug,
+        name=row.name,
+        profile=BusinessProfile(
+            legal_name=row.legal_name,
+            country=row.country,
+            description=row.description,
+            contact_email=row.contact_email,
+            contact_phone=row.contact_phone,
+            postal_address=row.postal_address,
+            website=row.website,
+        ),
+        status=TenantStatus(row.status),
+        created_at=row.created_at,
+    )
+
+
+class SqlTenantRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, tenant: Tenant, wrapped_key: bytes) -> None:
+        p = tenant.profile
+        try:
+            with self._conn.begin_nested():
+                self._conn.execute(
+                    insert(tenants).values(
+                        id=tenant.id,
+                        slug=tenant.slug,
+                        name=tenant.name,
+                        legal_name=p.legal_name,
+                        description=p.description,
+                        contact_email=p.contact_email,
+                        contact_phone=p.contact_phone,
+                        postal_address=p.postal_address,
+                        website=p.website,
+                        country=p.country,
+                        status=tenant.status.value,
+                        data_key=wrapped_key,
+                        created_at=tenant.created_at,
+                        updated_at=tenant.created_at,
+                    )
+                )
+        except IntegrityError as exc:
+            raise AlreadyExists(f"a tenant with slug {tenant.slug!r} exists", field="slug") from exc
+        # The chain head exists from the start so that appends only ever update it.
+        self._conn.execute(
+            insert(chain_heads).values(
+                chain=CONSENT_CHAIN, tenant_id=tenant.id, seq=0, hash=GENESIS
+            )
+        )
+
+    def get(self, tenant_id: uuid.UUID) -> Tenant:
+        row = self._conn.execute(select(tenants).where(tenants.c.id == tenant_id)).one_or_none()
+        if row is None:
+            raise TenantNotFound(f"tenant {tenant_id} not found")
+        return _tenant(row)
+
+    def by_slug(self, slug: str) -> Tenant:
+        row = self._conn.execute(select(tenants).where(tenants.c.slug == slug)).one_or_none()
+        if row is None:
+            raise TenantNotFound(f"tenant {slug!r} not found", field="tenant")
+        return _tenant(row)
+
+    def list(self) -> list[Tenant]:
+        return [_tenant(r) for r in self._conn.execute(select(tenants).order_by(tenants.c.slug))]
+
+    def wrapped_key(self, tenant_id: uuid.UUID) -> bytes:
+        key = self._conn.execute(
+            select(tenants.c.data_key).where(tenants.c.id == tenant_id)
+        ).scalar_one_or_none()
+        if key is None:
+            raise TenantNotFound(f"tenant {tenant_id} not found")
+        return bytes(key)
+
+    def set_status(self, tenant_id: uuid.UUID, status: str, at: datetime) -> None:
+        self._conn.execute(
+            update(tenants).where(tenants.c.id == tenant_id).values(status=status, updated_at=at)
+        )
+
+
+def _topic(row: Any) -> Topic:
+    return Topic(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        key=row.key,
+        name=row.name,
+        category=Category(row.category),
+        requires_double_opt_in=row.requires_double_opt_in,
+        description=row.description,
+        umbrella=row.umbrella,
+        created_at=row.created_at,
+    )
+
+
+class SqlTopicRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, topic: Topic) -> None:
+        try:
+            with self._conn.begin_nested():
+                self._conn.execute(
+                    insert(topics).values(
+                        id=topic.id,
+                        tenant_id=topic.tenant_id,
+                        key=topic.key,
+                        name=topic.name,
+                        description=topic.description,
+                        category=topic.category.value,
+                        requires_double_opt_in=topic.requires_double_opt_in,
+                        umbrella=topic.umbrella,
+                        created_at=topic.created_at,
+                    )
+                )
+        except IntegrityError as exc:
+            raise AlreadyExists(f"topic {topic.key!r} exists", field="key") from exc
+
+    def get(self, tenant_id: uuid.UUID, topic_id: uuid.UUID) -> Topic:
+        row = self._conn.execute(
+            select(topics).where(topics.c.tenant_id == tenant_id, topics.c.id == topic_id)
+        ).one_or_none()
+        if row is None:
+            raise TopicNotFound(f"topic {topic_id} not found", field="topic")
+        return _topic(row)
+
+    def by_key(self, tenant_id: uuid.UUID, key: str) -> Topic:
+        row = self._conn.execute(
+            select(topics).where(topics.c.tenant_id == tenant_id, topics.c.key == key)
+        ).one_or_none()
+        if row is None:
+            raise TopicNotFound(f"topic {key!r} not found", field="topic")
+        return _topic(row)
+
+    def list(self, tenant_id: uuid.UUID) -> list[Topic]:
+        rows = self._conn.execute(
+            select(topics)
+            .where(topics.c.tenant_id == tenant_id)
+            .order_by(topics.c.umbrella.desc(), topics.c.key)
+        )
+        return [_topic(r) for r in rows]
+
+
+def _policy(row: Any) -> PolicyDocument:
+    return PolicyDocument(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        kind=PolicyKind(row.kind),
+        version=row.version,
+        title=row.title,
+        body=row.body,
+        locale=row.locale,
+        content_hash=row.content_hash,
+        status=PolicyStatus(row.status),
+        created_at=row.created_at,
+        published_at=row.published_at,
+    )
+
+
+class SqlPolicyRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, document: PolicyDocument) -> None:
+        try:
+            with self._conn.begin_nested():
+                self._conn.execute(
+                    insert(policy_documents).values(
+                        id=document.id,
+                        tenant_id=document.tenant_id,
+                        kind=document.kind.value,
+                        version=document.version,
+                        title=document.title,
+                        body=document.body,
+                        locale=document.locale,
+                        content_hash=document.content_hash,
+                        status=document.status.value,
+                        created_at=document.created_at,
+                        published_at=document.published_at,
+                    )
+                )
+        except IntegrityError as exc:
+            raise AlreadyExists("that policy document version exists", field="version") from exc
+
+    def get(self, tenant_id: uuid.UUID, document_id: uuid.UUID) -> PolicyDocument:
+        row = self._conn.execute(
+            select(policy_documents).where(
+                policy_documents.c.tenant_id == tenant_id, policy_documents.c.id == document_id
+            )
+        ).one_or_none()
+        if row is None:
+            raise PolicyDocumentNotFound(f"policy document {document_id} not found")
+        return _policy(row)
+
+    def latest_version(self, tenant_id: uuid.UUID, kind: PolicyKind) -> int:
+        value = self._conn.execute(
+            select(func.max(policy_documents.c.version)).where(
+                policy_documents.c.tenant_id == tenant_id, policy_documents.c.kind == kind.value
+            )
+        ).scalar_one()
+        return int(value or 0)
+
+    def list(self, tenant_id: uuid.UUID, kind: PolicyKind | None = None) -> list[PolicyDocument]:
+        query = select(policy_documents).where(policy_documents.c.tenant_id == tenant_id)
+        if kind is not None:
+            query = query.where(policy_documents.c.kind == kind.value)
+        query = query.order_by(policy_documents.c.kind, policy_documents.c.version)
+        return [_policy(r) for r in self._conn.execute(query)]
+
+    def publish(self, tenant_id: uuid.UUID, document_id: uuid.UUID, at: datetime) -> PolicyDocument:
+        document = self.get(tenant_id, document_id)
+        if document.status is PolicyStatus.PUBLISHED:
+            raise PolicyDocumentImmutable(f"version {document.version} is already published")
+        self._conn.execute(
+            update(policy_documents)
+            .where(policy_documents.c.id == document_id)
+            .values(status=PolicyStatus.PUBLISHED.value, published_at=at)
+        )
+        return self.get(tenant_id, document_id)

@@ -1,0 +1,90 @@
+"""The unit of work: one connection, one transaction, the repositories bound to it."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Connection, Engine, RootTransaction
+
+from consentry.persistence.contacts import SqlContactRepository
+from consentry.persistence.eligibility import SqlGateQueries
+from consentry.persistence.engine import READ_ONLY
+from consentry.persistence.ledger import SqlConsentLedger, SqlConsentStates
+from consentry.persistence.rows import FieldCrypto
+from consentry.persistence.suppressions import SqlDncRegistry, SqlSuppressionRepository
+from consentry.persistence.tenancy import (
+    SqlPolicyRepository,
+    SqlTenantRepository,
+    SqlTopicRepository,
+)
+from consentry.services.ports import KeyRing
+
+
+class SqlUnitOfWork:
+    """``with uow:`` opens a transaction; ``commit()`` ends it; anything else rolls it back."""
+
+    tenants: SqlTenantRepository
+    topics: SqlTopicRepository
+    contacts: SqlContactRepository
+    policies: SqlPolicyRepository
+    ledger: SqlConsentLedger
+    consent_states: SqlConsentStates
+    suppressions: SqlSuppressionRepository
+    dnc: SqlDncRegistry
+    gate: SqlGateQueries
+
+    def __init__(self, engine: Engine, keys: KeyRing, *, read_only: bool = False) -> None:
+        self._engine = engine
+        self.keys = keys
+        self._read_only = read_only
+        self._conn: Connection | None = None
+        self._tx: RootTransaction | None = None
+
+    @property
+    def connection(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("unit of work used outside its 'with' block")
+        return self._conn
+
+    def __enter__(self) -> Self:
+        conn = self._engine.connect()
+        if self._read_only:
+            conn = conn.execution_options(**{READ_ONLY: True})
+        self._conn = conn
+        self._tx = conn.begin()
+        crypto = FieldCrypto(conn, self.keys)
+        self.tenants = SqlTenantRepository(conn)
+        self.topics = SqlTopicRepository(conn)
+        self.contacts = SqlContactRepository(conn, self.keys, crypto)
+        self.policies = SqlPolicyRepository(conn)
+        self.ledger = SqlConsentLedger(conn, crypto)
+        self.consent_states = SqlConsentStates(conn)
+        self.suppressions = SqlSuppressionRepository(conn)
+        self.dnc = SqlDncRegistry(conn)
+        self.gate = SqlGateQueries(conn, self.contacts, self.suppressions, self.dnc)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._tx is not None and self._tx.is_active:
+                self._tx.rollback()
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+            self._tx = None
+
+    def commit(self) -> None:
+        if self._tx is None:
+            raise RuntimeError("nothing to commit")
+        self._tx.commit()
+
+    def rollback(self) -> None:
+        if self._tx is not None and self._tx.is_active:
+            self._tx.rollback()
