@@ -13,6 +13,7 @@ Hierarchy::
     │   ├── UnknownValue              INVALID_VALUE
     │   ├── EvidenceIncomplete        EVIDENCE_INCOMPLETE
     │   ├── DisclosureMismatch        DISCLOSURE_MISMATCH
+    │   ├── AddressMissing            ADDRESS_MISSING
     │   └── ConsentForMinor           CONSENT_MINOR
     ├── NotFound                      (the object does not exist in the caller's tenant)
     │   ├── TenantNotFound            TENANT_NOT_FOUND
@@ -137,3 +138,7 @@ class LedgerTampered(IntegrityFailure):
 
 class KeyUnavailable(IntegrityFailure):
     code = "KEY_UNAVAILABLE"
+
+
+class AddressMissing(InvalidInput):
+    code = "ADDRESS_MISSING"

@@ -129,6 +129,7 @@ class SqlConsentLedger:
 
     def _full(self, row: Any) -> ConsentEvent:
         tid = row.tenant_id
+
         def open_(column: str) -> str | None:
             return self._crypto.open(tid, f"consent_events.{column}", getattr(row, column))
 

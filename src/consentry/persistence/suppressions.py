@@ -32,7 +32,10 @@ def _suppression(row: Any) -> Suppression:
     )
 
 
-def _visible_to(tenant_id: uuid.UUID) -> Any:
+def _visible_to(tenant_id: uuid.UUID | None) -> Any:
+    """A tenant sees its own and platform-wide suppressions; None means platform-wide only."""
+    if tenant_id is None:
+        return suppressions.c.tenant_id.is_(None)
     return or_(suppressions.c.tenant_id == tenant_id, suppressions.c.tenant_id.is_(None))
 
 
@@ -57,7 +60,7 @@ class SqlSuppressionRepository:
         )
 
     def active_for(
-        self, tenant_id: uuid.UUID, point_key: bytes, channel: Channel
+        self, tenant_id: uuid.UUID | None, point_key: bytes, channel: Channel
     ) -> list[Suppression]:
         rows = self._conn.execute(
             select(suppressions).where(

@@ -53,17 +53,6 @@ def normalize_email(raw: str) -> str:
     return result.normalized
 
 
-def email_index_value(normalized: str) -> str:
-    """The key a normalised email address is indexed and de-duplicated by: the whole address
-    lower-cased.
-
-    RFC 5321 lets a server treat local parts case-sensitively, but every major mailbox provider
-    treats them case-insensitively, and people type them in any case; treating ``Alice@`` and
-    ``alice@`` as two contacts would let a consent or an opt-out miss the person it belongs to.
-    """
-    return normalized.lower()
-
-
 def normalize_phone(
     raw: str, default_region: str | None, *, field: str = "phone"
 ) -> tuple[str, PhoneType]:
@@ -108,11 +97,6 @@ def validate_time_zone(raw: str | None) -> str | None:
 def normalize_postal(raw: str) -> str:
     """A postal address with runs of whitespace (line breaks included) collapsed to one space."""
     return " ".join(raw.split())
-
-
-def postal_index_value(normalized: str) -> str:
-    """The key a normalised postal address is indexed by: case-folded."""
-    return normalized.casefold()
 
 
 @functools.cache

@@ -5,16 +5,23 @@ from hypothesis import given, reject
 from hypothesis import strategies as st
 
 from consentry.domain.errors import InvalidCountry, InvalidEmail, InvalidPhone, InvalidTimeZone
-from consentry.domain.model import PhoneType
+from consentry.domain.model import PhoneType, PointKind, point_index_value
 from consentry.services.addresses import (
-    email_index_value,
     normalize_country,
     normalize_email,
     normalize_phone,
     normalize_postal,
-    postal_index_value,
     validate_time_zone,
 )
+
+
+def email_key(value: str) -> str:
+    return point_index_value(PointKind.EMAIL, value)
+
+
+def postal_key(value: str) -> str:
+    return point_index_value(PointKind.POSTAL, value)
+
 
 # --- email ---------------------------------------------------------------------------------
 
@@ -22,11 +29,11 @@ from consentry.services.addresses import (
 def test_email_domain_is_lower_cased_and_local_part_kept() -> None:
     normalized = normalize_email("  Alice@Example.COM \n")
     assert normalized == "Alice@example.com"
-    assert email_index_value(normalized) == "alice@example.com"
+    assert email_key(normalized) == "alice@example.com"
 
 
 def test_email_index_treats_local_part_case_insensitively() -> None:
-    assert email_index_value(normalize_email("ALICE@example.com")) == email_index_value(
+    assert point_index_value(PointKind.EMAIL, normalize_email("ALICE@example.com")) == email_key(
         normalize_email("alice@EXAMPLE.com")
     )
 
@@ -78,7 +85,7 @@ def test_normalize_email_is_idempotent(raw: str) -> None:
     except InvalidEmail:
         reject()
     assert normalize_email(once) == once
-    assert email_index_value(normalize_email(email_index_value(once))) == email_index_value(once)
+    assert point_index_value(PointKind.EMAIL, normalize_email(email_key(once))) == email_key(once)
 
 
 # --- phone ---------------------------------------------------------------------------------
@@ -173,8 +180,8 @@ def test_invalid_time_zones(raw: str) -> None:
 def test_postal_whitespace_is_collapsed() -> None:
     normalized = normalize_postal("  12 High  Street\n\tLondon   SW1A 1AA ")
     assert normalized == "12 High Street London SW1A 1AA"
-    assert postal_index_value(normalized) == "12 high street london sw1a 1aa"
+    assert postal_key(normalized) == "12 high street london sw1a 1aa"
 
 
 def test_postal_index_case_folds() -> None:
-    assert postal_index_value("Straße 1") == postal_index_value("STRASSE 1")
+    assert postal_key("Straße 1") == point_index_value(PointKind.POSTAL, "STRASSE 1")

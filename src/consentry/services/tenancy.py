@@ -1,0 +1,166 @@
+"""Use cases for tenants, topics and policy documents."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+
+from consentry.domain.errors import UnknownValue
+from consentry.domain.ids import new_id
+from consentry.domain.model import (
+    ALL_MARKETING_KEY,
+    ALL_SERVICE_KEY,
+    BusinessProfile,
+    Category,
+    PolicyDocument,
+    PolicyKind,
+    PolicyStatus,
+    Tenant,
+    TenantStatus,
+    Topic,
+    content_hash,
+)
+from consentry.services.addresses import normalize_country
+from consentry.services.clock import utcnow
+from consentry.services.ports import UnitOfWork
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+def _slug(value: str, field: str) -> str:
+    if not _SLUG.match(value):
+        raise UnknownValue(
+            f"{field} must be 2-63 lower-case letters, digits or dashes", field=field
+        )
+    return value
+
+
+def create_tenant(
+    uow: UnitOfWork,
+    *,
+    slug: str,
+    name: str,
+    profile: BusinessProfile,
+    now: datetime | None = None,
+) -> Tenant:
+    """Create a tenant with its data key and its two umbrella topics; commits."""
+    now = now or utcnow()
+    country = normalize_country(profile.country)
+    if country is None:
+        raise UnknownValue("the business profile needs a country", field="country")
+    if not name.strip() or not profile.legal_name.strip():
+        raise UnknownValue("name and legal name are required", field="legal_name")
+    tenant = Tenant(
+        id=new_id(),
+        slug=_slug(slug, "slug"),
+        name=name.strip(),
+        profile=BusinessProfile(
+            legal_name=profile.legal_name.strip(),
+            country=country,
+            description=profile.description,
+            contact_email=profile.contact_email,
+            contact_phone=profile.contact_phone,
+            postal_address=profile.postal_address,
+            website=profile.website,
+        ),
+        status=TenantStatus.ACTIVE,
+        created_at=now,
+    )
+    with uow:
+        uow.tenants.add(tenant, uow.keys.new_wrapped_data_key(tenant.id))
+        for key, label, category in (
+            (ALL_MARKETING_KEY, "All marketing", Category.MARKETING),
+            (ALL_SERVICE_KEY, "All service messages", Category.SERVICE),
+        ):
+            uow.topics.add(
+                Topic(
+                    id=new_id(),
+                    tenant_id=tenant.id,
+                    key=key,
+                    name=label,
+                    category=category,
+                    umbrella=True,
+                    created_at=now,
+                )
+            )
+        uow.commit()
+    return tenant
+
+
+def create_topic(
+    uow: UnitOfWork,
+    tenant_slug: str,
+    *,
+    key: str,
+    name: str,
+    category: Category,
+    requires_double_opt_in: bool = False,
+    description: str = "",
+    now: datetime | None = None,
+) -> Topic:
+    """Add a topic to a tenant; commits."""
+    topic_key = _slug(key, "key")
+    with uow:
+        tenant = uow.tenants.by_slug(tenant_slug)
+        topic = Topic(
+            id=new_id(),
+            tenant_id=tenant.id,
+            key=topic_key,
+            name=name.strip() or topic_key,
+            category=category,
+            requires_double_opt_in=requires_double_opt_in,
+            description=description,
+            created_at=now or utcnow(),
+        )
+        uow.topics.add(topic)
+        uow.commit()
+    return topic
+
+
+def list_topics(uow: UnitOfWork, tenant_slug: str) -> list[Topic]:
+    with uow:
+        return uow.topics.list(uow.tenants.by_slug(tenant_slug).id)
+
+
+def draft_policy(
+    uow: UnitOfWork,
+    tenant_slug: str,
+    *,
+    kind: PolicyKind,
+    title: str,
+    body: str,
+    locale: str = "en",
+    now: datetime | None = None,
+) -> PolicyDocument:
+    """Store a new draft version of a policy document; commits."""
+    if not body.strip():
+        raise UnknownValue("a policy document needs a body", field="body")
+    with uow:
+        tenant = uow.tenants.by_slug(tenant_slug)
+        document = PolicyDocument(
+            id=new_id(),
+            tenant_id=tenant.id,
+            kind=kind,
+            version=uow.policies.latest_version(tenant.id, kind) + 1,
+            title=title,
+            body=body,
+            locale=locale,
+            content_hash=content_hash(body),
+            status=PolicyStatus.DRAFT,
+            created_at=now or utcnow(),
+        )
+        uow.policies.add(document)
+        uow.commit()
+    return document
+
+
+def publish_policy(
+    uow: UnitOfWork, tenant_slug: str, document_id: uuid.UUID, now: datetime | None = None
+) -> PolicyDocument:
+    """Publish a draft; from then on it is immutable and consent evidence may cite it; commits."""
+    with uow:
+        tenant = uow.tenants.by_slug(tenant_slug)
+        document = uow.policies.publish(tenant.id, document_id, now or utcnow())
+        uow.commit()
+    return document

@@ -1,0 +1,298 @@
+"""Properties of the gate over generated recipients, intents and moments."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consentry.domain.consent import ConsentBasis, ConsentStatus
+from consentry.domain.explain import Outcome, explain
+from consentry.domain.gate import (
+    ConsentFact,
+    FrequencyCap,
+    Intent,
+    Reason,
+    RecipientFacts,
+    SuppressionFact,
+    Verdict,
+    decide,
+)
+from consentry.domain.model import Category, Channel, TenantStatus
+from consentry.domain.rules import pack_for
+from consentry.domain.suppression import SuppressionReason, SuppressionScope, reason_code
+
+TOPIC = uuid.UUID("00000000-0000-7000-8000-000000000001")
+UMBRELLA = uuid.UUID("00000000-0000-7000-8000-000000000002")
+OTHER_TOPIC = uuid.UUID("00000000-0000-7000-8000-000000000003")
+KEYS = (b"key-current", b"key-previous")
+
+TIMING = frozenset({Reason.QUIET_HOURS, Reason.FREQUENCY_CAP})
+KNOWN_REASONS = frozenset(Reason) | {reason_code(r) for r in SuppressionReason}
+
+# The documented rule order; a decision's reasons must follow it.
+RULE_RANK: dict[str, int] = {
+    Reason.TENANT_NOT_ACTIVE: 1,
+    Reason.CONTENT_NOT_COMPLIANT: 2,
+    Reason.ADDRESS_MISSING: 3,
+    Reason.ADDRESS_INVALID: 3,
+    **{reason_code(r): 4 for r in SuppressionReason},
+    Reason.DNC_REGISTERED: 5,
+    Reason.MINOR: 6,
+    Reason.NO_CONSENT: 7,
+    Reason.CONSENT_PENDING: 7,
+    Reason.CONSENT_WITHDRAWN: 7,
+    Reason.CONSENT_LAPSED: 7,
+    Reason.CONSENT_VOID_REASSIGNED: 7,
+    Reason.OUTSIDE_SERVICE_WINDOW: 7,
+    Reason.QUIET_HOURS: 8,
+    Reason.FREQUENCY_CAP: 8,
+}
+
+COUNTRIES = ("US", "CA", "IN", "DE", "FR", "GB", "AU")
+TIME_ZONES = (
+    "America/New_York",
+    "America/Los_Angeles",
+    "Pacific/Honolulu",
+    "Asia/Kolkata",
+    "Europe/Berlin",
+    "UTC",
+)
+
+nows = st.datetimes(
+    # Hypothesis takes naive bounds; every value drawn is aware (UTC).
+    min_value=datetime(2021, 1, 1),
+    max_value=datetime(2030, 12, 31),
+    timezones=st.just(UTC),
+)
+# Offsets around "now": mostly within days, so windows, caps and expiries are exercised at edges.
+offsets = st.one_of(
+    st.timedeltas(min_value=timedelta(hours=-72), max_value=timedelta(hours=72)),
+    st.timedeltas(min_value=timedelta(days=-800), max_value=timedelta(days=800)),
+    st.sampled_from([timedelta(0), timedelta(hours=-24), timedelta(days=-7)]),
+)
+
+
+@st.composite
+def consent_facts(draw: st.DrawFn, now: datetime) -> ConsentFact:
+    expiry = draw(st.none() | offsets.map(lambda d: now + d))
+    return ConsentFact(
+        topic_id=draw(st.sampled_from([TOPIC, UMBRELLA, OTHER_TOPIC])),
+        point_key=draw(st.sampled_from(KEYS)),
+        status=draw(st.sampled_from(ConsentStatus)),
+        basis=draw(st.sampled_from(ConsentBasis)),
+        confirmed=draw(st.booleans()),
+        event_id=draw(st.uuids()),
+        seq=draw(st.integers(min_value=1, max_value=50)),
+        expires_at=expiry,
+    )
+
+
+suppression_facts = st.builds(
+    SuppressionFact,
+    reason=st.sampled_from(SuppressionReason),
+    scope=st.sampled_from(SuppressionScope),
+    platform=st.booleans(),
+)
+
+
+@st.composite
+def recipient_facts(draw: st.DrawFn, now: datetime) -> RecipientFacts:
+    # Mostly an address on file, so the later rules are reached.
+    point_key = draw(st.sampled_from([KEYS[0], KEYS[0], KEYS[0], KEYS[1], None]))
+    adult_on = draw(st.none() | offsets.map(lambda d: (now + d).date()))
+    return RecipientFacts(
+        contact_id=draw(st.uuids()),
+        tenant_status=draw(
+            st.sampled_from([TenantStatus.ACTIVE] * 3 + list(TenantStatus))  # mostly active
+        ),
+        tenant_country=draw(st.sampled_from(COUNTRIES)),
+        point_key=point_key,
+        address_valid=draw(st.booleans() | st.just(True)),
+        country=draw(st.none() | st.sampled_from(COUNTRIES)),
+        time_zone=draw(st.none() | st.sampled_from(TIME_ZONES)),
+        adult_on=adult_on,
+        suppressions=tuple(draw(st.lists(suppression_facts, max_size=3))),
+        consents=tuple(draw(st.lists(consent_facts(now), max_size=4))),
+        dnc_listed=draw(st.booleans()),
+        last_inbound_at=draw(st.none() | offsets.map(lambda d: now + d)),
+        recent_sends=tuple(
+            draw(
+                st.lists(
+                    st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=20)).map(
+                        lambda d: now - d
+                    ),
+                    max_size=6,
+                )
+            )
+        ),
+    )
+
+
+frequency_caps = st.builds(
+    FrequencyCap,
+    max_messages=st.integers(min_value=1, max_value=4),
+    period=st.timedeltas(min_value=timedelta(hours=1), max_value=timedelta(days=14)),
+)
+
+
+def intents(category: st.SearchStrategy[Category] | None = None) -> st.SearchStrategy[Intent]:
+    return st.builds(
+        Intent,
+        topic_id=st.just(TOPIC),
+        umbrella_topic_id=st.just(UMBRELLA),
+        category=st.sampled_from(Category) if category is None else category,
+        channel=st.sampled_from([Channel.EMAIL, Channel.SMS, Channel.VOICE, Channel.WHATSAPP]),
+        requires_confirmation=st.booleans(),
+        whatsapp_free_form=st.booleans(),
+        content_compliant=st.booleans() | st.just(True),
+        frequency_cap=st.none() | frequency_caps,
+    )
+
+
+@st.composite
+def scenarios(
+    draw: st.DrawFn, category: st.SearchStrategy[Category] | None = None
+) -> tuple[RecipientFacts, Intent, datetime]:
+    now = draw(nows)
+    return draw(recipient_facts(now)), draw(intents(category)), now
+
+
+def is_free_form(intent: Intent) -> bool:
+    return intent.whatsapp_free_form and intent.channel is Channel.WHATSAPP
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios())
+def test_the_verdict_agrees_with_the_reasons(
+    scenario: tuple[RecipientFacts, Intent, datetime],
+) -> None:
+    facts, intent, now = scenario
+
+    decision = decide(facts, intent, now)
+
+    assert set(decision.reasons) <= KNOWN_REASONS
+    ranks = [RULE_RANK[r] for r in decision.reasons]
+    assert ranks == sorted(ranks)
+    assert len(ranks) == len(set(ranks)), "at most one reason per rule"
+    is_deny = bool(decision.reasons) and not TIMING & set(decision.reasons)
+    assert (decision.verdict is Verdict.DENY) == is_deny
+    if decision.verdict is Verdict.DENY:
+        assert decision.consent_event_id is None
+        assert decision.defer_until is None
+    elif decision.verdict is Verdict.DEFER:
+        assert decision.reasons in ((Reason.QUIET_HOURS,), (Reason.FREQUENCY_CAP,))
+        assert decision.defer_until is not None
+        assert decision.defer_until > now
+    else:
+        assert decision.reasons == ()
+        assert decision.defer_until is None
+    if decision.verdict is not Verdict.DENY:
+        if is_free_form(intent):
+            assert decision.consent_event_id is None
+        else:
+            assert decision.consent_event_id in {c.event_id for c in facts.consents}
+    assert decision.allowed == (decision.verdict is Verdict.ALLOW)
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios())
+def test_an_allowed_marketing_message_passed_every_marketing_rule(
+    scenario: tuple[RecipientFacts, Intent, datetime],
+) -> None:
+    facts, intent, now = scenario
+
+    decision = decide(facts, intent, now)
+
+    if decision.verdict is Verdict.DENY or intent.category is not Category.MARKETING:
+        return
+    assert facts.tenant_status is TenantStatus.ACTIVE
+    assert intent.content_compliant
+    assert facts.point_key is not None
+    assert facts.address_valid
+    assert not facts.suppressions
+    assert not (facts.dnc_listed and intent.channel in (Channel.SMS, Channel.VOICE))
+    assert facts.adult_on is None or facts.adult_on <= now.date()
+    if not is_free_form(intent):
+        (authorising,) = [c for c in facts.consents if c.event_id == decision.consent_event_id]
+        assert authorising.status is ConsentStatus.ACTIVE
+        assert authorising.point_key == facts.point_key
+        assert authorising.topic_id in (TOPIC, UMBRELLA)
+        assert authorising.expires_at is None or authorising.expires_at > now
+        assert authorising.basis is not ConsentBasis.SERVICE_NECESSITY
+        assert authorising.confirmed or not intent.requires_confirmation
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios(category=st.just(Category.SERVICE)))
+def test_service_ignores_marketing_suppressions_registries_and_age(
+    scenario: tuple[RecipientFacts, Intent, datetime],
+) -> None:
+    facts, intent, now = scenario
+    stripped = replace(
+        facts,
+        suppressions=tuple(s for s in facts.suppressions if s.scope is SuppressionScope.ALL),
+        dnc_listed=False,
+        adult_on=None,
+    )
+
+    assert decide(facts, intent, now) == decide(stripped, intent, now)
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios(), st.sampled_from(SuppressionReason), st.booleans())
+def test_a_covering_suppression_always_denies(
+    scenario: tuple[RecipientFacts, Intent, datetime],
+    reason: SuppressionReason,
+    marketing_scope: bool,
+) -> None:
+    facts, intent, now = scenario
+    scope = (
+        SuppressionScope.MARKETING
+        if marketing_scope and intent.category is Category.MARKETING
+        else SuppressionScope.ALL
+    )
+    suppressed = replace(facts, suppressions=(*facts.suppressions, SuppressionFact(reason, scope)))
+
+    before = decide(facts, intent, now)
+    after = decide(suppressed, intent, now)
+
+    assert after.verdict is Verdict.DENY
+    if facts.point_key is not None and facts.address_valid:
+        suppressed_codes = [r for r in after.reasons if r.startswith("SUPPRESSED_")]
+        assert len(suppressed_codes) == 1
+        # Everything the suppression rule does not touch is reported as before.
+        others = [r for r in after.reasons if not r.startswith("SUPPRESSED_")]
+        if before.verdict is Verdict.DENY:
+            assert others == [r for r in before.reasons if not r.startswith("SUPPRESSED_")]
+        else:
+            assert others == []
+    else:
+        assert after == before
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios())
+def test_the_explanation_tells_the_same_story_as_the_decision(
+    scenario: tuple[RecipientFacts, Intent, datetime],
+) -> None:
+    facts, intent, now = scenario
+
+    decision = decide(facts, intent, now)
+    explanation = explain(facts, intent, now)
+
+    assert explanation.decision == decision
+    assert explanation.pack_code == pack_for(facts.country, facts.tenant_country).code
+    failed = [c.reason for c in explanation.checks if c.outcome is Outcome.FAILED]
+    deferred = [c.reason for c in explanation.checks if c.outcome is Outcome.DEFERRED]
+    if decision.verdict is Verdict.DENY:
+        assert failed == list(decision.reasons)
+    else:
+        assert failed == []
+    if decision.verdict is Verdict.DEFER:
+        assert deferred[:1] == list(decision.reasons)
+    if decision.verdict is Verdict.ALLOW:
+        assert deferred == []
