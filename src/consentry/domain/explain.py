@@ -169,17 +169,22 @@ def explain(facts: RecipientFacts, intent: Intent, now: datetime) -> Explanation
             )
         )
     checks.append(_consent_check(facts, intent, now))
-    until = quiet_until(pack, intent.channel, intent.category, facts.time_zone, now)
-    sources = "; ".join(w.source for w in pack.quiet_hours) or None
-    checks.append(
-        Check(
-            "quiet hours",
-            Outcome.DEFERRED if until else Outcome.PASSED,
-            f"may go from {until.isoformat()}" if until else "outside quiet hours",
-            Reason.QUIET_HOURS if until else None,
-            sources,
+    windows = [
+        w
+        for w in pack.quiet_hours
+        if intent.channel in w.channels and intent.category in w.categories
+    ]
+    if windows:
+        until = quiet_until(pack, intent.channel, intent.category, facts.time_zone, now)
+        checks.append(
+            Check(
+                "quiet hours",
+                Outcome.DEFERRED if until else Outcome.PASSED,
+                f"may go from {until.isoformat()}" if until else "outside quiet hours",
+                Reason.QUIET_HOURS if until else None,
+                "; ".join(w.source for w in windows),
+            )
         )
-    )
     if marketing and intent.frequency_cap is not None:
         capped = frequency_defer(facts.recent_sends, intent.frequency_cap, now)
         checks.append(

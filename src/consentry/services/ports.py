@@ -167,16 +167,26 @@ class GateQueries(Protocol):
 class UnitOfWork(Protocol):
     """One transaction. ``with uow:`` begins it; leaving without ``commit()`` rolls back."""
 
-    tenants: TenantRepository
-    topics: TopicRepository
-    contacts: ContactRepository
-    policies: PolicyRepository
-    ledger: ConsentLedger
-    consent_states: ConsentStates
-    suppressions: SuppressionRepository
-    dnc: DncRegistry
-    gate: GateQueries
-    keys: KeyRing
+    @property
+    def tenants(self) -> TenantRepository: ...
+    @property
+    def topics(self) -> TopicRepository: ...
+    @property
+    def contacts(self) -> ContactRepository: ...
+    @property
+    def policies(self) -> PolicyRepository: ...
+    @property
+    def ledger(self) -> ConsentLedger: ...
+    @property
+    def consent_states(self) -> ConsentStates: ...
+    @property
+    def suppressions(self) -> SuppressionRepository: ...
+    @property
+    def dnc(self) -> DncRegistry: ...
+    @property
+    def gate(self) -> GateQueries: ...
+    @property
+    def keys(self) -> KeyRing: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(

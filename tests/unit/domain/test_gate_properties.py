@@ -76,8 +76,14 @@ offsets = st.one_of(
 )
 
 
+def mostly(value: object, others: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    """``value`` about three times in four, so that the later rules are reached often."""
+    return st.one_of(st.just(value), st.just(value), st.just(value), others)
+
+
 @st.composite
 def consent_facts(draw: st.DrawFn, now: datetime) -> ConsentFact:
+    """Any consent state at all: other topics, previous addresses, every status and basis."""
     expiry = draw(st.none() | offsets.map(lambda d: now + d))
     return ConsentFact(
         topic_id=draw(st.sampled_from([TOPIC, UMBRELLA, OTHER_TOPIC])),
@@ -91,6 +97,21 @@ def consent_facts(draw: st.DrawFn, now: datetime) -> ConsentFact:
     )
 
 
+@st.composite
+def live_consent_facts(draw: st.DrawFn, now: datetime) -> ConsentFact:
+    """An active consent on the topic or its umbrella for the current address."""
+    return ConsentFact(
+        topic_id=draw(st.sampled_from([TOPIC, UMBRELLA])),
+        point_key=KEYS[0],
+        status=ConsentStatus.ACTIVE,
+        basis=draw(mostly(ConsentBasis.EXPRESS, st.sampled_from(ConsentBasis))),
+        confirmed=draw(mostly(True, st.booleans())),
+        event_id=draw(st.uuids()),
+        seq=draw(st.integers(min_value=1, max_value=50)),
+        expires_at=draw(mostly(None, offsets.map(lambda d: now + d))),
+    )
+
+
 suppression_facts = st.builds(
     SuppressionFact,
     reason=st.sampled_from(SuppressionReason),
@@ -101,23 +122,19 @@ suppression_facts = st.builds(
 
 @st.composite
 def recipient_facts(draw: st.DrawFn, now: datetime) -> RecipientFacts:
-    # Mostly an address on file, so the later rules are reached.
-    point_key = draw(st.sampled_from([KEYS[0], KEYS[0], KEYS[0], KEYS[1], None]))
-    adult_on = draw(st.none() | offsets.map(lambda d: (now + d).date()))
+    consents = st.one_of(live_consent_facts(now), consent_facts(now))
     return RecipientFacts(
         contact_id=draw(st.uuids()),
-        tenant_status=draw(
-            st.sampled_from([TenantStatus.ACTIVE] * 3 + list(TenantStatus))  # mostly active
-        ),
+        tenant_status=draw(mostly(TenantStatus.ACTIVE, st.sampled_from(TenantStatus))),
         tenant_country=draw(st.sampled_from(COUNTRIES)),
-        point_key=point_key,
-        address_valid=draw(st.booleans() | st.just(True)),
+        point_key=draw(mostly(KEYS[0], st.sampled_from([KEYS[1], None]))),
+        address_valid=draw(mostly(True, st.booleans())),
         country=draw(st.none() | st.sampled_from(COUNTRIES)),
         time_zone=draw(st.none() | st.sampled_from(TIME_ZONES)),
-        adult_on=adult_on,
-        suppressions=tuple(draw(st.lists(suppression_facts, max_size=3))),
-        consents=tuple(draw(st.lists(consent_facts(now), max_size=4))),
-        dnc_listed=draw(st.booleans()),
+        adult_on=draw(mostly(None, offsets.map(lambda d: (now + d).date()))),
+        suppressions=tuple(draw(mostly((), st.lists(suppression_facts, max_size=3)))),
+        consents=tuple(draw(st.lists(consents, min_size=draw(mostly(1, st.just(0))), max_size=4))),
+        dnc_listed=draw(mostly(False, st.booleans())),
         last_inbound_at=draw(st.none() | offsets.map(lambda d: now + d)),
         recent_sends=tuple(
             draw(
@@ -148,7 +165,7 @@ def intents(category: st.SearchStrategy[Category] | None = None) -> st.SearchStr
         channel=st.sampled_from([Channel.EMAIL, Channel.SMS, Channel.VOICE, Channel.WHATSAPP]),
         requires_confirmation=st.booleans(),
         whatsapp_free_form=st.booleans(),
-        content_compliant=st.booleans() | st.just(True),
+        content_compliant=mostly(True, st.booleans()),
         frequency_cap=st.none() | frequency_caps,
     )
 
@@ -161,12 +178,57 @@ def scenarios(
     return draw(recipient_facts(now)), draw(intents(category)), now
 
 
+@st.composite
+def timed_scenarios(draw: st.DrawFn) -> tuple[RecipientFacts, Intent, datetime]:
+    """Marketing that nothing denies, where quiet hours and frequency caps decide the timing."""
+    now = draw(nows)
+    grant = ConsentFact(
+        topic_id=TOPIC,
+        point_key=KEYS[0],
+        status=ConsentStatus.ACTIVE,
+        basis=ConsentBasis.EXPRESS,
+        confirmed=True,
+        event_id=draw(st.uuids()),
+        seq=1,
+    )
+    facts = RecipientFacts(
+        contact_id=draw(st.uuids()),
+        tenant_status=TenantStatus.ACTIVE,
+        tenant_country=draw(st.sampled_from(["US", "IN", "GB"])),
+        point_key=KEYS[0],
+        country=draw(st.none() | st.sampled_from(["US", "IN"])),
+        time_zone=draw(st.none() | st.sampled_from(TIME_ZONES)),
+        consents=(grant,),
+        recent_sends=tuple(
+            draw(
+                st.lists(
+                    st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=10)).map(
+                        lambda d: now - d
+                    ),
+                    max_size=5,
+                )
+            )
+        ),
+    )
+    intent = Intent(
+        topic_id=TOPIC,
+        umbrella_topic_id=UMBRELLA,
+        category=Category.MARKETING,
+        channel=draw(st.sampled_from([Channel.SMS, Channel.VOICE, Channel.EMAIL])),
+        frequency_cap=draw(st.none() | frequency_caps),
+    )
+    return facts, intent, now
+
+
+any_scenarios = st.one_of(scenarios(), timed_scenarios())
+
+
 def is_free_form(intent: Intent) -> bool:
     return intent.whatsapp_free_form and intent.channel is Channel.WHATSAPP
 
 
 @settings(max_examples=200, deadline=None)
-@given(scenarios())
+@given(any_scenarios)
 def test_the_verdict_agrees_with_the_reasons(
     scenario: tuple[RecipientFacts, Intent, datetime],
 ) -> None:
@@ -243,7 +305,7 @@ def test_service_ignores_marketing_suppressions_registries_and_age(
 
 
 @settings(max_examples=200, deadline=None)
-@given(scenarios(), st.sampled_from(SuppressionReason), st.booleans())
+@given(any_scenarios, st.sampled_from(SuppressionReason), st.booleans())
 def test_a_covering_suppression_always_denies(
     scenario: tuple[RecipientFacts, Intent, datetime],
     reason: SuppressionReason,
@@ -275,7 +337,7 @@ def test_a_covering_suppression_always_denies(
 
 
 @settings(max_examples=200, deadline=None)
-@given(scenarios())
+@given(any_scenarios)
 def test_the_explanation_tells_the_same_story_as_the_decision(
     scenario: tuple[RecipientFacts, Intent, datetime],
 ) -> None:
@@ -296,3 +358,24 @@ def test_the_explanation_tells_the_same_story_as_the_decision(
         assert deferred[:1] == list(decision.reasons)
     if decision.verdict is Verdict.ALLOW:
         assert deferred == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(timed_scenarios())
+def test_a_deferral_names_the_first_moment_its_own_rule_lets_the_message_go(
+    scenario: tuple[RecipientFacts, Intent, datetime],
+) -> None:
+    facts, intent, now = scenario
+
+    decision = decide(facts, intent, now)
+
+    if decision.verdict is not Verdict.DEFER:
+        assert decision.verdict is Verdict.ALLOW
+        return
+    assert decision.defer_until is not None
+    at_the_time = decide(facts, intent, decision.defer_until)
+    assert at_the_time.reasons != decision.reasons
+    just_before = decide(facts, intent, decision.defer_until - timedelta(microseconds=1))
+    assert just_before.verdict is Verdict.DEFER
+    if decision.reasons == (Reason.QUIET_HOURS,):
+        assert just_before.reasons == (Reason.QUIET_HOURS,)

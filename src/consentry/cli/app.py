@@ -1,0 +1,220 @@
+"""The root of the ``consentry`` command: setup, the gate, the ledger and the demo."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from consentry.bootstrap import initialise
+from consentry.cli.consent import consent_app, dnc_app, suppress_app
+from consentry.cli.context import State, console, err_console, handle_errors, state
+from consentry.cli.records import contact_app, policy_app, tenant_app, topic_app
+from consentry.domain.errors import LedgerTampered, UnknownValue
+from consentry.domain.explain import Outcome
+from consentry.domain.gate import Decision, Verdict
+from consentry.domain.model import Channel
+from consentry.persistence.migrate import current_revision
+from consentry.services import demo as demo_service
+from consentry.services import gate as gate_service
+from consentry.services.ledger import verify_ledger
+
+app = typer.Typer(
+    name="consentry",
+    help="Permission-first customer messaging: consent ledger, suppressions and the gate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(topic_app, name="topic")
+app.add_typer(policy_app, name="policy")
+app.add_typer(contact_app, name="contact")
+app.add_typer(consent_app, name="consent")
+app.add_typer(suppress_app, name="suppress")
+app.add_typer(dnc_app, name="dnc")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    data_dir: Path | None = typer.Option(
+        None, help="Data directory (database, keys, outbox). Env: CONSENTRY_DATA_DIR."
+    ),
+    database_url: str | None = typer.Option(
+        None, help="Database URL (SQLite or postgresql+psycopg). Env: CONSENTRY_DATABASE_URL."
+    ),
+) -> None:
+    ctx.obj = State(data_dir, database_url)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@app.command()
+@handle_errors
+def init(ctx: typer.Context) -> None:
+    """Create the data directory and the key file (mode 0600), and migrate the database."""
+    st = state(ctx)
+    created = initialise(st.settings)
+    container = st.container()
+    where = "settings" if st.settings.master_key else str(st.settings.resolved_key_file)
+    console.print(f"keys: {'created ' if created else ''}{where}")
+    console.print(f"database: migrated to {current_revision(container.engine)}")
+
+
+@app.command()
+@handle_errors
+def migrate(ctx: typer.Context) -> None:
+    """Bring the database schema to the latest version."""
+    container = state(ctx).container()
+    console.print(f"database at revision {current_revision(container.engine)}")
+
+
+def _verdict_text(decision: Decision) -> str:
+    if decision.verdict is Verdict.ALLOW:
+        return "[green]allow[/]"
+    if decision.verdict is Verdict.DEFER:
+        until = decision.defer_until.isoformat(timespec="minutes") if decision.defer_until else ""
+        return f"[yellow]defer[/] {' '.join(decision.reasons)} until {until}"
+    return "[red]deny[/] " + " ".join(decision.reasons)
+
+
+@app.command()
+@handle_errors
+def explain(
+    ctx: typer.Context,
+    tenant: str = typer.Option(..., "--tenant", "-t", help="Tenant slug."),
+    contact: str = typer.Option(..., "--contact", "-c", help="Contact id, email or phone."),
+    topic: str = typer.Option(..., "--topic", help="Topic key."),
+    channel: Channel = typer.Option(..., "--channel", help="Channel."),
+    free_form: bool = typer.Option(False, help="A free-form WhatsApp reply, not a template."),
+    at: str | None = typer.Option(None, help="Decide as of this time (ISO 8601 with offset)."),
+) -> None:
+    """Why a message would or would not go: the decision, every rule checked, the evidence."""
+    when = None
+    if at:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError as exc:
+            raise UnknownValue("time must be ISO 8601", field="at") from exc
+        if when.tzinfo is None:
+            raise UnknownValue("time must include a UTC offset", field="at")
+    result = gate_service.explain_decision(
+        state(ctx).container().read_uow(),
+        tenant,
+        contact,
+        topic,
+        channel,
+        whatsapp_free_form=free_form,
+        now=when,
+    )
+    ex = result.explanation
+    console.print(
+        f"[bold]{result.topic.name}[/] ({result.topic.category.value}) by "
+        f"{channel.value} to contact {result.contact.id} at "
+        f"{result.at.isoformat(timespec='seconds')} — rules: {ex.pack_code} pack"
+    )
+    console.print("decision: " + _verdict_text(ex.decision))
+    table = Table("rule", "outcome", "detail", "reason", "source")
+    styles = {Outcome.PASSED: "green", Outcome.FAILED: "red", Outcome.DEFERRED: "yellow"}
+    for check in ex.checks:
+        style = styles.get(check.outcome, "dim")
+        table.add_row(
+            check.rule,
+            f"[{style}]{check.outcome.value}[/]",
+            check.detail,
+            check.reason or "",
+            check.source or "",
+        )
+    console.print(table)
+    if result.evidence is not None:
+        e, ev = result.evidence, result.evidence.evidence
+        console.print(
+            f"governing consent event {e.id} (seq {e.seq}): {e.action.value} "
+            f"{e.basis.value} on {e.occurred_at.isoformat(timespec='seconds')} by "
+            f"{ev.method.value}"
+            + (f" from {ev.source}" if ev.source else "")
+            + (f", disclosure {ev.disclosure_hash}" if ev.disclosure_hash else "")
+        )
+
+
+@app.command()
+@handle_errors
+def audience(
+    ctx: typer.Context,
+    tenant: str = typer.Option(..., "--tenant", "-t", help="Tenant slug."),
+    topic: str = typer.Option(..., "--topic", help="Topic key."),
+    channel: Channel = typer.Option(..., "--channel", help="Channel."),
+) -> None:
+    """Count who may receive a topic on a channel now, and why not the others (set-based)."""
+    summary = gate_service.audience_summary(
+        state(ctx).container().read_uow(), tenant, topic, channel
+    )
+    table = Table("reason", "contacts")
+    for reason, count in sorted(summary.by_reason.items(), key=lambda kv: -kv[1]):
+        table.add_row(reason, str(count))
+    console.print(table)
+    console.print(f"{summary.eligible} of {summary.total} contacts may receive it")
+
+
+@app.command("verify-ledger")
+@handle_errors
+def verify_ledger_cmd(
+    ctx: typer.Context,
+    tenant: str | None = typer.Option(None, "--tenant", "-t", help="Only this tenant."),
+) -> None:
+    """Recompute the consent ledger's hash chains; name the first broken link."""
+    reports = verify_ledger(state(ctx).container().read_uow(), tenant)
+    broken = [r for r in reports if not r.intact]
+    for r in reports:
+        if r.broken is None:
+            console.print(f"[green]ok[/] {r.tenant_slug}: {r.verified} events verified")
+        else:
+            err_console.print(
+                f"[red]BROKEN[/] {r.tenant_slug}: first broken link at seq {r.broken.seq} "
+                f"(event {r.broken.record_id or '?'}): {r.broken.problem}; "
+                f"{r.verified} events before it verify"
+            )
+    if broken:
+        raise LedgerTampered(f"{len(broken)} tenant ledger(s) failed verification")
+
+
+def _cell_text(decision: Decision) -> str:
+    if decision.verdict is Verdict.ALLOW:
+        return "[green]allow[/]"
+    if decision.verdict is Verdict.DEFER and decision.defer_until is not None:
+        return f"[yellow]defer[/] until {decision.defer_until.strftime('%H:%M')} UTC"
+    return "[red]" + "\n".join(decision.reasons) + "[/]"
+
+
+@app.command()
+@handle_errors
+def demo(ctx: typer.Context) -> None:
+    """Set up the demo car-repair shop and show who may receive what, and why not."""
+    st = state(ctx)
+    container = st.container(create_keys=True)
+    created = demo_service.seed_demo(container.uow)
+    console.print(
+        f"data directory: {st.settings.data_dir.resolve()}"
+        + ("" if created else " (demo already set up)")
+    )
+    cells = demo_service.demo_matrix(container.read_uow())
+    table = Table(title="Harbour Street Auto Repair: who may receive what, now")
+    table.add_column("contact", no_wrap=True)
+    table.add_column("topic", no_wrap=True)
+    for channel in demo_service.DEMO_CHANNELS:
+        table.add_column(channel.value, overflow="fold")
+    rows: dict[tuple[str, str], dict[Channel, str]] = {}
+    for cell in cells:
+        rows.setdefault((cell.contact, cell.topic), {})[cell.channel] = _cell_text(cell.decision)
+    for (contact, topic), by_channel in rows.items():
+        table.add_row(contact, topic, *[by_channel[c] for c in demo_service.DEMO_CHANNELS])
+    console.print(table)
+    console.print(
+        "Ask why: consentry explain --tenant harbour-auto --contact bob@example.com "
+        "--topic promotions --channel email"
+    )
+
+
+def main() -> None:
+    app()
