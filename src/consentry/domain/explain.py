@@ -70,8 +70,10 @@ def _suppression_check(facts: RecipientFacts, intent: Intent) -> Check:
 
 def _consent_check(facts: RecipientFacts, intent: Intent, now: datetime) -> Check:
     pack = pack_for(facts.country, facts.tenant_country)
-    if intent.whatsapp_free_form and intent.channel is Channel.WHATSAPP:
-        if service_window_open(facts.last_inbound_at, now):
+    free_form = intent.whatsapp_free_form and intent.channel is Channel.WHATSAPP
+    window_open = service_window_open(facts.last_inbound_at, now)
+    if free_form and intent.category is Category.SERVICE:
+        if window_open:
             return Check(
                 "consent",
                 Outcome.PASSED,
@@ -86,6 +88,15 @@ def _consent_check(facts: RecipientFacts, intent: Intent, now: datetime) -> Chec
         )
     consent = governing_consent(facts, intent)
     why = consent_reason(consent, intent, pack, now)
+    if why is None and free_form and not window_open:
+        return Check(
+            "consent",
+            Outcome.FAILED,
+            "consent is active, but free-form WhatsApp text needs a message from the "
+            "person in the last 24 hours",
+            Reason.OUTSIDE_SERVICE_WINDOW,
+            "WhatsApp Business Messaging Policy",
+        )
     if consent is None:
         return Check(
             "consent",

@@ -13,7 +13,8 @@ Rule order (the order reasons are reported in):
  5. registry               DNC_REGISTERED (marketing by SMS or voice)
  6. age                    MINOR (marketing)
  7. consent                NO_CONSENT / CONSENT_PENDING / CONSENT_WITHDRAWN / CONSENT_LAPSED /
-                           CONSENT_VOID_REASSIGNED, or OUTSIDE_SERVICE_WINDOW for WhatsApp free text
+                           CONSENT_VOID_REASSIGNED; OUTSIDE_SERVICE_WINDOW for WhatsApp free text
+                           (service free text needs only the window; marketing needs both)
  8. timing, only when nothing denies: QUIET_HOURS, FREQUENCY_CAP (defer)
 """
 
@@ -104,6 +105,10 @@ class RecipientFacts:
 class FrequencyCap:
     max_messages: int
     period: timedelta
+
+    def __post_init__(self) -> None:
+        if self.max_messages < 1 or self.period <= timedelta(0):
+            raise ValueError("a frequency cap needs at least one message and a positive period")
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,12 +249,17 @@ def decide(facts: RecipientFacts, intent: Intent, now: datetime) -> Decision:
         reasons.append(Reason.MINOR)
     pack = pack_for(facts.country, facts.tenant_country)
     event_id: uuid.UUID | None = None
-    if intent.whatsapp_free_form and channel is Channel.WHATSAPP:
+    free_form = intent.whatsapp_free_form and channel is Channel.WHATSAPP
+    if free_form and not marketing:
+        # A service reply inside the window the person opened needs no opt-in.
         if not service_window_open(facts.last_inbound_at, now):
             reasons.append(Reason.OUTSIDE_SERVICE_WINDOW)
     else:
+        # Marketing needs consent even as a free-form reply: a withdrawal is never bypassed.
         consent = governing_consent(facts, intent)
         why = consent_reason(consent, intent, pack, now)
+        if why is None and free_form and not service_window_open(facts.last_inbound_at, now):
+            why = Reason.OUTSIDE_SERVICE_WINDOW
         if why is not None:
             reasons.append(why)
         elif consent is not None:

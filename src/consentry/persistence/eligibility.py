@@ -346,7 +346,13 @@ def _consent_reason(
             contacts.c.whatsapp_last_inbound_at.is_not(None),
             contacts.c.whatsapp_last_inbound_at > now - WHATSAPP_SERVICE_WINDOW,
         )
-        consent_reason = case((window_open, ""), else_=Reason.OUTSIDE_SERVICE_WINDOW + ",")
+        outside = Reason.OUTSIDE_SERVICE_WINDOW + ","
+        if marketing:  # consent first, then the window
+            consent_reason = case(
+                (consent_reason != "", consent_reason), (window_open, ""), else_=outside
+            )
+        else:  # a service reply inside the window needs no opt-in
+            consent_reason = case((window_open, ""), else_=outside)
 
     joins = [
         (ts, state_join(ts, intent.topic_id)),
@@ -401,7 +407,8 @@ def eligibility_select(
     )
 
     state_joins, g_event, consent_reason = _consent_reason(intent, now, point, country)
-    free_form = intent.whatsapp_free_form and channel is Channel.WHATSAPP
+    # Only a service free-form WhatsApp reply skips the consent lookup altogether.
+    free_form = intent.whatsapp_free_form and channel is Channel.WHATSAPP and not marketing
 
     if channel is Channel.SMS:
         address = case(

@@ -536,6 +536,17 @@ def test_soft_opt_in_does_not_authorise_marketing_outside_the_eu(country: str) -
     assert_denied(decide(recipient, intent(), NOW), Reason.NO_CONSENT)
 
 
+def test_an_unlawful_basis_is_no_consent_even_when_confirmation_is_also_missing() -> None:
+    # Confirming would not help: the basis itself does not authorise marketing here.
+    recipient = facts(
+        country="GB", consents=(consent(basis=ConsentBasis.SOFT_OPT_IN, confirmed=False),)
+    )
+
+    decision = decide(recipient, intent(requires_confirmation=True), NOW)
+
+    assert_denied(decision, Reason.NO_CONSENT)
+
+
 # --- WhatsApp ---------------------------------------------------------------------------------
 
 
@@ -622,11 +633,6 @@ def test_the_free_form_flag_means_nothing_off_whatsapp() -> None:
     assert_denied(decision, Reason.NO_CONSENT)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="free-form WhatsApp skips the consent check even for marketing, so a marketing "
-    "message goes to a person who withdrew marketing consent once they write in",
-)
 def test_free_form_whatsapp_marketing_still_honours_a_withdrawal() -> None:
     recipient = facts(
         consents=(consent(topic=UMBRELLA, status=ConsentStatus.WITHDRAWN),),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -76,106 +77,132 @@ offsets = st.one_of(
 )
 
 
-def mostly(value: object, others: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+def mostly(value: object, others: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     """``value`` about three times in four, so that the later rules are reached often."""
     return st.one_of(st.just(value), st.just(value), st.just(value), others)
 
 
-@st.composite
-def consent_facts(draw: st.DrawFn, now: datetime) -> ConsentFact:
-    """Any consent state at all: other topics, previous addresses, every status and basis."""
-    expiry = draw(st.none() | offsets.map(lambda d: now + d))
-    return ConsentFact(
-        topic_id=draw(st.sampled_from([TOPIC, UMBRELLA, OTHER_TOPIC])),
-        point_key=draw(st.sampled_from(KEYS)),
-        status=draw(st.sampled_from(ConsentStatus)),
-        basis=draw(st.sampled_from(ConsentBasis)),
-        confirmed=draw(st.booleans()),
-        event_id=draw(st.uuids()),
-        seq=draw(st.integers(min_value=1, max_value=50)),
-        expires_at=expiry,
-    )
-
-
-@st.composite
-def live_consent_facts(draw: st.DrawFn, now: datetime) -> ConsentFact:
-    """An active consent on the topic or its umbrella for the current address."""
-    return ConsentFact(
-        topic_id=draw(st.sampled_from([TOPIC, UMBRELLA])),
-        point_key=KEYS[0],
-        status=ConsentStatus.ACTIVE,
-        basis=draw(mostly(ConsentBasis.EXPRESS, st.sampled_from(ConsentBasis))),
-        confirmed=draw(mostly(True, st.booleans())),
-        event_id=draw(st.uuids()),
-        seq=draw(st.integers(min_value=1, max_value=50)),
-        expires_at=draw(mostly(None, offsets.map(lambda d: now + d))),
-    )
-
-
-suppression_facts = st.builds(
-    SuppressionFact,
-    reason=st.sampled_from(SuppressionReason),
-    scope=st.sampled_from(SuppressionScope),
-    platform=st.booleans(),
+# Strategies are built once, here; the composites below only draw from them (building strategies
+# inside a composite makes hypothesis validate them on every draw, which is slow).
+uuids = st.uuids()
+seqs = st.integers(min_value=1, max_value=50)
+any_offset = st.none() | offsets
+rare_offset = mostly(None, offsets)
+sends_ago = st.lists(
+    st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=20)), max_size=6
 )
-
-
-@st.composite
-def recipient_facts(draw: st.DrawFn, now: datetime) -> RecipientFacts:
-    consents = st.one_of(live_consent_facts(now), consent_facts(now))
-    return RecipientFacts(
-        contact_id=draw(st.uuids()),
-        tenant_status=draw(mostly(TenantStatus.ACTIVE, st.sampled_from(TenantStatus))),
-        tenant_country=draw(st.sampled_from(COUNTRIES)),
-        point_key=draw(mostly(KEYS[0], st.sampled_from([KEYS[1], None]))),
-        address_valid=draw(mostly(True, st.booleans())),
-        country=draw(st.none() | st.sampled_from(COUNTRIES)),
-        time_zone=draw(st.none() | st.sampled_from(TIME_ZONES)),
-        adult_on=draw(mostly(None, offsets.map(lambda d: (now + d).date()))),
-        suppressions=tuple(draw(mostly((), st.lists(suppression_facts, max_size=3)))),
-        consents=tuple(draw(st.lists(consents, min_size=draw(mostly(1, st.just(0))), max_size=4))),
-        dnc_listed=draw(mostly(False, st.booleans())),
-        last_inbound_at=draw(st.none() | offsets.map(lambda d: now + d)),
-        recent_sends=tuple(
-            draw(
-                st.lists(
-                    st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=20)).map(
-                        lambda d: now - d
-                    ),
-                    max_size=6,
-                )
-            )
+any_topic = st.sampled_from([TOPIC, UMBRELLA, OTHER_TOPIC])
+own_topic = st.sampled_from([TOPIC, UMBRELLA])
+any_key = st.sampled_from(KEYS)
+any_status = st.sampled_from(ConsentStatus)
+any_basis = st.sampled_from(ConsentBasis)
+mostly_express = mostly(ConsentBasis.EXPRESS, any_basis)
+mostly_true = mostly(True, st.booleans())
+mostly_false = mostly(False, st.booleans())
+tenant_statuses = mostly(TenantStatus.ACTIVE, st.sampled_from(TenantStatus))
+countries = st.sampled_from(COUNTRIES)
+maybe_country = st.none() | countries
+maybe_time_zone = st.none() | st.sampled_from(TIME_ZONES)
+point_keys = mostly(KEYS[0], st.sampled_from([KEYS[1], None]))
+suppression_lists = mostly(
+    [],
+    st.lists(
+        st.builds(
+            SuppressionFact,
+            reason=st.sampled_from(SuppressionReason),
+            scope=st.sampled_from(SuppressionScope),
+            platform=st.booleans(),
         ),
-    )
-
-
+        max_size=3,
+    ),
+)
+consent_counts = mostly(1, st.integers(min_value=0, max_value=4))
+extra_consents = st.integers(min_value=0, max_value=3)
+live_or_any = st.booleans()
 frequency_caps = st.builds(
     FrequencyCap,
     max_messages=st.integers(min_value=1, max_value=4),
     period=st.timedeltas(min_value=timedelta(hours=1), max_value=timedelta(days=14)),
 )
+maybe_cap = st.none() | frequency_caps
+channels = st.sampled_from([Channel.EMAIL, Channel.SMS, Channel.VOICE, Channel.WHATSAPP])
+categories = st.sampled_from(Category)
 
 
-def intents(category: st.SearchStrategy[Category] | None = None) -> st.SearchStrategy[Intent]:
-    return st.builds(
-        Intent,
-        topic_id=st.just(TOPIC),
-        umbrella_topic_id=st.just(UMBRELLA),
-        category=st.sampled_from(Category) if category is None else category,
-        channel=st.sampled_from([Channel.EMAIL, Channel.SMS, Channel.VOICE, Channel.WHATSAPP]),
-        requires_confirmation=st.booleans(),
-        whatsapp_free_form=st.booleans(),
-        content_compliant=mostly(True, st.booleans()),
-        frequency_cap=st.none() | frequency_caps,
+def at(now: datetime, offset: timedelta | None) -> datetime | None:
+    return None if offset is None else now + offset
+
+
+def draw_consent(draw: st.DrawFn, now: datetime) -> ConsentFact:
+    if draw(live_or_any):
+        # An active consent on the topic or its umbrella for the current address.
+        return ConsentFact(
+            topic_id=draw(own_topic),
+            point_key=KEYS[0],
+            status=ConsentStatus.ACTIVE,
+            basis=draw(mostly_express),
+            confirmed=draw(mostly_true),
+            event_id=draw(uuids),
+            seq=draw(seqs),
+            expires_at=at(now, draw(rare_offset)),
+        )
+    # Any consent state at all: other topics, previous addresses, every status and basis.
+    return ConsentFact(
+        topic_id=draw(any_topic),
+        point_key=draw(any_key),
+        status=draw(any_status),
+        basis=draw(any_basis),
+        confirmed=draw(st.booleans()),
+        event_id=draw(uuids),
+        seq=draw(seqs),
+        expires_at=at(now, draw(any_offset)),
+    )
+
+
+def draw_facts(draw: st.DrawFn, now: datetime) -> RecipientFacts:
+    adult_offset = draw(rare_offset)
+    return RecipientFacts(
+        contact_id=draw(uuids),
+        tenant_status=draw(tenant_statuses),
+        tenant_country=draw(countries),
+        point_key=draw(point_keys),
+        address_valid=draw(mostly_true),
+        country=draw(maybe_country),
+        time_zone=draw(maybe_time_zone),
+        adult_on=None if adult_offset is None else (now + adult_offset).date(),
+        suppressions=tuple(draw(suppression_lists)),
+        consents=tuple(draw_consent(draw, now) for _ in range(draw(consent_counts))),
+        dnc_listed=draw(mostly_false),
+        last_inbound_at=at(now, draw(any_offset)),
+        recent_sends=tuple(now - ago for ago in draw(sends_ago)),
     )
 
 
 @st.composite
 def scenarios(
-    draw: st.DrawFn, category: st.SearchStrategy[Category] | None = None
+    draw: st.DrawFn, category: Category | None = None
 ) -> tuple[RecipientFacts, Intent, datetime]:
     now = draw(nows)
-    return draw(recipient_facts(now)), draw(intents(category)), now
+    facts = draw_facts(draw, now)
+    intent = Intent(
+        topic_id=TOPIC,
+        umbrella_topic_id=UMBRELLA,
+        category=draw(categories) if category is None else category,
+        channel=draw(channels),
+        requires_confirmation=draw(st.booleans()),
+        whatsapp_free_form=draw(st.booleans()),
+        content_compliant=draw(mostly_true),
+        frequency_cap=draw(maybe_cap),
+    )
+    return facts, intent, now
+
+
+timed_tenant_countries = st.sampled_from(["US", "IN", "GB"])
+timed_countries = st.none() | st.sampled_from(["US", "IN"])
+timed_channels = st.sampled_from([Channel.SMS, Channel.VOICE, Channel.EMAIL])
+timed_sends_ago = st.lists(
+    st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=10)), max_size=5
+)
 
 
 @st.composite
@@ -188,34 +215,25 @@ def timed_scenarios(draw: st.DrawFn) -> tuple[RecipientFacts, Intent, datetime]:
         status=ConsentStatus.ACTIVE,
         basis=ConsentBasis.EXPRESS,
         confirmed=True,
-        event_id=draw(st.uuids()),
+        event_id=draw(uuids),
         seq=1,
     )
     facts = RecipientFacts(
-        contact_id=draw(st.uuids()),
+        contact_id=draw(uuids),
         tenant_status=TenantStatus.ACTIVE,
-        tenant_country=draw(st.sampled_from(["US", "IN", "GB"])),
+        tenant_country=draw(timed_tenant_countries),
         point_key=KEYS[0],
-        country=draw(st.none() | st.sampled_from(["US", "IN"])),
-        time_zone=draw(st.none() | st.sampled_from(TIME_ZONES)),
+        country=draw(timed_countries),
+        time_zone=draw(maybe_time_zone),
         consents=(grant,),
-        recent_sends=tuple(
-            draw(
-                st.lists(
-                    st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=10)).map(
-                        lambda d: now - d
-                    ),
-                    max_size=5,
-                )
-            )
-        ),
+        recent_sends=tuple(now - ago for ago in draw(timed_sends_ago)),
     )
     intent = Intent(
         topic_id=TOPIC,
         umbrella_topic_id=UMBRELLA,
         category=Category.MARKETING,
-        channel=draw(st.sampled_from([Channel.SMS, Channel.VOICE, Channel.EMAIL])),
-        frequency_cap=draw(st.none() | frequency_caps),
+        channel=draw(timed_channels),
+        frequency_cap=draw(maybe_cap),
     )
     return facts, intent, now
 
@@ -289,7 +307,7 @@ def test_an_allowed_marketing_message_passed_every_marketing_rule(
 
 
 @settings(max_examples=200, deadline=None)
-@given(scenarios(category=st.just(Category.SERVICE)))
+@given(scenarios(category=Category.SERVICE))
 def test_service_ignores_marketing_suppressions_registries_and_age(
     scenario: tuple[RecipientFacts, Intent, datetime],
 ) -> None:

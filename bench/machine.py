@@ -1,0 +1,66 @@
+"""What the figures were measured on: CPU, memory, versions, date and load."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy import Engine, text
+
+
+def _cpu_model() -> str:
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout  # noqa: S607  (lscpu from PATH, fixed arguments)
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or "unknown"
+    for line in lscpu.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def _memory_gib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return round(int(line.split()[1]) / 1024 / 1024, 1)
+    return 0.0
+
+
+def describe() -> dict[str, Any]:
+    return {
+        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory_gib": _memory_gib(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "sqlalchemy": sqlalchemy.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def load_average() -> tuple[float, float, float]:
+    """Other processes share the machine; the load average says how much."""
+    return os.getloadavg()
+
+
+def postgres_version(engine: Engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        settings = {
+            name: str(conn.execute(text(f"SHOW {name}")).scalar_one())
+            for name in (
+                "server_version",
+                "work_mem",
+                "shared_buffers",
+                "effective_cache_size",
+                "max_parallel_workers_per_gather",
+                "jit",
+            )
+        }
+    return settings
