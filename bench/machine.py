@@ -52,7 +52,7 @@ def load_average() -> tuple[float, float, float]:
 
 def postgres_version(engine: Engine) -> dict[str, str]:
     with engine.connect() as conn:
-        settings = {
+        return {
             name: str(conn.execute(text(f"SHOW {name}")).scalar_one())
             for name in (
                 "server_version",
@@ -63,4 +63,3 @@ def postgres_version(engine: Engine) -> dict[str, str]:
                 "jit",
             )
         }
-    return settings

@@ -167,14 +167,20 @@ def verify_ledger_cmd(
     reports = verify_ledger(state(ctx).container().read_uow(), tenant)
     broken = [r for r in reports if not r.intact]
     for r in reports:
-        if r.broken is None:
-            console.print(f"[green]ok[/] {r.tenant_slug}: {r.verified} events verified")
-        else:
+        if r.intact:
+            console.print(
+                f"[green]ok[/] {r.tenant_slug}: {r.verified} events verified, "
+                "consent states match the ledger"
+            )
+            continue
+        if r.broken is not None:
             err_console.print(
                 f"[red]BROKEN[/] {r.tenant_slug}: first broken link at seq {r.broken.seq} "
                 f"(event {r.broken.record_id or '?'}): {r.broken.problem}; "
                 f"{r.verified} events before it verify"
             )
+        for problem in r.projection_mismatches[:20]:
+            err_console.print(f"[red]STATE[/] {r.tenant_slug}: {problem}")
     if broken:
         raise LedgerTampered(f"{len(broken)} tenant ledger(s) failed verification")
 

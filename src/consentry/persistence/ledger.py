@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import replace
 from typing import Any
 
@@ -162,28 +162,44 @@ class SqlConsentLedger:
             raise NotFound(f"consent event {event_id} not found")
         return self._full(row)
 
-    def links(self, tenant_id: uuid.UUID) -> Iterator[ChainLink]:
+    def links(self, tenant_id: uuid.UUID) -> Generator[ChainLink, None, None]:
         """Every event of the tenant as a chain link, recomputed from stored columns only."""
         result = self._conn.execution_options(yield_per=2000).execute(
             select(consent_events)
             .where(consent_events.c.tenant_id == tenant_id)
             .order_by(consent_events.c.seq)
         )
-        for row in result:
-            event = _event(row, _bare_evidence(row))
-            digests = EvidenceDigests(
-                source=row.source_digest,
-                ip_address=row.ip_digest,
-                user_agent=row.user_agent_digest,
-                note=row.note_digest,
-            )
-            yield ChainLink(
-                seq=row.seq,
-                record_id=str(row.id),
-                prev_hash=row.prev_hash,
-                hash=row.hash,
-                fields=canonical_event(event, digests),
-            )
+        try:
+            for row in result:
+                event = _event(row, _bare_evidence(row))
+                digests = EvidenceDigests(
+                    source=row.source_digest,
+                    ip_address=row.ip_digest,
+                    user_agent=row.user_agent_digest,
+                    note=row.note_digest,
+                )
+                yield ChainLink(
+                    seq=row.seq,
+                    record_id=str(row.id),
+                    prev_hash=row.prev_hash,
+                    hash=row.hash,
+                    fields=canonical_event(event, digests),
+                )
+        finally:
+            result.close()  # a caller that stops early must not leave a server cursor open
+
+    def events(self, tenant_id: uuid.UUID) -> Generator[ConsentEvent, None, None]:
+        """Every event of the tenant in sequence order, without its personal data."""
+        result = self._conn.execution_options(yield_per=2000).execute(
+            select(consent_events)
+            .where(consent_events.c.tenant_id == tenant_id)
+            .order_by(consent_events.c.seq)
+        )
+        try:
+            for row in result:
+                yield _event(row, _bare_evidence(row))
+        finally:
+            result.close()
 
     def head(self, tenant_id: uuid.UUID) -> tuple[int, str]:
         row = self._conn.execute(
@@ -263,6 +279,12 @@ class SqlConsentStates:
                     **values,
                 )
             )
+
+    def for_tenant(self, tenant_id: uuid.UUID) -> list[ConsentState]:
+        rows = self._conn.execute(
+            select(consent_states).where(consent_states.c.tenant_id == tenant_id)
+        )
+        return [_state(r) for r in rows]
 
     def for_contact(self, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> list[ConsentState]:
         rows = self._conn.execute(

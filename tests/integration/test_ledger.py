@@ -1,0 +1,139 @@
+"""The consent ledger is append-only and hash-chained, and tampering is caught (guarantee 3)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+from tests.integration.helpers import UowFactory, disclosure, grant, person, shop
+
+from consentry.domain.consent import ConsentAction
+from consentry.domain.model import Channel
+from consentry.persistence.guards import CONSENT_EVENT_FROZEN, append_only_ddl
+from consentry.services.ledger import verify_ledger
+
+
+def _three_events(new_uow: UowFactory) -> str:
+    slug = shop(new_uow)
+    person(new_uow, slug)
+    evidence = disclosure(new_uow, slug)
+    grant(new_uow, slug, "ana@example.com", evidence)
+    grant(new_uow, slug, "ana@example.com", evidence, channel=Channel.SMS)
+    grant(new_uow, slug, "ana@example.com", evidence, action=ConsentAction.WITHDRAWN)
+    return slug
+
+
+def _without_guards(engine: Engine, statement: str) -> None:
+    """Run ``statement`` as someone with direct write access who switched the triggers off."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("DROP TRIGGER consent_events_no_update"))
+            conn.execute(text("DROP TRIGGER consent_events_no_delete"))
+            conn.execute(text(statement))
+            for ddl in append_only_ddl("sqlite", "consent_events", CONSENT_EVENT_FROZEN):
+                conn.execute(text(ddl))
+        else:
+            conn.execute(text("ALTER TABLE consent_events DISABLE TRIGGER consent_events_guard"))
+            conn.execute(text(statement))
+            conn.execute(text("ALTER TABLE consent_events ENABLE TRIGGER consent_events_guard"))
+
+
+def test_an_untouched_chain_verifies(new_uow: UowFactory) -> None:
+    slug = _three_events(new_uow)
+    (report,) = verify_ledger(new_uow(), slug)
+    assert report.intact
+    assert report.verified == report.head_seq == 3
+
+
+def test_a_changed_field_is_caught_at_its_link(new_uow: UowFactory, engine: Engine) -> None:
+    slug = _three_events(new_uow)
+    _without_guards(engine, "UPDATE consent_events SET action = 'granted' WHERE seq = 3")
+    (report,) = verify_ledger(new_uow(), slug)
+    assert report.broken is not None
+    assert report.broken.seq == 3
+    assert "hash" in report.broken.problem
+    assert report.verified == 2
+
+
+def test_a_removed_last_event_is_caught_by_the_head(new_uow: UowFactory, engine: Engine) -> None:
+    slug = _three_events(new_uow)
+    _without_guards(engine, "DELETE FROM consent_states")
+    _without_guards(engine, "DELETE FROM consent_events WHERE seq = 3")
+    (report,) = verify_ledger(new_uow(), slug)
+    assert report.broken is not None
+    assert report.broken.seq == 3
+
+
+def test_a_removed_middle_event_is_caught(new_uow: UowFactory, engine: Engine) -> None:
+    slug = _three_events(new_uow)
+    _without_guards(engine, "DELETE FROM consent_states")
+    _without_guards(engine, "DELETE FROM consent_events WHERE seq = 2")
+    (report,) = verify_ledger(new_uow(), slug)
+    assert report.broken is not None
+    assert report.broken.seq == 3  # the link after the gap
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE consent_events SET action = 'granted'", "DELETE FROM consent_events"],
+)
+def test_the_database_refuses_to_rewrite_history(
+    new_uow: UowFactory, engine: Engine, statement: str
+) -> None:
+    _three_events(new_uow)
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(text(statement))
+
+
+def test_scrubbing_personal_data_keeps_the_chain_valid(new_uow: UowFactory, engine: Engine) -> None:
+    slug = _three_events(new_uow)
+    # What erasure will do: drop the sealed evidence, keep the digests the chain covers.
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE consent_events SET ip_enc = NULL, user_agent_enc = NULL, "
+                "source_enc = NULL, note_enc = NULL"
+            )
+        )
+    (report,) = verify_ledger(new_uow(), slug)
+    assert report.intact
+    assert report.verified == 3
+
+
+def test_concurrent_appends_make_one_unbroken_chain(new_uow: UowFactory) -> None:
+    slug = shop(new_uow)
+    person(new_uow, slug)
+    evidence = disclosure(new_uow, slug)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(5):
+                grant(new_uow, slug, "ana@example.com", evidence)
+        except BaseException as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    (report,) = verify_ledger(new_uow(), slug)
+    assert report.intact
+    assert report.verified == 20
+
+
+def test_a_projection_edited_behind_the_ledger_is_caught(
+    new_uow: UowFactory, engine: Engine
+) -> None:
+    slug = _three_events(new_uow)
+    with engine.begin() as conn:  # no trigger guards the projection; the fold does
+        conn.execute(text("UPDATE consent_states SET status = 'active' WHERE status = 'withdrawn'"))
+    (report,) = verify_ledger(new_uow(), slug)
+    assert report.broken is None
+    assert not report.intact
+    assert len(report.projection_mismatches) == 1
+    assert "active" in report.projection_mismatches[0]
