@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -100,3 +101,9 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 @pytest.fixture
 def new_uow(engine: Engine, keys: FileKeyRing) -> Callable[[], SqlUnitOfWork]:
     return lambda: SqlUnitOfWork(engine, keys)
+
+
+# In CI the examples are derived from the test itself, so a run can be reproduced exactly.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None)
+if IN_CI:
+    settings.load_profile("ci")
