@@ -9,9 +9,12 @@ import pytest
 from sqlalchemy import Engine, inspect, select, text
 from tests.integration.helpers import UowFactory, disclosure, grant, person, shop
 
-from consentry.domain.errors import ContactNotFound
+from consentry.domain.errors import ContactNotFound, KeyUnavailable
 from consentry.domain.model import PointKind
+from consentry.persistence.crypto import FileKeyRing
 from consentry.persistence.tables import metadata
+from consentry.persistence.uow import SqlUnitOfWork
+from consentry.services.keys import rewrap_data_keys
 
 SECRETS = (
     "ana@example.com",
@@ -89,3 +92,20 @@ def test_contacts_of_one_tenant_are_invisible_to_another(new_uow: UowFactory) ->
         assert uow.contacts.find_by_point(two.id, PointKind.EMAIL, "ana@example.com") is None
         with pytest.raises(ContactNotFound):
             uow.contacts.get(two.id, ana.id)
+
+
+def test_master_key_rotation_rewraps_data_keys_without_losing_data(engine: Engine) -> None:
+    old = FileKeyRing({1: b"\x05" * 32}, 1, b"\x06" * 32)
+    both = FileKeyRing({1: b"\x05" * 32, 2: b"\x07" * 32}, 2, b"\x06" * 32)
+    only_new = FileKeyRing({2: b"\x07" * 32}, 2, b"\x06" * 32)
+    slug = shop(lambda: SqlUnitOfWork(engine, old))
+    person(lambda: SqlUnitOfWork(engine, old), slug)
+    with SqlUnitOfWork(engine, only_new) as uow, pytest.raises(KeyUnavailable):
+        uow.contacts.find_by_point(uow.tenants.by_slug(slug).id, PointKind.EMAIL, "ana@example.com")
+    assert rewrap_data_keys(SqlUnitOfWork(engine, both)) == 1
+    with SqlUnitOfWork(engine, only_new) as uow:
+        found = uow.contacts.find_by_point(
+            uow.tenants.by_slug(slug).id, PointKind.EMAIL, "ana@example.com"
+        )
+        assert found is not None
+        assert found.email == "ana@example.com"

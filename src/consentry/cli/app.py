@@ -12,13 +12,15 @@ from consentry.bootstrap import initialise
 from consentry.cli.consent import consent_app, dnc_app, suppress_app
 from consentry.cli.context import State, console, err_console, handle_errors, state
 from consentry.cli.records import contact_app, policy_app, tenant_app, topic_app
-from consentry.domain.errors import LedgerTampered, UnknownValue
+from consentry.domain.errors import KeyUnavailable, LedgerTampered, UnknownValue
 from consentry.domain.explain import Outcome
 from consentry.domain.gate import Decision, Verdict
 from consentry.domain.model import Channel
+from consentry.persistence.crypto import rotate_master_key
 from consentry.persistence.migrate import current_revision
 from consentry.services import demo as demo_service
 from consentry.services import gate as gate_service
+from consentry.services.keys import rewrap_data_keys
 from consentry.services.ledger import verify_ledger
 
 app = typer.Typer(
@@ -34,6 +36,8 @@ app.add_typer(contact_app, name="contact")
 app.add_typer(consent_app, name="consent")
 app.add_typer(suppress_app, name="suppress")
 app.add_typer(dnc_app, name="dnc")
+keys_app = typer.Typer(help="Encryption keys for personal data.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 
 @app.callback()
@@ -68,6 +72,18 @@ def migrate(ctx: typer.Context) -> None:
     """Bring the database schema to the latest version."""
     container = state(ctx).container()
     console.print(f"database at revision {current_revision(container.engine)}")
+
+
+@keys_app.command("rotate")
+@handle_errors
+def keys_rotate(ctx: typer.Context) -> None:
+    """Add a new master key to the key file and re-wrap every tenant's data key under it."""
+    st = state(ctx)
+    if st.settings.master_key is not None:
+        raise KeyUnavailable("keys come from CONSENTRY_MASTER_KEY; rotate them where they are kept")
+    version = rotate_master_key(st.settings.resolved_key_file)
+    count = rewrap_data_keys(st.container().uow())
+    console.print(f"master key version {version} is active; {count} tenant data key(s) re-wrapped")
 
 
 def _verdict_text(decision: Decision) -> str:

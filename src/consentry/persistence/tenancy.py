@@ -109,6 +109,13 @@ class SqlTenantRepository:
             raise TenantNotFound(f"tenant {tenant_id} not found")
         return bytes(key)
 
+    def set_wrapped_key(self, tenant_id: uuid.UUID, wrapped_key: bytes, at: datetime) -> None:
+        self._conn.execute(
+            update(tenants)
+            .where(tenants.c.id == tenant_id)
+            .values(data_key=wrapped_key, updated_at=at)
+        )
+
     def set_status(self, tenant_id: uuid.UUID, status: str, at: datetime) -> None:
         self._conn.execute(
             update(tenants).where(tenants.c.id == tenant_id).values(status=status, updated_at=at)
