@@ -78,3 +78,19 @@ CONSENT_EVENT_FROZEN = (
     "prev_hash",
     "hash",
 )
+
+
+AUDIT_FROZEN = (
+    "id",
+    "tenant_id",
+    "seq",
+    "actor",
+    "action",
+    "object_type",
+    "object_id",
+    "ip_digest",
+    "request_id",
+    "at",
+    "prev_hash",
+    "hash",
+)

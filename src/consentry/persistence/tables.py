@@ -241,3 +241,79 @@ dnc_entries = Table(
     UniqueConstraint("registry", "point_key", name="uq_dnc_entries_registry_point"),
     Index("ix_dnc_entries_point", "point_key"),
 )
+
+# -- access: operators, sessions, API keys, idempotency, the audit log --------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id")),  # NULL for platform operators
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("user_id", Uuid, ForeignKey("users.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("prefix", String(32), nullable=False, unique=True),  # public, shown in listings
+    Column("secret_hash", LargeBinary(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id")),  # NULL: a platform operator's token
+    Column("user_id", Uuid, ForeignKey("users.id")),  # set for personal operator tokens
+    Column("role", String(32), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("revoked_at", UTCDateTime),
+    Column("last_used_at", UTCDateTime),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("principal", String(100), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("method", String(8), nullable=False),
+    Column("path", String(500), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer),
+    Column("response_body", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime),
+)
+
+# Who read or changed what personal data, when and from where; hash-chained per tenant (the
+# platform's own entries chain under the nil tenant id).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("object_type", String(64), nullable=False),
+    Column("object_id", String(100)),
+    Column("ip_digest", String(64)),
+    Column("request_id", String(64)),
+    Column("at", UTCDateTime, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("tenant_id", "seq", name="uq_audit_log_tenant_seq"),
+)

@@ -30,6 +30,7 @@ from consentry.domain.model import (
 from consentry.persistence.tables import chain_heads, policy_documents, tenants, topics
 
 CONSENT_CHAIN = "consent"
+AUDIT_CHAIN = "audit"
 
 
 def _tenant(row: Any) -> Tenant:
@@ -79,12 +80,11 @@ class SqlTenantRepository:
                 )
         except IntegrityError as exc:
             raise AlreadyExists(f"a tenant with slug {tenant.slug!r} exists", field="slug") from exc
-        # The chain head exists from the start so that appends only ever update it.
-        self._conn.execute(
-            insert(chain_heads).values(
-                chain=CONSENT_CHAIN, tenant_id=tenant.id, seq=0, hash=GENESIS
+        # The chain heads exist from the start so that appends only ever update them.
+        for chain in (CONSENT_CHAIN, AUDIT_CHAIN):
+            self._conn.execute(
+                insert(chain_heads).values(chain=chain, tenant_id=tenant.id, seq=0, hash=GENESIS)
             )
-        )
 
     def get(self, tenant_id: uuid.UUID) -> Tenant:
         row = self._conn.execute(select(tenants).where(tenants.c.id == tenant_id)).one_or_none()

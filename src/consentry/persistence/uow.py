@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy import Connection, Engine, RootTransaction
 
+from consentry.persistence.access import SqlAccessRepository, SqlAuditLog, SqlIdempotencyStore
 from consentry.persistence.contacts import SqlContactRepository
 from consentry.persistence.eligibility import SqlGateQueries
 from consentry.persistence.engine import READ_ONLY
@@ -33,6 +34,9 @@ class SqlUnitOfWork:
     suppressions: SqlSuppressionRepository
     dnc: SqlDncRegistry
     gate: SqlGateQueries
+    access: SqlAccessRepository
+    idempotency: SqlIdempotencyStore
+    audit: SqlAuditLog
 
     def __init__(self, engine: Engine, keys: KeyRing, *, read_only: bool = False) -> None:
         self._engine = engine
@@ -63,6 +67,9 @@ class SqlUnitOfWork:
         self.suppressions = SqlSuppressionRepository(conn)
         self.dnc = SqlDncRegistry(conn)
         self.gate = SqlGateQueries(conn, self.contacts, self.suppressions, self.dnc)
+        self.access = SqlAccessRepository(conn)
+        self.idempotency = SqlIdempotencyStore(conn)
+        self.audit = SqlAuditLog(conn)
         return self
 
     def __exit__(

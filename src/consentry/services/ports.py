@@ -9,6 +9,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from consentry.domain.access import ApiKeyRecord, UserRecord
+from consentry.domain.audit import AuditEntry
 from consentry.domain.chain import ChainLink
 from consentry.domain.consent import ConsentEvent, ConsentState, EvidenceDigests
 from consentry.domain.gate import Decision, Intent, RecipientFacts
@@ -68,6 +70,18 @@ class EligibilitySummary:
     total: int
     eligible: int
     by_reason: dict[str, int]  # primary reason (first reported) -> contacts; "ALLOW" for allowed
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    principal: str
+    key: str
+    method: str
+    path: str
+    request_hash: str
+    created_at: datetime
+    status_code: int | None = None
+    response_body: str | None = None
 
 
 class TenantRepository(Protocol):
@@ -174,6 +188,51 @@ class GateQueries(Protocol):
     ) -> EligibilitySummary: ...
 
 
+class AccessRepository(Protocol):
+    """Operators, their browser sessions, and API keys (secrets stored only as hashes)."""
+
+    def add_user(self, user: UserRecord) -> None: ...
+    def user_by_email(self, email: str) -> UserRecord | None: ...
+    def user(self, user_id: uuid.UUID) -> UserRecord: ...
+    def add_session(
+        self,
+        session_id: uuid.UUID,
+        token_hash: bytes,
+        user_id: uuid.UUID,
+        created_at: datetime,
+        expires_at: datetime,
+    ) -> None: ...
+    def session_user(self, token_hash: bytes, now: datetime) -> UserRecord | None: ...
+    def revoke_session(self, token_hash: bytes, now: datetime) -> None: ...
+    def add_key(self, key: ApiKeyRecord) -> None: ...
+    def key_by_prefix(self, prefix: str) -> ApiKeyRecord | None: ...
+    def keys_of(self, tenant_id: uuid.UUID | None) -> list[ApiKeyRecord]: ...
+    def revoke_key(self, key_id: uuid.UUID, now: datetime) -> None: ...
+    def touch_key(self, key_id: uuid.UUID, now: datetime) -> None: ...
+
+
+class IdempotencyStore(Protocol):
+    def get(self, principal: str, key: str) -> IdempotencyRecord | None: ...
+    def reserve(self, record: IdempotencyRecord) -> bool:
+        """Claim the key; False if it is already held."""
+        ...
+
+    def complete(
+        self, principal: str, key: str, status_code: int, body: str, now: datetime
+    ) -> None: ...
+    def release(self, principal: str, key: str) -> None: ...
+
+
+class AuditLog(Protocol):
+    def append(self, entry: AuditEntry) -> AuditEntry:
+        """Chain and store one entry in its tenant's audit chain."""
+        ...
+
+    def entries(self, tenant_id: uuid.UUID, limit: int = 100) -> list[AuditEntry]: ...
+    def links(self, tenant_id: uuid.UUID) -> Generator[ChainLink, None, None]: ...
+    def head(self, tenant_id: uuid.UUID) -> tuple[int, str]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. ``with uow:`` begins it; leaving without ``commit()`` rolls back."""
 
@@ -197,6 +256,15 @@ class UnitOfWork(Protocol):
     def gate(self) -> GateQueries: ...
     @property
     def keys(self) -> KeyRing: ...
+
+    @property
+    def access(self) -> AccessRepository: ...
+
+    @property
+    def idempotency(self) -> IdempotencyStore: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(
