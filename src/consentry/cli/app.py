@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from consentry.bootstrap import initialise
+from consentry.cli.access import apikey_app, serve, user_app
 from consentry.cli.consent import consent_app, dnc_app, suppress_app
 from consentry.cli.context import State, console, err_console, handle_errors, state
 from consentry.cli.records import contact_app, policy_app, tenant_app, topic_app
@@ -36,6 +37,9 @@ app.add_typer(contact_app, name="contact")
 app.add_typer(consent_app, name="consent")
 app.add_typer(suppress_app, name="suppress")
 app.add_typer(dnc_app, name="dnc")
+app.add_typer(user_app, name="user")
+app.add_typer(apikey_app, name="apikey")
+app.command()(serve)
 keys_app = typer.Typer(help="Encryption keys for personal data.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 

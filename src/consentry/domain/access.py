@@ -63,6 +63,7 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
 class PrincipalKind(StrEnum):
     USER = "user"
     API_KEY = "api_key"
+    LOCAL = "local"  # the command line on the server itself
 
 
 @dataclass(frozen=True, slots=True)

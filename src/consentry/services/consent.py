@@ -30,6 +30,7 @@ from consentry.domain.rules import pack_for
 from consentry.services.clock import utcnow
 from consentry.services.contacts import resolve_contact
 from consentry.services.ports import UnitOfWork
+from consentry.services.tenants_ref import TenantRef, find_tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,7 @@ def _check_disclosure(uow: UnitOfWork, tenant_id: uuid.UUID, evidence: Evidence)
 
 
 def record_consent(
-    uow: UnitOfWork, tenant_slug: str, request: ConsentRequest, now: datetime | None = None
+    uow: UnitOfWork, tenant_slug: TenantRef, request: ConsentRequest, now: datetime | None = None
 ) -> Recorded:
     """Append one consent event and update the state projection in the same transaction.
 
@@ -100,7 +101,7 @@ def record_consent(
     occurred_at = request.occurred_at or now
     validate_evidence(request.action, request.basis, request.evidence)
     with uow:
-        tenant = uow.tenants.by_slug(tenant_slug)
+        tenant = find_tenant(uow, tenant_slug)
         topic: Topic = uow.topics.by_key(tenant.id, request.topic)
         contact = resolve_contact(uow, tenant, request.contact)
         point_key = uow.contacts.point_key(contact, request.channel)
@@ -162,10 +163,12 @@ class HistoryEntry:
     topic_key: str
 
 
-def consent_history(uow: UnitOfWork, tenant_slug: str, contact_ref: str) -> list[HistoryEntry]:
+def consent_history(
+    uow: UnitOfWork, tenant_slug: TenantRef, contact_ref: str
+) -> list[HistoryEntry]:
     """Every ledger event of one contact, oldest first, with its evidence decrypted."""
     with uow:
-        tenant = uow.tenants.by_slug(tenant_slug)
+        tenant = find_tenant(uow, tenant_slug)
         contact = resolve_contact(uow, tenant, contact_ref)
         topics = {t.id: t.key for t in uow.topics.list(tenant.id)}
         return [

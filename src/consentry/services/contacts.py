@@ -25,6 +25,7 @@ from consentry.services.addresses import (
 )
 from consentry.services.clock import utcnow
 from consentry.services.ports import UnitOfWork
+from consentry.services.tenants_ref import TenantRef, find_tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +87,12 @@ def build_contact(
 
 
 def add_contact(
-    uow: UnitOfWork, tenant_slug: str, data: ContactInput, now: datetime | None = None
+    uow: UnitOfWork, tenant_slug: TenantRef, data: ContactInput, now: datetime | None = None
 ) -> Contact:
     """Create a contact; refuses a second contact with the same email address; commits."""
     now = now or utcnow()
     with uow:
-        tenant = uow.tenants.by_slug(tenant_slug)
+        tenant = find_tenant(uow, tenant_slug)
         contact = build_contact(tenant, data, now, new_id())
         if contact.email and uow.contacts.find_by_point(tenant.id, PointKind.EMAIL, contact.email):
             raise AlreadyExists("a contact with this email address exists", field="email")
@@ -126,6 +127,6 @@ def resolve_contact(uow: UnitOfWork, tenant: Tenant, reference: str) -> Contact:
     return found
 
 
-def get_contact(uow: UnitOfWork, tenant_slug: str, reference: str) -> Contact:
+def get_contact(uow: UnitOfWork, tenant_slug: TenantRef, reference: str) -> Contact:
     with uow:
-        return resolve_contact(uow, uow.tenants.by_slug(tenant_slug), reference)
+        return resolve_contact(uow, find_tenant(uow, tenant_slug), reference)

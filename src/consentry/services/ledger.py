@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from consentry.domain.chain import GENESIS, ChainBreak, ChainLink, verify_chain
 from consentry.domain.consent import ConsentState, StateKey, apply_event
 from consentry.services.ports import UnitOfWork
+from consentry.services.tenants_ref import TenantRef, find_tenant
 
 
 @dataclass(frozen=True, slots=True)
 class ChainReport:
     tenant_id: uuid.UUID
-    tenant_slug: str
+    tenant_slug: TenantRef
     verified: int
     head_seq: int
     broken: ChainBreak | None
@@ -78,7 +79,7 @@ def verify_ledger(uow: UnitOfWork, tenant_slug: str | None = None) -> list[Chain
     consent states the gate reads are exactly the fold of the ledger; writes nothing."""
     reports: list[ChainReport] = []
     with uow:
-        tenants = [uow.tenants.by_slug(tenant_slug)] if tenant_slug else uow.tenants.list()
+        tenants = [find_tenant(uow, tenant_slug)] if tenant_slug else uow.tenants.list()
         for tenant in tenants:
             last = _LastHash()
             with closing(uow.ledger.links(tenant.id)) as links:

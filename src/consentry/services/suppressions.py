@@ -17,6 +17,7 @@ from consentry.domain.suppression import (
 from consentry.services.addresses import normalize_email, normalize_phone, normalize_postal
 from consentry.services.clock import utcnow
 from consentry.services.ports import UnitOfWork
+from consentry.services.tenants_ref import TenantRef, find_tenant
 
 
 def normalize_point(kind: PointKind, raw: str, default_region: str | None) -> str:
@@ -29,7 +30,7 @@ def normalize_point(kind: PointKind, raw: str, default_region: str | None) -> st
 
 def add_suppression(
     uow: UnitOfWork,
-    tenant_slug: str | None,
+    tenant_slug: TenantRef | None,
     *,
     address: str,
     channels: list[Channel],
@@ -53,7 +54,7 @@ def add_suppression(
     now = now or utcnow()
     created: list[Suppression] = []
     with uow:
-        tenant = uow.tenants.by_slug(tenant_slug) if tenant_slug else None
+        tenant = find_tenant(uow, tenant_slug) if tenant_slug else None
         normalized = normalize_point(kind, address, tenant.country if tenant else None)
         point_key = uow.keys.blind_index(kind, point_index_value(kind, normalized))
         for channel in channels:
@@ -85,23 +86,23 @@ def add_suppression(
 
 
 def list_suppressions(
-    uow: UnitOfWork, tenant_slug: str, include_lifted: bool = False
+    uow: UnitOfWork, tenant_slug: TenantRef, include_lifted: bool = False
 ) -> list[Suppression]:
     with uow:
-        tenant = uow.tenants.by_slug(tenant_slug)
+        tenant = find_tenant(uow, tenant_slug)
         return uow.suppressions.list(tenant.id, include_lifted)
 
 
 def lift_suppression(
     uow: UnitOfWork,
-    tenant_slug: str,
+    tenant_slug: TenantRef,
     suppression_id: uuid.UUID,
     actor: str,
     now: datetime | None = None,
 ) -> Suppression:
     """Lift a manual block or an unsubscribe; every other reason is permanent. Commits."""
     with uow:
-        tenant = uow.tenants.by_slug(tenant_slug)
+        tenant = find_tenant(uow, tenant_slug)
         suppression = uow.suppressions.get(tenant.id, suppression_id)
         if suppression.tenant_id is None:
             raise SuppressionNotLiftable("a platform-wide suppression is lifted by the platform")

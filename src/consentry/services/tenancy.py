@@ -24,6 +24,7 @@ from consentry.domain.model import (
 from consentry.services.addresses import normalize_country
 from consentry.services.clock import utcnow
 from consentry.services.ports import UnitOfWork
+from consentry.services.tenants_ref import TenantRef, find_tenant
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -90,7 +91,7 @@ def create_tenant(
 
 def create_topic(
     uow: UnitOfWork,
-    tenant_slug: str,
+    tenant_slug: TenantRef,
     *,
     key: str,
     name: str,
@@ -102,7 +103,7 @@ def create_topic(
     """Add a topic to a tenant; commits."""
     topic_key = _slug(key, "key")
     with uow:
-        tenant = uow.tenants.by_slug(tenant_slug)
+        tenant = find_tenant(uow, tenant_slug)
         topic = Topic(
             id=new_id(),
             tenant_id=tenant.id,
@@ -118,14 +119,14 @@ def create_topic(
     return topic
 
 
-def list_topics(uow: UnitOfWork, tenant_slug: str) -> list[Topic]:
+def list_topics(uow: UnitOfWork, tenant_slug: TenantRef) -> list[Topic]:
     with uow:
-        return uow.topics.list(uow.tenants.by_slug(tenant_slug).id)
+        return uow.topics.list(find_tenant(uow, tenant_slug).id)
 
 
 def draft_policy(
     uow: UnitOfWork,
-    tenant_slug: str,
+    tenant_slug: TenantRef,
     *,
     kind: PolicyKind,
     title: str,
@@ -137,7 +138,7 @@ def draft_policy(
     if not body.strip():
         raise UnknownValue("a policy document needs a body", field="body")
     with uow:
-        tenant = uow.tenants.by_slug(tenant_slug)
+        tenant = find_tenant(uow, tenant_slug)
         document = PolicyDocument(
             id=new_id(),
             tenant_id=tenant.id,
@@ -156,11 +157,11 @@ def draft_policy(
 
 
 def publish_policy(
-    uow: UnitOfWork, tenant_slug: str, document_id: uuid.UUID, now: datetime | None = None
+    uow: UnitOfWork, tenant_slug: TenantRef, document_id: uuid.UUID, now: datetime | None = None
 ) -> PolicyDocument:
     """Publish a draft; from then on it is immutable and consent evidence may cite it; commits."""
     with uow:
-        tenant = uow.tenants.by_slug(tenant_slug)
+        tenant = find_tenant(uow, tenant_slug)
         document = uow.policies.publish(tenant.id, document_id, now or utcnow())
         uow.commit()
     return document

@@ -1,0 +1,77 @@
+"""The application factory: ``create_app(settings)`` composes everything at call time."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from consentry import __version__
+from consentry.bootstrap import Container, bootstrap
+from consentry.config import Settings
+from consentry.web import problems
+from consentry.web.routes import decisions, health
+
+log = logging.getLogger("consentry.http")
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    """A FastAPI app for ``settings`` (read from the environment when None); migrates on start."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = container is None
+        app.state.container = container or bootstrap(settings or Settings(), create_keys=True)
+        try:
+            yield
+        finally:
+            if own:
+                app.state.container.close()
+
+    app = FastAPI(
+        title="consentry",
+        version=__version__,
+        lifespan=lifespan,
+        description="Permission-first customer messaging: consent, suppressions and "
+        "the gate every message passes.",
+    )
+    if container is not None:
+        app.state.container = container
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(decisions.router)
+
+    @app.middleware("http")
+    async def request_ids(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = request_id[:64]
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["X-Request-Id"] = request.state.request_id
+        principal = getattr(request.state, "principal", None)
+        # Ids and paths only: no bodies, no query strings, no personal data.
+        log.info(
+            "request",
+            extra={
+                "request_id": request.state.request_id,
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+                "principal": principal.actor if principal else None,
+            },
+        )
+        return response
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """For ``uvicorn --factory consentry.web.app:app_from_environment``."""
+    return create_app(Settings())

@@ -1,0 +1,66 @@
+"""Request dependencies: the container, the authenticated principal and its tenant."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from consentry.bootstrap import Container
+from consentry.domain.access import Principal, Unauthenticated
+from consentry.domain.errors import TenantNotFound
+from consentry.services import access
+from consentry.services.audit import RequestContext
+
+SESSION_COOKIE = "consentry_session"
+
+
+def container(request: Request) -> Container:
+    found = request.app.state.container
+    if not isinstance(found, Container):
+        raise TypeError("the application was not composed with a container")
+    return found
+
+
+ContainerDep = Annotated[Container, Depends(container)]
+
+
+def _principal(request: Request, c: Container) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return access.authenticate_api_key(c.uow(), token.strip())
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return access.authenticate_session(c.read_uow(), cookie)
+    raise Unauthenticated("send an API key as 'Authorization: Bearer csk_…'")
+
+
+def request_context(request: Request, c: ContainerDep) -> RequestContext:
+    principal = _principal(request, c)
+    request.state.principal = principal
+    client = request.client.host if request.client else None
+    return RequestContext(principal, client, getattr(request.state, "request_id", None))
+
+
+ContextDep = Annotated[RequestContext, Depends(request_context)]
+
+
+def tenant_scope(
+    context: ContextDep,
+    consentry_tenant: Annotated[
+        uuid.UUID | None,
+        Header(description="Platform operators: the tenant to act in. Others: ignored."),
+    ] = None,
+) -> uuid.UUID:
+    """The one tenant this request may touch: the principal's own, or the one an operator names."""
+    principal = context.principal
+    if principal.tenant_id is not None:
+        return principal.tenant_id
+    if consentry_tenant is None:
+        raise TenantNotFound("name the tenant in the Consentry-Tenant header", field="tenant")
+    return consentry_tenant
+
+
+TenantDep = Annotated[uuid.UUID, Depends(tenant_scope)]

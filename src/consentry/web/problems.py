@@ -1,0 +1,107 @@
+"""The one place errors become HTTP responses: RFC 9457 problem+json with a stable code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from consentry.domain.access import Forbidden, Unauthenticated
+from consentry.domain.errors import (
+    Conflict,
+    ConsentryError,
+    IntegrityFailure,
+    InvalidInput,
+    NotFound,
+)
+
+PROBLEM = "application/problem+json"
+
+_STATUS: tuple[tuple[type[ConsentryError], int], ...] = (
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidInput, 422),
+    (IntegrityFailure, 500),
+)
+
+
+def status_for(error: ConsentryError) -> int:
+    for kind, status in _STATUS:
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    field: str | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://consentry.dev/problems/{code.lower()}",
+        "title": code.replace("_", " ").capitalize(),
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    if field:
+        body["field"] = field
+    if extra:
+        body.update(extra)
+    headers = dict(headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="consentry"')
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+async def _consentry_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ConsentryError)  # noqa: S101  (registered for this type only)
+    return problem(status_for(exc), exc.code, exc.message, field=exc.field)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101
+    errors = [
+        {
+            "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+            "message": e.get("msg", "invalid"),
+            "type": e.get("type", ""),
+        }
+        for e in exc.errors()
+    ]
+    first = errors[0]["field"] if errors else None
+    return problem(
+        422,
+        "VALIDATION_FAILED",
+        "the request does not match the schema",
+        field=first,
+        extra={"errors": errors},
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    codes = {
+        404: "NOT_FOUND",
+        405: "METHOD_NOT_ALLOWED",
+        413: "PAYLOAD_TOO_LARGE",
+        415: "UNSUPPORTED_MEDIA_TYPE",
+        429: "RATE_LIMITED",
+    }
+    code = codes.get(exc.status_code, f"HTTP_{exc.status_code}")
+    return problem(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ConsentryError, _consentry_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -1,0 +1,1 @@
+"""API routers; each route parses input, calls one service function and maps the result."""
