@@ -66,3 +66,23 @@ def verify_audit(uow: UnitOfWork, tenant_id: uuid.UUID) -> AuditReport:
                 verified + 1, "", f"chain ends at {verified}, head records {head_seq}"
             )
     return AuditReport(verified, head_seq, broken)
+
+
+def audit(  # noqa: PLR0917  (read as one sentence: who did what to which object)
+    uow: UnitOfWork,
+    context: RequestContext | None,
+    tenant_id: uuid.UUID,
+    action: str,
+    object_type: str,
+    object_id: object | None,
+) -> None:
+    """Record access when it comes through the API (``context``); the caller commits."""
+    if context is not None:
+        record_access(
+            uow,
+            context,
+            tenant_id=tenant_id,
+            action=action,
+            object_type=object_type,
+            object_id=None if object_id is None else str(object_id),
+        )

@@ -27,6 +27,7 @@ from consentry.domain.errors import (
 from consentry.domain.ids import new_id
 from consentry.domain.model import Category, Channel, PolicyStatus, Topic
 from consentry.domain.rules import pack_for
+from consentry.services.audit import RequestContext, audit
 from consentry.services.clock import utcnow
 from consentry.services.contacts import resolve_contact
 from consentry.services.ports import UnitOfWork
@@ -89,7 +90,11 @@ def _check_disclosure(uow: UnitOfWork, tenant_id: uuid.UUID, evidence: Evidence)
 
 
 def record_consent(
-    uow: UnitOfWork, tenant_slug: TenantRef, request: ConsentRequest, now: datetime | None = None
+    uow: UnitOfWork,
+    tenant_slug: TenantRef,
+    request: ConsentRequest,
+    now: datetime | None = None,
+    context: RequestContext | None = None,
 ) -> Recorded:
     """Append one consent event and update the state projection in the same transaction.
 
@@ -153,6 +158,7 @@ def record_consent(
         previous = uow.consent_states.get(tenant.id, contact.id, topic.id, request.channel)
         state = apply_event(previous, event)
         uow.consent_states.put(state)
+        audit(uow, context, tenant.id, f"consent.{event.action.value}", "contact", contact.id)
         uow.commit()
     return Recorded(event, state)
 
@@ -164,14 +170,21 @@ class HistoryEntry:
 
 
 def consent_history(
-    uow: UnitOfWork, tenant_slug: TenantRef, contact_ref: str
+    uow: UnitOfWork,
+    tenant_slug: TenantRef,
+    contact_ref: str,
+    context: RequestContext | None = None,
 ) -> list[HistoryEntry]:
     """Every ledger event of one contact, oldest first, with its evidence decrypted."""
     with uow:
         tenant = find_tenant(uow, tenant_slug)
         contact = resolve_contact(uow, tenant, contact_ref)
         topics = {t.id: t.key for t in uow.topics.list(tenant.id)}
-        return [
+        entries = [
             HistoryEntry(e, topics.get(e.topic_id, str(e.topic_id)))
             for e in uow.ledger.history(tenant.id, contact.id)
         ]
+        if context is not None:
+            audit(uow, context, tenant.id, "consent.read", "contact", contact.id)
+            uow.commit()
+        return entries

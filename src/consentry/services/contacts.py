@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from consentry.domain.errors import (
@@ -23,6 +23,7 @@ from consentry.services.addresses import (
     normalize_postal,
     validate_time_zone,
 )
+from consentry.services.audit import RequestContext, audit
 from consentry.services.clock import utcnow
 from consentry.services.ports import UnitOfWork
 from consentry.services.tenants_ref import TenantRef, find_tenant
@@ -87,7 +88,11 @@ def build_contact(
 
 
 def add_contact(
-    uow: UnitOfWork, tenant_slug: TenantRef, data: ContactInput, now: datetime | None = None
+    uow: UnitOfWork,
+    tenant_slug: TenantRef,
+    data: ContactInput,
+    now: datetime | None = None,
+    context: RequestContext | None = None,
 ) -> Contact:
     """Create a contact; refuses a second contact with the same email address; commits."""
     now = now or utcnow()
@@ -97,6 +102,7 @@ def add_contact(
         if contact.email and uow.contacts.find_by_point(tenant.id, PointKind.EMAIL, contact.email):
             raise AlreadyExists("a contact with this email address exists", field="email")
         uow.contacts.add(contact)
+        audit(uow, context, tenant.id, "contact.create", "contact", contact.id)
         uow.commit()
     return contact
 
@@ -127,6 +133,52 @@ def resolve_contact(uow: UnitOfWork, tenant: Tenant, reference: str) -> Contact:
     return found
 
 
-def get_contact(uow: UnitOfWork, tenant_slug: TenantRef, reference: str) -> Contact:
+def get_contact(
+    uow: UnitOfWork,
+    tenant_slug: TenantRef,
+    reference: str,
+    context: RequestContext | None = None,
+) -> Contact:
+    """One contact, decrypted; an API read is recorded in the audit log."""
     with uow:
-        return resolve_contact(uow, find_tenant(uow, tenant_slug), reference)
+        tenant = find_tenant(uow, tenant_slug)
+        contact = resolve_contact(uow, tenant, reference)
+        if context is not None:
+            audit(uow, context, tenant.id, "contact.read", "contact", contact.id)
+            uow.commit()
+        return contact
+
+
+def update_contact(
+    uow: UnitOfWork,
+    tenant_ref: TenantRef,
+    contact_id: uuid.UUID,
+    data: ContactInput,
+    *,
+    now: datetime | None = None,
+    context: RequestContext | None = None,
+) -> Contact:
+    """Replace a contact's details (validated like a new contact); commits.
+
+    Consent stays with the addresses it was given for: a changed address has none until the
+    person gives it again.
+    """
+    now = now or utcnow()
+    with uow:
+        tenant = find_tenant(uow, tenant_ref)
+        current = uow.contacts.get(tenant.id, contact_id)
+        if current.erased_at is not None:
+            raise ContactNotFound("contact not found", field="contact")
+        updated = replace(
+            build_contact(tenant, data, now, contact_id),
+            created_at=current.created_at,
+            whatsapp_last_inbound_at=current.whatsapp_last_inbound_at,
+        )
+        if updated.email and updated.email.lower() != (current.email or "").lower():
+            clash = uow.contacts.find_by_point(tenant.id, PointKind.EMAIL, updated.email)
+            if clash is not None and clash.id != contact_id:
+                raise AlreadyExists("a contact with this email address exists", field="email")
+        uow.contacts.update(updated)
+        audit(uow, context, tenant.id, "contact.update", "contact", contact_id)
+        uow.commit()
+    return updated

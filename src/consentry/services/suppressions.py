@@ -15,6 +15,7 @@ from consentry.domain.suppression import (
     SuppressionScope,
 )
 from consentry.services.addresses import normalize_email, normalize_phone, normalize_postal
+from consentry.services.audit import RequestContext, audit
 from consentry.services.clock import utcnow
 from consentry.services.ports import UnitOfWork
 from consentry.services.tenants_ref import TenantRef, find_tenant
@@ -40,6 +41,7 @@ def add_suppression(
     note: str | None = None,
     actor: str | None = None,
     now: datetime | None = None,
+    context: RequestContext | None = None,
 ) -> list[Suppression]:
     """Suppress an address on each channel, for one tenant or (tenant None) platform-wide.
 
@@ -81,6 +83,8 @@ def add_suppression(
             )
             uow.suppressions.add(suppression)
             created.append(suppression)
+        if tenant is not None:
+            audit(uow, context, tenant.id, "suppression.create", "suppression", created[0].id)
         uow.commit()
     return created
 
@@ -98,7 +102,9 @@ def lift_suppression(
     tenant_slug: TenantRef,
     suppression_id: uuid.UUID,
     actor: str,
+    *,
     now: datetime | None = None,
+    context: RequestContext | None = None,
 ) -> Suppression:
     """Lift a manual block or an unsubscribe; every other reason is permanent. Commits."""
     with uow:
@@ -112,6 +118,7 @@ def lift_suppression(
             )
         uow.suppressions.lift(suppression.id, now or utcnow(), actor)
         lifted = uow.suppressions.get(tenant.id, suppression.id)
+        audit(uow, context, tenant.id, "suppression.lift", "suppression", suppression.id)
         uow.commit()
     return lifted
 
