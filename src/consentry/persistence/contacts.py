@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -131,7 +131,11 @@ class SqlContactRepository:
 
     def get(self, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> Contact:
         row = self._conn.execute(
-            select(contacts).where(contacts.c.tenant_id == tenant_id, contacts.c.id == contact_id)
+            select(contacts).where(
+                contacts.c.tenant_id == tenant_id,
+                contacts.c.id == contact_id,
+                contacts.c.erased_at.is_(None),
+            )
         ).one_or_none()
         if row is None:
             raise ContactNotFound(f"contact {contact_id} not found", field="contact")
@@ -161,6 +165,44 @@ class SqlContactRepository:
 
     def point_key(self, contact: Contact, channel: Channel) -> bytes | None:
         return self._index(POINT_KIND[channel], contact.address_for(channel))
+
+    def erase(self, tenant_id: uuid.UUID, contact_id: uuid.UUID, at: datetime) -> None:
+        """Scrub every piece of personal data from the row; the row stays as a tombstone."""
+        self._conn.execute(
+            update(contacts)
+            .where(contacts.c.tenant_id == tenant_id, contacts.c.id == contact_id)
+            .values(
+                name_enc=None,
+                email_enc=None,
+                email_key=None,
+                phone_enc=None,
+                phone_key=None,
+                phone_type=None,
+                whatsapp_enc=None,
+                whatsapp_key=None,
+                postal_enc=None,
+                postal_key=None,
+                dob_enc=None,
+                adult_on=None,
+                external_ref=None,
+                locale=None,
+                time_zone=None,
+                country=None,
+                whatsapp_last_inbound_at=None,
+                erased_at=at,
+                updated_at=at,
+            )
+        )
+
+    def page(self, tenant_id: uuid.UUID, after: uuid.UUID | None, limit: int) -> list[Contact]:
+        """Contacts in id order (ids are time-ordered), after a cursor."""
+        query = select(contacts).where(
+            contacts.c.tenant_id == tenant_id, contacts.c.erased_at.is_(None)
+        )
+        if after is not None:
+            query = query.where(contacts.c.id > after)
+        rows = self._conn.execute(query.order_by(contacts.c.id).limit(limit))
+        return [self._contact(r) for r in rows]
 
     def count(self, tenant_id: uuid.UUID) -> int:
         return int(

@@ -10,8 +10,9 @@ Scheme:
   12-byte random nonce, ciphertext and tag. Random 96-bit nonces are safe far beyond the number of
   values one tenant key will ever encrypt (the bound is about 2**32 per key).
 - Associated data (AAD) binds every wrapped key to its tenant, and every ciphertext to its tenant
-  and *purpose* (the column it lives in). Without it, a ciphertext copied into another row, column
-  or tenant would decrypt silently; with it, authentication fails and KeyUnavailable is raised.
+  and *purpose* (the column it lives in). A ciphertext copied into another column or tenant fails
+  authentication (KeyUnavailable). It is not bound to its row: within one tenant and column, a
+  value moved between rows still decrypts (binding row ids is a possible later hardening).
 - Blind indexes are HMAC-SHA256 under a platform *index key*, truncated to 16 bytes: enough to make
   accidental collisions negligible, while a short value gives an attacker holding the database less
   to work with and keeps the index small. They are per platform, not per tenant, so a platform-wide

@@ -445,7 +445,7 @@ def eligibility_select(
             quiet_until_col.label("quiet_until"),
         )
         .select_from(frm)
-        .where(c.c.tenant_id == tenant.id)
+        .where(c.c.tenant_id == tenant.id, c.c.erased_at.is_(None))
     )
     if contact_ids is not None:
         inner = inner.where(c.c.id.in_(list(contact_ids)))

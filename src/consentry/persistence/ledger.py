@@ -188,6 +188,17 @@ class SqlConsentLedger:
         finally:
             result.close()  # a caller that stops early must not leave a server cursor open
 
+    def scrub_evidence(self, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> None:
+        """Drop the sealed personal data of a contact's evidence; the digests (and so the
+        chain) stay."""
+        self._conn.execute(
+            update(consent_events)
+            .where(
+                consent_events.c.tenant_id == tenant_id, consent_events.c.contact_id == contact_id
+            )
+            .values(source_enc=None, ip_enc=None, user_agent_enc=None, note_enc=None)
+        )
+
     def events(self, tenant_id: uuid.UUID) -> Generator[ConsentEvent, None, None]:
         """Every event of the tenant in sequence order, without its personal data."""
         result = self._conn.execution_options(yield_per=2000).execute(

@@ -116,6 +116,22 @@ class SqlTenantRepository:
             .values(data_key=wrapped_key, updated_at=at)
         )
 
+    def set_profile(self, tenant_id: uuid.UUID, profile: BusinessProfile, at: datetime) -> None:
+        self._conn.execute(
+            update(tenants)
+            .where(tenants.c.id == tenant_id)
+            .values(
+                legal_name=profile.legal_name,
+                country=profile.country,
+                description=profile.description,
+                contact_email=profile.contact_email,
+                contact_phone=profile.contact_phone,
+                postal_address=profile.postal_address,
+                website=profile.website,
+                updated_at=at,
+            )
+        )
+
     def set_status(self, tenant_id: uuid.UUID, status: str, at: datetime) -> None:
         self._conn.execute(
             update(tenants).where(tenants.c.id == tenant_id).values(status=status, updated_at=at)

@@ -36,6 +36,7 @@ from consentry.domain.ids import new_id
 from consentry.services.addresses import normalize_email
 from consentry.services.clock import utcnow
 from consentry.services.ports import UnitOfWork
+from consentry.services.tenants_ref import TenantRef, find_tenant
 
 KEY_PREFIX = "csk_"
 SESSION_LIFETIME = timedelta(hours=12)
@@ -143,7 +144,7 @@ def issue_api_key(
     uow: UnitOfWork,
     issuer: Principal,
     *,
-    tenant_slug: str | None,
+    tenant_slug: TenantRef | None,
     name: str,
     scopes: frozenset[Scope] | None = None,
     role: Role | None = None,
@@ -162,7 +163,7 @@ def issue_api_key(
             tenant_id = None
             key_role = Role.PLATFORM_OPERATOR
         else:
-            tenant = uow.tenants.by_slug(tenant_slug)
+            tenant = find_tenant(uow, tenant_slug)
             if not issuer.platform:
                 require(issuer, Scope.ADMIN)
                 if issuer.tenant_id != tenant.id:
@@ -171,6 +172,8 @@ def issue_api_key(
             key_role = role or Role.TENANT_OPERATOR
             if key_role is Role.PLATFORM_OPERATOR:
                 raise Forbidden("a tenant key cannot carry the platform role")
+        if tenant_slug is not None and role is not None and role not in ROLE_SCOPES:
+            raise UnknownValue("unknown role", field="role")
         prefix = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         record = ApiKeyRecord(

@@ -14,8 +14,17 @@ from consentry.domain.errors import (
     InvalidPhone,
 )
 from consentry.domain.ids import new_id
-from consentry.domain.model import Contact, PhoneType, PointKind, Tenant
+from consentry.domain.model import (
+    POINT_KIND,
+    Channel,
+    Contact,
+    PhoneType,
+    PointKind,
+    Tenant,
+    point_index_value,
+)
 from consentry.domain.rules import majority_date, pack_for
+from consentry.domain.suppression import Suppression, SuppressionReason, SuppressionScope
 from consentry.services.addresses import (
     normalize_country,
     normalize_email,
@@ -182,3 +191,73 @@ def update_contact(
         audit(uow, context, tenant.id, "contact.update", "contact", contact_id)
         uow.commit()
     return updated
+
+
+def list_contacts(
+    uow: UnitOfWork,
+    tenant_ref: TenantRef,
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+    context: RequestContext | None = None,
+) -> list[Contact]:
+    """One page of contacts after a cursor; an API read is recorded (one entry per page)."""
+    with uow:
+        tenant = find_tenant(uow, tenant_ref)
+        found = uow.contacts.page(tenant.id, after, limit)
+        if context is not None:
+            audit(uow, context, tenant.id, "contact.list", "contact", None)
+            uow.commit()
+        return found
+
+
+_ERASED_CHANNELS: tuple[tuple[str, tuple[Channel, ...]], ...] = (
+    ("email", (Channel.EMAIL,)),
+    ("phone", (Channel.SMS, Channel.VOICE)),
+    ("whatsapp", (Channel.WHATSAPP,)),
+    ("postal_address", (Channel.POST,)),
+)
+
+
+def erase_contact(
+    uow: UnitOfWork,
+    tenant_ref: TenantRef,
+    contact_id: uuid.UUID,
+    *,
+    now: datetime | None = None,
+    context: RequestContext | None = None,
+) -> None:
+    """Delete a contact's personal data; commits.
+
+    What the law requires stays: the consent ledger (its chain covers only keyed digests), and a
+    suppression tombstone per address (a blind index, not the address) so that the person is
+    never messaged again by accident, e.g. when a list containing them is imported later.
+    """
+    now = now or utcnow()
+    with uow:
+        tenant = find_tenant(uow, tenant_ref)
+        contact = uow.contacts.get(tenant.id, contact_id)
+        for attribute, channels in _ERASED_CHANNELS:
+            if getattr(contact, attribute) is None:
+                continue
+            kind = POINT_KIND[channels[0]]
+            value = point_index_value(kind, getattr(contact, attribute))
+            key = uow.keys.blind_index(kind, value)
+            for channel in channels:
+                uow.suppressions.add(
+                    Suppression(
+                        id=new_id(),
+                        tenant_id=tenant.id,
+                        point_key=key,
+                        channel=channel,
+                        scope=SuppressionScope.ALL,
+                        reason=SuppressionReason.ERASED,
+                        created_at=now,
+                        source="erasure",
+                        actor=context.principal.actor if context else None,
+                    )
+                )
+        uow.ledger.scrub_evidence(tenant.id, contact.id)
+        uow.contacts.erase(tenant.id, contact.id, now)
+        audit(uow, context, tenant.id, "contact.erase", "contact", contact.id)
+        uow.commit()

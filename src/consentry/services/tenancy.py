@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import replace
 from datetime import datetime
 
 from consentry.domain.errors import UnknownValue
@@ -165,3 +166,27 @@ def publish_policy(
         document = uow.policies.publish(tenant.id, document_id, now or utcnow())
         uow.commit()
     return document
+
+
+def list_policies(
+    uow: UnitOfWork, tenant_ref: TenantRef, kind: PolicyKind | None = None
+) -> list[PolicyDocument]:
+    with uow:
+        return uow.policies.list(find_tenant(uow, tenant_ref).id, kind)
+
+
+def update_profile(
+    uow: UnitOfWork, tenant_ref: TenantRef, profile: BusinessProfile, now: datetime | None = None
+) -> Tenant:
+    """Replace a tenant's business profile (what its messages show); commits."""
+    country = normalize_country(profile.country)
+    if country is None:
+        raise UnknownValue("the business profile needs a country", field="country")
+    if not profile.legal_name.strip():
+        raise UnknownValue("the legal name is required", field="legal_name")
+    with uow:
+        tenant = find_tenant(uow, tenant_ref)
+        uow.tenants.set_profile(tenant.id, replace(profile, country=country), now or utcnow())
+        updated = uow.tenants.get(tenant.id)
+        uow.commit()
+    return updated

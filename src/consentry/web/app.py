@@ -14,7 +14,15 @@ from consentry import __version__
 from consentry.bootstrap import Container, bootstrap
 from consentry.config import Settings
 from consentry.web import problems
-from consentry.web.routes import decisions, health
+from consentry.web.routes import (
+    admin,
+    catalogue,
+    consent,
+    contacts,
+    decisions,
+    health,
+    suppressions,
+)
 
 log = logging.getLogger("consentry.http")
 
@@ -43,7 +51,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.state.container = container
     problems.install(app)
     app.include_router(health.router)
-    app.include_router(decisions.router)
+    for module in (admin, catalogue, contacts, consent, suppressions, decisions):
+        app.include_router(module.router)
 
     @app.middleware("http")
     async def request_ids(

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from consentry.domain.access import Scope
+from consentry.domain.errors import ConsentryError
 from consentry.domain.model import Channel
+from consentry.services.audit import RequestContext
 from consentry.services.gate import ExplainedDecision, explain_decision
-from consentry.web.deps import ContainerDep, ContextDep, TenantDep
+from consentry.web.deps import ContainerDep, TenantDep
+from consentry.web.scopes import needs
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
+Decider = Annotated[RequestContext, Depends(needs(Scope.DECISIONS))]
 
 
 class DecisionRequest(BaseModel):
@@ -103,7 +109,7 @@ def decision_out(result: ExplainedDecision) -> DecisionOut:
     summary="Would a message go now? The decision, each rule checked, the evidence",
 )
 def decide_one(
-    body: DecisionRequest, c: ContainerDep, context: ContextDep, tenant: TenantDep
+    body: DecisionRequest, c: ContainerDep, context: Decider, tenant: TenantDep
 ) -> DecisionOut:
     result = explain_decision(
         c.uow(),
@@ -115,3 +121,46 @@ def decide_one(
         context=context,
     )
     return decision_out(result)
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[DecisionRequest] = Field(min_length=1, max_length=1000)
+
+
+class BatchItemOut(BaseModel):
+    index: int
+    decision: DecisionOut | None = None
+    error: dict[str, str | None] | None = None
+
+
+@router.post(
+    "/decisions/batch",
+    response_model=list[BatchItemOut],
+    summary="Up to 1,000 decisions at once; each item answers or names its error",
+)
+def decide_many(
+    body: BatchRequest, c: ContainerDep, context: Decider, tenant: TenantDep
+) -> list[BatchItemOut]:
+    out: list[BatchItemOut] = []
+    for index, item in enumerate(body.items):
+        try:
+            result = explain_decision(
+                c.uow(),
+                tenant,
+                item.contact,
+                item.topic,
+                item.channel,
+                whatsapp_free_form=item.whatsapp_free_form,
+                context=context,
+            )
+        except ConsentryError as exc:
+            out.append(
+                BatchItemOut(
+                    index=index, error={"code": exc.code, "detail": exc.message, "field": exc.field}
+                )
+            )
+        else:
+            out.append(BatchItemOut(index=index, decision=decision_out(result)))
+    return out
