@@ -37,6 +37,17 @@ class Settings(BaseSettings):
         description="Path of the key file; defaults to keys.json in the data directory.",
     )
     sql_echo: bool = Field(default=False, description="Log every SQL statement (no parameters).")
+    api_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body the API accepts."
+    )
+    api_rate_per_second: float = Field(
+        default=200.0, gt=0, description="Sustained requests per second per API key or address."
+    )
+    api_rate_burst: int = Field(default=400, ge=1, description="Burst size for that limit.")
+    auth_rate_per_second: float = Field(
+        default=1.0, gt=0, description="Sign-in attempts per second per address."
+    )
+    auth_rate_burst: int = Field(default=10, ge=1, description="Burst size for sign-in attempts.")
 
     @property
     def resolved_database_url(self) -> str:

@@ -14,6 +14,8 @@ from consentry import __version__
 from consentry.bootstrap import Container, bootstrap
 from consentry.config import Settings
 from consentry.web import problems
+from consentry.web.idempotency import idempotency_middleware
+from consentry.web.limits import BodyLimit, RateLimiter, rate_limit_middleware
 from consentry.web.routes import (
     admin,
     catalogue,
@@ -53,6 +55,16 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(health.router)
     for module in (admin, catalogue, contacts, consent, suppressions, decisions):
         app.include_router(module.router)
+    limits_from = settings or (container.settings if container else Settings())
+    # Added innermost first: idempotency runs after the rate limit, inside the body limit.
+    app.middleware("http")(idempotency_middleware)
+    app.middleware("http")(
+        rate_limit_middleware(
+            RateLimiter(limits_from.api_rate_per_second, limits_from.api_rate_burst),
+            RateLimiter(limits_from.auth_rate_per_second, limits_from.auth_rate_burst),
+        )
+    )
+    app.add_middleware(BodyLimit, max_bytes=limits_from.api_max_body_bytes)
 
     @app.middleware("http")
     async def request_ids(

@@ -26,7 +26,8 @@ def container(request: Request) -> Container:
 ContainerDep = Annotated[Container, Depends(container)]
 
 
-def _principal(request: Request, c: Container) -> Principal:
+def principal_of(request: Request, c: Container) -> Principal:
+    """Authenticate the request: a bearer API key, else the session cookie."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token:
@@ -38,7 +39,7 @@ def _principal(request: Request, c: Container) -> Principal:
 
 
 def request_context(request: Request, c: ContainerDep) -> RequestContext:
-    principal = _principal(request, c)
+    principal = principal_of(request, c)
     request.state.principal = principal
     client = request.client.host if request.client else None
     return RequestContext(principal, client, getattr(request.state, "request_id", None))

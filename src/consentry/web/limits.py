@@ -1,0 +1,130 @@
+"""Request limits: body size, and token-bucket rate limits with Retry-After.
+
+Buckets live in the process: with several workers each holds its own, so the effective limit is
+the configured one times the number of workers (documented; a shared Redis bucket can replace
+this class without touching the routes).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from consentry.web.problems import problem
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse bodies over ``max_bytes`` with 413, whether or not Content-Length is honest."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await problem(
+                413, "PAYLOAD_TOO_LARGE", f"bodies are limited to {self.max_bytes} bytes"
+            )(scope, receive, send)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except BodyTooLarge:
+            await problem(
+                413, "PAYLOAD_TOO_LARGE", f"bodies are limited to {self.max_bytes} bytes"
+            )(scope, receive, send)
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class RateLimiter:
+    """Token buckets keyed by client: ``rate`` requests per second, bursts up to ``burst``."""
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key: str) -> float:
+        """0 if allowed now, else seconds until a token is available."""
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                if len(self._buckets) > 100_000:  # forget idle clients rather than grow forever
+                    self._buckets.clear()
+                bucket = self._buckets[key] = _Bucket(float(self.burst), now)
+            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+            bucket.updated = now
+            if bucket.tokens >= 1:
+                bucket.tokens -= 1
+                return 0.0
+            return (1 - bucket.tokens) / self.rate
+
+
+def client_key(request: Request) -> str:
+    """Rate-limit by credential when one is presented (its public part), else by address."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer csk_"):
+        return "key:" + header[11:23]
+    return "ip:" + (request.client.host if request.client else "unknown")
+
+
+def rate_limit_middleware(
+    general: RateLimiter, auth: RateLimiter
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    async def middleware(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        path = request.url.path
+        if path in ("/healthz", "/readyz"):
+            return await call_next(request)
+        # Sign-in is limited per address, tightly, whatever credential is claimed.
+        limiter, key = (
+            (auth, "ip:" + (request.client.host if request.client else "?"))
+            if path.startswith("/v1/auth/")
+            else (general, client_key(request))
+        )
+        wait = limiter.acquire(key)
+        if wait > 0:
+            return problem(
+                429,
+                "RATE_LIMITED",
+                "too many requests; retry later",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
+        return await call_next(request)
+
+    return middleware
