@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 
 import pg_load
@@ -198,6 +198,20 @@ def prepare_postgres(contacts_count: int, *, rebuild: bool, log: Log) -> Audienc
     admin.dispose()
     log(f"postgresql: built in {seconds['total']:.1f} s: {counts}")
     return Audience("postgresql", engine, False, counts, seconds, _pg_size(engine))
+
+
+def postgres_engine(*session_settings: str) -> Engine:
+    """An engine on the benchmark database whose connections run ``session_settings`` first."""
+    url = make_url(PG_ADMIN_URL).set(database=PG_DATABASE).render_as_string(hide_password=False)
+    engine = make_engine(url)
+
+    def apply(dbapi_connection: Any, _record: Any) -> None:
+        for setting in session_settings:
+            dbapi_connection.execute(setting)
+        dbapi_connection.commit()
+
+    event.listen(engine, "connect", apply)
+    return engine
 
 
 def _pg_size(engine: Engine) -> int:

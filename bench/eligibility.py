@@ -111,7 +111,9 @@ def _stream(engine: Engine, tenant: Tenant, intent: Intent) -> dict[str, Any]:
     }
 
 
-def measure(engine: Engine, *, runs: int, log: Log) -> dict[str, Any]:
+def measure(
+    engine: Engine, *, runs: int, log: Log, label: str = "", stream: bool = True
+) -> dict[str, Any]:
     """Summaries per intent (min and median of ``runs`` warm runs) and one full stream."""
     tenant, intents = _intents(engine)
     dialect = engine.dialect.name
@@ -132,7 +134,8 @@ def measure(engine: Engine, *, runs: int, log: Log) -> dict[str, Any]:
                 times.append(elapsed)
                 per_statement.append(statement_times)
             plan = _explain(engine, sent[-1][0], sent[-1][1])
-            plan_path = RESULTS_DIR / f"explain-{dialect}-{name.replace(' ', '-')}.txt"
+            suffix = f"-{label}" if label else ""
+            plan_path = RESULTS_DIR / f"explain-{dialect}-{name.replace(' ', '-')}{suffix}.txt"
             plan_path.write_text(sent[-1][0] + "\n\n" + plan + "\n")
             medians = [statistics.median(col) for col in zip(*per_statement, strict=True)]
             out["summaries"][name] = {
@@ -147,14 +150,14 @@ def measure(engine: Engine, *, runs: int, log: Log) -> dict[str, Any]:
                 "plan": str(plan_path.relative_to(RESULTS_DIR.parent)),
             }
             log(
-                f"{dialect}: {name}: min {min(times):.3f} s, median "
+                f"{dialect}{suffix}: {name}: min {min(times):.3f} s, median "
                 f"{statistics.median(times):.3f} s over {runs} runs"
             )
     finally:
         statements.close()
-    out["stream"] = {
-        "intent": "marketing email",
-        **_stream(engine, tenant, intents["marketing email"]),
-    }
-    log(f"{dialect}: streamed {out['stream']['rows']:,} rows in {out['stream']['seconds']:.2f} s")
+    if stream:
+        email = intents["marketing email"]
+        out["stream"] = {"intent": "marketing email", **_stream(engine, tenant, email)}
+        streamed = out["stream"]
+        log(f"{dialect}: streamed {streamed['rows']:,} rows in {streamed['seconds']:.2f} s")
     return out

@@ -69,6 +69,7 @@ def run_eligibility(args: argparse.Namespace) -> dict[str, Any]:
         )
         if dialect == "postgresql":
             measured["server"] = machine.postgres_version(aud.engine)
+            measured["jit_off"] = _postgres_without_jit(args)
         fingerprints[dialect] = audience.fingerprint(aud.engine)
         out["databases"][dialect] = measured
         aud.engine.dispose()
@@ -81,6 +82,18 @@ def run_eligibility(args: argparse.Namespace) -> dict[str, Any]:
             for k in dbs["sqlite"]["summaries"]
         )
     return out
+
+
+def _postgres_without_jit(args: argparse.Namespace) -> dict[str, Any]:
+    """The same summaries with just-in-time compilation off for the session, for comparison."""
+    engine = audience.postgres_engine("SET jit = off")
+    try:
+        measured = eligibility.measure(
+            engine, runs=args.runs, log=_log, label="jit-off", stream=False
+        )
+    finally:
+        engine.dispose()
+    return {"session_settings": ["SET jit = off"], **measured}
 
 
 def _print_decide(result: dict[str, Any]) -> None:
@@ -123,8 +136,13 @@ def _print_eligibility(result: dict[str, Any]) -> None:
     table = Table(title=f"eligibility_summary over {result['contacts']:,} contacts (warm runs)")
     for column in ("database", "intent", "min s", "median s", "target", "eligible", "top reasons"):
         table.add_column(column, justify="right" if column.endswith("s") else "left")
-    for dialect, measured in result["databases"].items():
-        for intent, s in measured["summaries"].items():
+    rows = [(d, m["summaries"]) for d, m in result["databases"].items()]
+    if "jit_off" in result["databases"].get("postgresql", {}):
+        rows.append(
+            ("postgresql, jit off", result["databases"]["postgresql"]["jit_off"]["summaries"])
+        )
+    for dialect, summaries in rows:
+        for intent, s in summaries.items():
             met = "[green]met[/]" if s["met"] else "[red]missed[/]"
             reasons = sorted(s["by_reason"].items(), key=lambda kv: -kv[1])
             top = ", ".join(f"{k} {v:,}" for k, v in reasons[:4])
