@@ -12,6 +12,8 @@ from tests.integration.helpers import UowFactory, disclosure, grant, person, sho
 from consentry.domain.consent import ConsentAction
 from consentry.domain.model import Channel
 from consentry.persistence.guards import CONSENT_EVENT_FROZEN, append_only_ddl
+from consentry.services.access import local_operator
+from consentry.services.audit import RequestContext, record_access
 from consentry.services.ledger import verify_ledger
 
 
@@ -137,3 +139,36 @@ def test_a_projection_edited_behind_the_ledger_is_caught(
     assert not report.intact
     assert len(report.projection_mismatches) == 1
     assert "active" in report.projection_mismatches[0]
+
+
+def test_the_audit_chain_is_verified_with_the_ledger(new_uow: UowFactory, engine: Engine) -> None:
+    slug = _three_events(new_uow)
+    context = RequestContext(local_operator(), "198.51.100.4", "req-1")
+    with new_uow() as uow:
+        tenant_id = uow.tenants.by_slug(slug).id
+        for action in ("contact.read", "consent.read", "decision.read"):
+            record_access(
+                uow,
+                context,
+                tenant_id=tenant_id,
+                action=action,
+                object_type="contact",
+                object_id="c1",
+            )
+        uow.commit()
+    (report,) = verify_ledger(new_uow(), slug)
+    assert report.intact
+    assert report.audit_verified == 3
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("DROP TRIGGER audit_log_no_update"))
+        else:
+            conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_guard"))
+        conn.execute(text("UPDATE audit_log SET action = 'contact.list' WHERE seq = 2"))
+    (report,) = verify_ledger(new_uow(), slug)
+    assert report.audit_broken is not None
+    assert report.audit_broken.seq == 2
+    assert not report.intact
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE audit_log ENABLE TRIGGER audit_log_guard"))

@@ -190,7 +190,7 @@ def verify_ledger_cmd(
         if r.intact:
             console.print(
                 f"[green]ok[/] {r.tenant_slug}: {r.verified} events verified, "
-                "consent states match the ledger"
+                f"consent states match the ledger, {r.audit_verified} audit entries verified"
             )
             continue
         if r.broken is not None:
@@ -198,6 +198,11 @@ def verify_ledger_cmd(
                 f"[red]BROKEN[/] {r.tenant_slug}: first broken link at seq {r.broken.seq} "
                 f"(event {r.broken.record_id or '?'}): {r.broken.problem}; "
                 f"{r.verified} events before it verify"
+            )
+        if r.audit_broken is not None:
+            err_console.print(
+                f"[red]BROKEN[/] {r.tenant_slug}: audit log broken at seq {r.audit_broken.seq}: "
+                f"{r.audit_broken.problem}"
             )
         for problem in r.projection_mismatches[:20]:
             err_console.print(f"[red]STATE[/] {r.tenant_slug}: {problem}")

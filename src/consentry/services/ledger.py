@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 
@@ -16,15 +16,17 @@ from consentry.services.tenants_ref import TenantRef, find_tenant
 @dataclass(frozen=True, slots=True)
 class ChainReport:
     tenant_id: uuid.UUID
-    tenant_slug: TenantRef
+    tenant_slug: str
     verified: int
     head_seq: int
     broken: ChainBreak | None
     projection_mismatches: tuple[str, ...] = ()
+    audit_verified: int = 0
+    audit_broken: ChainBreak | None = None
 
     @property
     def intact(self) -> bool:
-        return self.broken is None and not self.projection_mismatches
+        return self.broken is None and not self.projection_mismatches and self.audit_broken is None
 
 
 class _LastHash:
@@ -74,31 +76,46 @@ def _projection_mismatches(uow: UnitOfWork, tenant_id: uuid.UUID) -> tuple[str, 
     return tuple(problems)
 
 
-def verify_ledger(uow: UnitOfWork, tenant_slug: str | None = None) -> list[ChainReport]:
-    """Recompute every tenant's chain (or one tenant's) from stored rows, and check that the
-    consent states the gate reads are exactly the fold of the ledger; writes nothing."""
+def _verify_chain_with_head(
+    links: Generator[ChainLink, None, None], head: tuple[int, str]
+) -> tuple[int, ChainBreak | None]:
+    last = _LastHash()
+    with closing(links):
+        verified, broken = verify_chain(last.track(links))
+    head_seq, head_hash = head
+    if broken is None and (verified != head_seq or last.value != head_hash):
+        broken = ChainBreak(
+            verified + 1, "", f"chain ends at {verified}, its head records {head_seq}"
+        )
+    return verified, broken
+
+
+def verify_ledger(uow: UnitOfWork, tenant_slug: TenantRef | None = None) -> list[ChainReport]:
+    """Recompute every tenant's consent chain (or one tenant's) and audit chain from stored rows,
+    and check that the consent states the gate reads are exactly the fold of the ledger; writes
+    nothing."""
     reports: list[ChainReport] = []
     with uow:
         tenants = [find_tenant(uow, tenant_slug)] if tenant_slug else uow.tenants.list()
         for tenant in tenants:
-            last = _LastHash()
-            with closing(uow.ledger.links(tenant.id)) as links:
-                verified, broken = verify_chain(last.track(links))
-            head_seq, head_hash = uow.ledger.head(tenant.id)
-            # Rows removed from the end leave a shorter chain that is valid on its own; the head
-            # remembers how long it was and where it ended.
-            if broken is None and (verified != head_seq or last.value != head_hash):
-                broken = ChainBreak(
-                    verified + 1, "", f"chain ends at {verified}, its head records {head_seq}"
-                )
+            # Rows removed from the end leave a shorter chain that is valid on its own; the
+            # head remembers how long it was and where it ended.
+            verified, broken = _verify_chain_with_head(
+                uow.ledger.links(tenant.id), uow.ledger.head(tenant.id)
+            )
+            audit_verified, audit_broken = _verify_chain_with_head(
+                uow.audit.links(tenant.id), uow.audit.head(tenant.id)
+            )
             reports.append(
                 ChainReport(
-                    tenant.id,
-                    tenant.slug,
-                    verified,
-                    head_seq,
-                    broken,
-                    _projection_mismatches(uow, tenant.id),
+                    tenant_id=tenant.id,
+                    tenant_slug=tenant.slug,
+                    verified=verified,
+                    head_seq=uow.ledger.head(tenant.id)[0],
+                    broken=broken,
+                    projection_mismatches=_projection_mismatches(uow, tenant.id),
+                    audit_verified=audit_verified,
+                    audit_broken=audit_broken,
                 )
             )
     return reports
