@@ -177,14 +177,12 @@ class SqlGateQueries:
         self, tenant: Tenant, intent: Intent, now: datetime
     ) -> EligibilitySummary:
         """Counts by primary reason ("ALLOW" for allowed), computed in the database."""
-        decided = eligibility_select(self._conn, tenant, intent, now).subquery()
-        if self._conn.dialect.name == "postgresql":
-            first = func.split_part(decided.c.reasons, ",", 1)
-        else:
-            first = func.substr(decided.c.reasons, 1, func.instr(decided.c.reasons, ",") - 1)
-        primary = case((decided.c.reasons == "", literal("ALLOW")), else_=first).label("primary")
-        rows = self._conn.execute(select(primary, func.count()).group_by(primary)).all()
-        by_reason = {str(r[0]): int(r[1]) for r in rows}
+        prefix, query = summary_select(self._conn, tenant, intent, now)
+        by_reason: dict[str, int] = {}
+        for row in self._conn.execute(query):
+            rules = (row.suppression, row.registry, row.age, row.consent)
+            reason = primary_reason(prefix, row.address, rules, bool(row.quiet))
+            by_reason[reason] = by_reason.get(reason, 0) + int(row.contacts)
         total = sum(by_reason.values())
         return EligibilitySummary(
             total=total, eligible=by_reason.get("ALLOW", 0), by_reason=by_reason
@@ -361,14 +359,18 @@ def _consent_reason(
     return joins, g_event, consent_reason
 
 
-def eligibility_select(
+def _components(
     conn: Connection,
     tenant: Tenant,
     intent: Intent,
     now: datetime,
     contact_ids: Sequence[uuid.UUID] | None = None,
-) -> Select[Any]:
-    """The gate as one SELECT: contact_id, verdict, reasons, consent_event_id, defer_until."""
+) -> tuple[str, Any]:
+    """(reasons every row shares, a subquery with one row per contact and one column per rule).
+
+    Each rule column holds its reason followed by a comma, or "" when it passes; ``address`` is
+    NULL when the address is usable (an unusable address stops the remaining rules).
+    """
     channel = intent.channel
     marketing = intent.category is Category.MARKETING
     c = contacts
@@ -417,8 +419,6 @@ def eligibility_select(
         )
     else:
         address = case((point.is_(None), Reason.ADDRESS_MISSING + ","))
-    rest = supp_reason + dnc_reason + minor_reason + consent_reason
-    deny = (literal(prefix) + func.coalesce(address, rest)).label("deny")
 
     quiet = _quiet_lookup(conn, tenant, intent, now)
     quiet_until_col: ColumnElement[Any] = quiet.c.quiet_until if quiet is not None else null()
@@ -440,7 +440,11 @@ def eligibility_select(
     inner = (
         select(
             c.c.id.label("contact_id"),
-            deny,
+            address.label("address"),
+            supp_reason.label("suppression"),
+            dnc_reason.label("registry"),
+            minor_reason.label("age"),
+            consent_reason.label("consent"),
             (g_event if not free_form else null()).label("g_event"),
             quiet_until_col.label("quiet_until"),
         )
@@ -449,7 +453,21 @@ def eligibility_select(
     )
     if contact_ids is not None:
         inner = inner.where(c.c.id.in_(list(contact_ids)))
-    d = inner.subquery("decided")
+    return prefix, inner.subquery("rules")
+
+
+def eligibility_select(
+    conn: Connection,
+    tenant: Tenant,
+    intent: Intent,
+    now: datetime,
+    contact_ids: Sequence[uuid.UUID] | None = None,
+) -> Select[Any]:
+    """The gate as one SELECT: contact_id, verdict, reasons, consent_event_id, defer_until."""
+    prefix, r = _components(conn, tenant, intent, now, contact_ids)
+    rest = r.c.suppression + r.c.registry + r.c.age + r.c.consent
+    deny = (literal(prefix) + func.coalesce(r.c.address, rest)).label("deny")
+    d = select(r.c.contact_id, deny, r.c.g_event, r.c.quiet_until).subquery("decided")
     no_deny = d.c.deny == ""
     return select(
         d.c.contact_id,
@@ -464,3 +482,22 @@ def eligibility_select(
         case((no_deny, d.c.g_event), else_=null()).label("consent_event_id"),
         case((no_deny, d.c.quiet_until), else_=null()).label("defer_until"),
     )
+
+
+def summary_select(
+    conn: Connection, tenant: Tenant, intent: Intent, now: datetime
+) -> tuple[str, Select[Any]]:
+    """Counts per combination of rule outcomes: a few hundred groups of short values, however
+    many contacts, so the database aggregates by hashing instead of sorting long strings."""
+    prefix, r = _components(conn, tenant, intent, now)
+    quiet = r.c.quiet_until.is_not(None).label("quiet")
+    keys = (r.c.address, r.c.suppression, r.c.registry, r.c.age, r.c.consent, quiet)
+    return prefix, select(*keys, func.count().label("contacts")).group_by(*keys)
+
+
+def primary_reason(prefix: str, address: str | None, rules: Sequence[str], quiet: bool) -> str:
+    """The first reason a row of ``summary_select`` reports ("ALLOW" when there is none)."""
+    first = prefix or address or "".join(rules)
+    if first:
+        return first.split(",", 1)[0]
+    return Reason.QUIET_HOURS.value if quiet else "ALLOW"
