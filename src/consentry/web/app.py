@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request, Response
 from consentry import __version__
 from consentry.bootstrap import Container, bootstrap
 from consentry.config import Settings
-from consentry.web import problems
+from consentry.web import logs, problems
 from consentry.web.idempotency import idempotency_middleware
 from consentry.web.limits import BodyLimit, RateLimiter, rate_limit_middleware
 from consentry.web.routes import (
@@ -95,4 +95,5 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
 def app_from_environment() -> FastAPI:
     """For ``uvicorn --factory consentry.web.app:app_from_environment``."""
+    logs.configure()
     return create_app(Settings())

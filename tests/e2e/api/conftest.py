@@ -226,9 +226,7 @@ def _serve(app: Any) -> tuple[_Served, int]:
 
 
 @pytest.fixture
-def serve(
-    database: tuple[str, str | None], tmp_path: Path
-) -> Iterator[Callable[..., Api]]:
+def serve(database: tuple[str, str | None], tmp_path: Path) -> Iterator[Callable[..., Api]]:
     """Start the app with settings overrides (rate limits, body size); one server per call."""
     backend, url = database
     started: list[tuple[_Served, Api]] = []

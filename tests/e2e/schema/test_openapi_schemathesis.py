@@ -20,7 +20,13 @@ from consentry.web.app import create_app
 schema = schemathesis.openapi.from_dict(create_app(Settings(data_dir=Path("unused"))).openapi())
 
 KNOWN: dict[str, list[Any]] = {
-    "contact": ["alice@example.com", "bob@example.com", "carla@example.com", "+16175550162", "+1 617 555 0178"],
+    "contact": [
+        "alice@example.com",
+        "bob@example.com",
+        "carla@example.com",
+        "+16175550162",
+        "+1 617 555 0178",
+    ],
     "topic": [*DEMO_TOPICS, "all-service", "all-marketing"],
     "contact_id": [],
     "document_id": [],
@@ -39,10 +45,14 @@ def _maybe(value: Any, key: str) -> st.SearchStrategy[Any]:
 def _known_body(context: Any, body: Any) -> st.SearchStrategy[Any]:
     if not isinstance(body, dict):
         return st.just(body)
-    fields = {k: _maybe(v, "contact_id" if k == "contact" and False else k) for k, v in body.items()}
+    fields = {
+        k: _maybe(v, "contact_id" if k == "contact" and False else k) for k, v in body.items()
+    }
     if isinstance(body.get("evidence"), dict):
         ev = body["evidence"]
-        fields["evidence"] = st.fixed_dictionaries({k: _maybe(v, "document_id" if k == "policy_document_id" else k) for k, v in ev.items()})
+        fields["evidence"] = st.fixed_dictionaries(
+            {k: _maybe(v, "document_id" if k == "policy_document_id" else k) for k, v in ev.items()}
+        )
     if isinstance(body.get("items"), list):
         pass
     return st.fixed_dictionaries(fields)
@@ -56,13 +66,22 @@ def _known_path(context: Any, params: dict[str, Any]) -> st.SearchStrategy[Any]:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, str]]:
     data_dir = tmp_path_factory.mktemp("schemathesis") / "data"
-    s = Settings(data_dir=data_dir, api_rate_per_second=1e6, api_rate_burst=10**6, database_url=os.environ.get("PGX"))
+    s = Settings(
+        data_dir=data_dir,
+        api_rate_per_second=1e6,
+        api_rate_burst=10**6,
+        database_url=os.environ.get("PGX"),
+    )
     container = bootstrap(s, create_keys=True)
     seed_demo(container.uow)
-    key = issue_api_key(container.uow(), local_operator(), tenant_slug=DEMO_SLUG, name="st", role=Role.TENANT_OWNER)
+    key = issue_api_key(
+        container.uow(), local_operator(), tenant_slug=DEMO_SLUG, name="st", role=Role.TENANT_OWNER
+    )
     with container.read_uow() as uow:
         t = uow.tenants.by_slug(DEMO_SLUG)
-        KNOWN["contact_id"][:] = [str(c.id) for c in uow.contacts.list(t.id, limit=20)] if hasattr(uow.contacts, "list") else []
+        KNOWN["contact_id"][:] = [str(c.id) for c in uow.contacts.page(t.id, None, 20)]
+        KNOWN["document_id"][:] = [str(d.id) for d in uow.policies.list(t.id)]
+        KNOWN["suppression_id"][:] = [str(x.id) for x in uow.suppressions.list(t.id)]
     app = create_app(s, container)
     yield app, key.token
     container.close()
@@ -70,8 +89,14 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, str]
 
 CHECKS = os.environ.get("CHECKS")
 
+
 @schema.parametrize()
-@settings(max_examples=int(os.environ.get("N", "25")), deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=int(os.environ.get("N", "25")),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
 def test_api(case, api):
     app, token = api
     kw = {}
