@@ -197,6 +197,7 @@ def pack_code_for(country: str | None) -> str:
     return DEFAULT.code
 
 
+@lru_cache(maxsize=1024)
 def pack_for(recipient_country: str | None, tenant_country: str | None) -> RulePack:
     """The pack of the recipient's country, else the tenant's."""
     return PACKS[pack_code_for(recipient_country or tenant_country)]
@@ -240,7 +241,30 @@ def quiet_until(
     time_zone: str | None,
     now: datetime,
 ) -> datetime | None:
-    """When a message may go if ``now`` falls in quiet hours; None when it may go now."""
+    """When a message may go if ``now`` falls in quiet hours; None when it may go now.
+
+    Cached for the built-in packs: a dispatch batch decides every recipient at one instant, so the
+    few distinct time zones of a batch are each worked out once.
+    """
+    if PACKS.get(pack.code) is pack:
+        return _cached_quiet_until(pack.code, channel, category, time_zone, now)
+    return _quiet_until(pack, channel, category, time_zone, now)
+
+
+@lru_cache(maxsize=8192)
+def _cached_quiet_until(
+    code: str, channel: Channel, category: Category, time_zone: str | None, now: datetime
+) -> datetime | None:
+    return _quiet_until(PACKS[code], channel, category, time_zone, now)
+
+
+def _quiet_until(
+    pack: RulePack,
+    channel: Channel,
+    category: Category,
+    time_zone: str | None,
+    now: datetime,
+) -> datetime | None:
     windows = [w for w in pack.quiet_hours if channel in w.channels and category in w.categories]
     if not windows:
         return None
