@@ -68,11 +68,14 @@ def user_create(
 def apikey_create(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="What the key is for, e.g. 'booking system'."),
-    tenant: str = typer.Option(..., "--tenant", "-t", help="Tenant slug."),
+    tenant: str | None = typer.Option(None, "--tenant", "-t", help="Tenant slug."),
+    platform: bool = typer.Option(False, help="A platform operator token (no tenant)."),
     role: Role = typer.Option(Role.TENANT_OPERATOR, help="The role the key acts with."),
     scope: list[Scope] | None = typer.Option(None, "--scope", help="Limit to these scopes."),
 ) -> None:
     """Issue an API key; the secret is printed once and stored only as a hash."""
+    if platform == (tenant is not None):
+        raise UnknownValue("give either --tenant or --platform", field="tenant")
     issued = access.issue_api_key(
         state(ctx).container().uow(),
         access.local_operator(),

@@ -31,11 +31,16 @@ def principal_of(request: Request, c: Container) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token:
-        return access.authenticate_api_key(c.uow(), token.strip())
+        token = token.strip()
+        if token.startswith(access.KEY_PREFIX):
+            return access.authenticate_api_key(c.uow(), token)
+        return access.authenticate_session(c.read_uow(), token)  # an operator's session token
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         return access.authenticate_session(c.read_uow(), cookie)
-    raise Unauthenticated("send an API key as 'Authorization: Bearer csk_…'")
+    raise Unauthenticated(
+        "send an API key or session token as 'Authorization: Bearer …', or sign in"
+    )
 
 
 def request_context(request: Request, c: ContainerDep) -> RequestContext:
