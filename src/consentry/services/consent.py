@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from consentry.domain.consent import (
     AFFIRMATIVE,
@@ -23,6 +23,7 @@ from consentry.domain.errors import (
     ConsentForMinor,
     DisclosureMismatch,
     EvidenceIncomplete,
+    UnknownValue,
 )
 from consentry.domain.ids import new_id
 from consentry.domain.model import Category, Channel, PolicyStatus, Topic
@@ -32,6 +33,9 @@ from consentry.services.clock import utcnow
 from consentry.services.contacts import resolve_contact
 from consentry.services.ports import UnitOfWork
 from consentry.services.tenants_ref import TenantRef, find_tenant
+
+# Callers' clocks drift; a few minutes ahead is tolerated, anything later is a mistake.
+CLOCK_ALLOWANCE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,8 @@ def record_consent(
     """
     now = now or utcnow()
     occurred_at = request.occurred_at or now
+    if occurred_at > now + CLOCK_ALLOWANCE:
+        raise UnknownValue("consent cannot be dated in the future", field="occurred_at")
     validate_evidence(request.action, request.basis, request.evidence)
     with uow:
         tenant = find_tenant(uow, tenant_slug)

@@ -22,7 +22,7 @@ from consentry.domain.model import (
     Topic,
     content_hash,
 )
-from consentry.services.addresses import normalize_country
+from consentry.services.addresses import normalize_country, normalize_email
 from consentry.services.clock import utcnow
 from consentry.services.ports import UnitOfWork
 from consentry.services.tenants_ref import TenantRef, find_tenant
@@ -61,7 +61,7 @@ def create_tenant(
             legal_name=profile.legal_name.strip(),
             country=country,
             description=profile.description,
-            contact_email=profile.contact_email,
+            contact_email=normalize_email(profile.contact_email) if profile.contact_email else None,
             contact_phone=profile.contact_phone,
             postal_address=profile.postal_address,
             website=profile.website,
@@ -186,7 +186,12 @@ def update_profile(
         raise UnknownValue("the legal name is required", field="legal_name")
     with uow:
         tenant = find_tenant(uow, tenant_ref)
-        uow.tenants.set_profile(tenant.id, replace(profile, country=country), now or utcnow())
+        contact_email = normalize_email(profile.contact_email) if profile.contact_email else None
+        uow.tenants.set_profile(
+            tenant.id,
+            replace(profile, country=country, contact_email=contact_email),
+            now or utcnow(),
+        )
         updated = uow.tenants.get(tenant.id)
         uow.commit()
     return updated

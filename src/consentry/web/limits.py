@@ -20,10 +20,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from consentry.web.problems import problem
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """Refuse bodies over ``max_bytes`` with 413, whether or not Content-Length is honest."""
 
@@ -41,22 +37,35 @@ class BodyLimit:
                 413, "PAYLOAD_TOO_LARGE", f"bodies are limited to {self.max_bytes} bytes"
             )(scope, receive, send)
             return
+        # Read the body first (at most max_bytes of it), then replay it: the limit holds for
+        # chunked bodies too, and nothing downstream sees a partial read.
+        chunks: list[bytes] = []
         seen = 0
-
-        async def counting_receive() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            seen += len(chunk)
             if seen > self.max_bytes:
-                raise BodyTooLarge
-            return message
+                await problem(
+                    413, "PAYLOAD_TOO_LARGE", f"bodies are limited to {self.max_bytes} bytes"
+                )(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
 
-        try:
-            await self.app(scope, counting_receive, send)
-        except BodyTooLarge:
-            await problem(
-                413, "PAYLOAD_TOO_LARGE", f"bodies are limited to {self.max_bytes} bytes"
-            )(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 @dataclass

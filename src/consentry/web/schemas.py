@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from consentry.domain.consent import (
     ConsentAction,
@@ -21,7 +21,16 @@ from consentry.services.contacts import ContactInput
 
 
 class Strict(BaseModel):
+    """Unknown fields are refused, and so is NUL in any text (no database stores it)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("text may not contain NUL characters")
+        return value
 
 
 class ContactIn(Strict):
@@ -108,7 +117,9 @@ class ConsentIn(Strict):
     channel: Channel
     basis: ConsentBasis = ConsentBasis.EXPRESS
     evidence: EvidenceIn
-    occurred_at: datetime | None = Field(default=None, description="Default: now.")
+    occurred_at: AwareDatetime | None = Field(
+        default=None, description="When it happened, with a UTC offset; default now."
+    )
 
 
 class ConsentEventOut(BaseModel):

@@ -183,31 +183,73 @@ def unique(label: str) -> str:
     return f"{label}-{uuid.uuid4().hex[:8]}"
 
 
+class Reaper:
+    """Stops servers in the background: uvicorn takes ~0.2 s to wind down, and waiting for it
+    after every test would cost a quarter of the suite. ``join_all`` runs before the database
+    the servers used goes away."""
+
+    def __init__(self) -> None:
+        self._servers: list[threading.Thread] = []
+        self._stoppers: list[threading.Thread] = []
+
+    def started(self, thread: threading.Thread) -> None:
+        self._servers.append(thread)
+
+    def stop(self, server: uvicorn.Server, thread: threading.Thread, container: Container) -> None:
+        server.should_exit = True
+
+        def finish() -> None:
+            thread.join(timeout=SERVER_START_TIMEOUT)
+            container.close()
+
+        stopper = threading.Thread(target=finish, name="uvicorn-e2e-stop", daemon=True)
+        stopper.start()
+        self._stoppers.append(stopper)
+
+    def join_all(self) -> None:
+        for stopper in self._stoppers:
+            stopper.join(timeout=SERVER_START_TIMEOUT)
+        stuck = [t.name for t in self._servers if t.is_alive()]
+        assert not stuck, f"servers did not stop: {stuck}"
+
+
+@pytest.fixture(scope="session")
+def _sqlite_reaper() -> Iterator[Reaper]:
+    reaper = Reaper()
+    yield reaper
+    reaper.join_all()
+
+
+@pytest.fixture(scope="session")
+def _pg_reaper(pg_url: str) -> Iterator[Reaper]:
+    """Torn down before ``pg_url`` drops the database, because it depends on it."""
+    reaper = Reaper()
+    yield reaper
+    reaper.join_all()
+
+
+@dataclass(frozen=True)
+class Database:
+    backend: str
+    url: str | None  # None: the SQLite file in the data directory
+    reaper: Reaper
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
-    """(backend, database url): None means the SQLite file in the data directory."""
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     if request.param == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
         data_dir = tmp_path / "data"
         data_dir.mkdir()
         shutil.copyfile(template, data_dir / "consentry.db")
-        return "sqlite", None
+        return Database("sqlite", None, request.getfixturevalue("_sqlite_reaper"))
     url: str = request.getfixturevalue("pg_url")
-    return "postgresql", url
+    return Database("postgresql", url, request.getfixturevalue("_pg_reaper"))
 
 
-class _Served:
-    def __init__(self, server: uvicorn.Server, thread: threading.Thread) -> None:
-        self.server = server
-        self.thread = thread
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=SERVER_START_TIMEOUT)
-        assert not self.thread.is_alive(), "the server did not stop"
-
-
-def _serve(app: Any) -> tuple[_Served, int]:
+def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
+    # Port 0: the kernel picks a free port, read back once the server listens. The API has no
+    # websockets, so none are loaded.
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", ws="none"
     )
@@ -222,28 +264,27 @@ def _serve(app: Any) -> tuple[_Served, int]:
             pytest.fail("uvicorn did not start")
         time.sleep(0.01)
     port = int(server.servers[0].sockets[0].getsockname()[1])
-    return _Served(server, thread), port
+    return server, thread, port
 
 
 @pytest.fixture
-def serve(database: tuple[str, str | None], tmp_path: Path) -> Iterator[Callable[..., Api]]:
+def serve(database: Database, tmp_path: Path) -> Iterator[Callable[..., Api]]:
     """Start the app with settings overrides (rate limits, body size); one server per call."""
-    backend, url = database
-    started: list[tuple[_Served, Api]] = []
+    started: list[tuple[uvicorn.Server, threading.Thread, Api]] = []
 
     def start(**overrides: Any) -> Api:
-        settings = Settings(data_dir=tmp_path / "data", database_url=url, **overrides)
+        settings = Settings(data_dir=tmp_path / "data", database_url=database.url, **overrides)
         container = bootstrap(settings, create_keys=True)
-        served, port = _serve(create_app(settings, container))
-        api = Api(container, f"http://127.0.0.1:{port}", backend)
-        started.append((served, api))
+        server, thread, port = _serve(create_app(settings, container))
+        database.reaper.started(thread)
+        api = Api(container, f"http://127.0.0.1:{port}", database.backend)
+        started.append((server, thread, api))
         return api
 
     yield start
-    for served, api in started:
+    for server, thread, api in started:
         api.close_clients()
-        served.stop()
-        api.container.close()
+        database.reaper.stop(server, thread, api.container)
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import httpx
+from tests.e2e.api.conftest import Api, Seeded
 
 from consentry.domain.access import Role, Scope
 from consentry.services import access
-from tests.e2e.api.conftest import Api, Seeded
 
 JANE = {"name": "Jane Roe", "email": "jane.roe@example.com", "country": "GB"}
 
@@ -137,3 +137,49 @@ def test_an_auditor_key_reads_but_cannot_write(api: Api, acme: Seeded) -> None:
         api.problem(response, 403, "FORBIDDEN")
     assert api.counts() == before
     assert owner.get(f"/v1/contacts/{jane['id']}").json()["name"] == JANE["name"]
+
+
+def test_keys_issued_over_the_api_carry_no_more_than_asked(api: Api, acme: Seeded) -> None:
+    admin = api.client(acme.token)
+    issued = admin.post(
+        "/v1/api-keys", json={"name": "reader", "role": "auditor", "scopes": ["contacts:read"]}
+    )
+    assert issued.status_code == 201, issued.text
+    body = issued.json()
+    assert body["token"].startswith(f"csk_{body['prefix']}_")
+    assert body["scopes"] == ["contacts:read"]
+    reader = api.client(body["token"])
+    assert reader.get("/v1/contacts").status_code == 200
+    api.problem(reader.get("/v1/suppressions"), 403, "FORBIDDEN")
+
+    # An auditor key cannot be widened to write, whatever it asks for.
+    widened = admin.post(
+        "/v1/api-keys", json={"name": "sneaky", "role": "auditor", "scopes": ["contacts:write"]}
+    ).json()
+    assert "contacts:write" not in widened["scopes"]
+    api.problem(
+        api.client(widened["token"]).post("/v1/contacts", json={"email": "x@example.com"}),
+        403,
+        "FORBIDDEN",
+    )
+    api.problem(
+        admin.post("/v1/api-keys", json={"name": "root", "role": "platform_operator"}),
+        403,
+        "FORBIDDEN",
+    )
+
+    listed = admin.get("/v1/api-keys").json()
+    assert {body["prefix"], acme.prefix} <= {k["prefix"] for k in listed}
+    assert all(k["token"] is None for k in listed)  # the secret is shown once only
+    assert all("secret" not in name for k in listed for name in k)
+
+
+def test_a_key_asked_for_with_no_scopes_gets_none(api: Api, acme: Seeded) -> None:
+    admin = api.client(acme.token)
+    issued = admin.post("/v1/api-keys", json={"name": "nothing", "scopes": []})
+    if issued.status_code == 422:  # refusing the request is as good as an empty key
+        return
+    assert issued.status_code == 201, issued.text
+    assert issued.json()["scopes"] == []
+    client = api.client(issued.json()["token"])
+    api.problem(client.post("/v1/contacts", json={"email": "x@example.com"}), 403, "FORBIDDEN")

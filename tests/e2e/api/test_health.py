@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import create_engine
 from tests.e2e.api.conftest import Api
 
 
@@ -18,11 +19,8 @@ def test_health_and_readiness_answer_without_credentials(api: Api) -> None:
 
 def test_readiness_reports_unavailable_when_the_database_is_gone(api: Api) -> None:
     api.container.engine.dispose()
-    broken = api.container.engine.url.set(database="/nonexistent/dir/none.db")
-    if api.backend == "postgresql":
-        broken = api.container.engine.url.set(port=1)
-    from sqlalchemy import create_engine
-
+    url = api.container.engine.url
+    broken = url.set(port=1) if api.backend == "postgresql" else url.set(database="/none/x.db")
     api.container.engine = create_engine(broken)
     response = api.client().get("/readyz")
     assert response.status_code == 503

@@ -158,7 +158,7 @@ def create_key(body: KeyIn, c: ContainerDep, context: Admin, tenant: TenantDep) 
         tenant_slug=tenant,
         name=body.name,
         role=body.role,
-        scopes=frozenset(body.scopes) if body.scopes else None,
+        scopes=None if body.scopes is None else frozenset(body.scopes),
     )
     return _key_out(issued.record, issued.token)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from consentry.domain.access import Scope
 from consentry.domain.errors import ConsentryError
@@ -15,15 +15,14 @@ from consentry.domain.model import Channel
 from consentry.services.audit import RequestContext
 from consentry.services.gate import ExplainedDecision, explain_decision
 from consentry.web.deps import ContainerDep, TenantDep
+from consentry.web.schemas import Strict
 from consentry.web.scopes import needs
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 Decider = Annotated[RequestContext, Depends(needs(Scope.DECISIONS))]
 
 
-class DecisionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DecisionRequest(Strict):
     contact: str = Field(
         min_length=1, max_length=320, description="Contact id, email address or phone number."
     )
@@ -123,9 +122,7 @@ def decide_one(
     return decision_out(result)
 
 
-class BatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BatchRequest(Strict):
     items: list[DecisionRequest] = Field(min_length=1, max_length=1000)
 
 

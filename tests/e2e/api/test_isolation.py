@@ -1,0 +1,537 @@
+"""Guarantee 5: every query is scoped to the authenticated tenant.
+
+Tenant A's key walks every operation of the live OpenAPI description, pointed at tenant B's
+objects. For each one it must get exactly what it gets for an id that exists nowhere (same status,
+same code, same words), never a server error, and never a byte of B's data; afterwards every row
+of B is as it was. A route under /v1 that this module does not know fails the test, so a new
+endpoint cannot escape the walk.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from tests.e2e.api.conftest import Api, Seeded, unique
+
+from consentry.domain.access import Role
+from consentry.persistence.tables import metadata
+from consentry.services import access
+from consentry.services.audit import verify_audit
+
+WEB_FORM = {
+    "method": "web_form",
+    "source": "https://bravo.example/signup",
+    "ip_address": "198.51.100.7",
+    "user_agent": "Mozilla/5.0 (isolation)",
+}
+BOB = {"name": "Bob Bravo", "email": "bob.bravo@example.com", "phone": "+447400777001"}
+WRONG_PASSWORD = "definitely not it"
+
+
+@dataclass
+class World:
+    """Tenant A (the caller) and everything tenant B owns."""
+
+    a: Seeded
+    b: Seeded
+    alice: dict[str, Any]  # A's own contact
+    bob: dict[str, Any]  # B's contact
+    b_event: dict[str, Any]
+    b_draft: dict[str, Any]
+    b_topics: list[dict[str, Any]]
+    b_suppressions: list[dict[str, Any]]
+    b_operator_prefix: str
+    b_user_email: str
+
+    def b_identifiers(self) -> set[str]:
+        """Strings that only B's data contains: none may appear in a response to A."""
+        return {
+            str(self.b.id),
+            self.b.slug,
+            self.b.name,
+            self.b.prefix,
+            self.b_operator_prefix,
+            str(self.b.key_id),
+            self.b_user_email,
+            str(self.b.disclosure_id),
+            self.b_draft["id"],
+            self.bob["id"],
+            self.bob["name"],
+            self.bob["email"],
+            self.bob["phone"],
+            self.b_event["event_id"],
+            self.b_event["hash"],
+            WEB_FORM["source"],
+            WEB_FORM["ip_address"],
+            *(t["id"] for t in self.b_topics),
+            *(s["id"] for s in self.b_suppressions),
+        }
+
+
+@dataclass(frozen=True)
+class Call:
+    json: Any = None
+    params: dict[str, str] | None = None
+
+
+# A variant points a request at B's data, paired with the same request pointing at nothing.
+Variant = tuple[str, Call, Call]
+
+
+@dataclass(frozen=True)
+class Route:
+    kind: str  # "tenant", "platform" (operators only) or "public" (no tenant at all)
+    base: Callable[[World], Call] = lambda _w: Call()  # a valid request for the path variants
+    variants: Callable[[World], list[Variant]] = lambda _w: []
+    own: Callable[[World], Call] | None = None  # a request that only touches A's own data
+    creates: bool = False  # run after the reads, so that what it creates in A cannot mislead them
+
+
+def _fresh_email() -> str:
+    return f"{unique('nobody')}@example.com"
+
+
+def _fresh_phone() -> str:
+    return f"+4474009{secrets.randbelow(10**5):05d}"
+
+
+def _consent(contact: str, *, topic: str = "offers", document: str | None = None) -> dict[str, Any]:
+    evidence = WEB_FORM | {"policy_document_id": document} if document else {"method": "api"}
+    return {
+        "contact": contact,
+        "topic": topic,
+        "channel": "email",
+        "action": "granted" if document else "withdrawn",
+        "evidence": evidence,
+    }
+
+
+def _contact_refs(w: World) -> list[tuple[str, str, str]]:
+    """(label, B's reference, a reference to nobody) for each way a contact can be named."""
+    return [
+        ("B's contact id", w.bob["id"], str(uuid.uuid4())),
+        ("B's contact email", w.bob["email"], _fresh_email()),
+        ("B's contact phone", w.bob["phone"], _fresh_phone()),
+    ]
+
+
+def _consent_variants(w: World) -> list[Variant]:
+    alice = w.alice["id"]
+    found = [
+        (label, Call(json=_consent(b)), Call(json=_consent(m))) for label, b, m in _contact_refs(w)
+    ]
+    return [
+        *found,
+        (
+            "B's disclosure cited for A's contact",
+            Call(json=_consent(alice, document=str(w.b.disclosure_id))),
+            Call(json=_consent(alice, document=str(uuid.uuid4()))),
+        ),
+        (
+            "B's topic for A's contact",
+            Call(json=_consent(alice, topic="bravo-only")),
+            Call(json=_consent(alice, topic=unique("no-topic"))),
+        ),
+    ]
+
+
+def _decision(contact: str, topic: str = "offers") -> dict[str, str]:
+    return {"contact": contact, "topic": topic, "channel": "email"}
+
+
+def _decision_variants(w: World) -> list[Variant]:
+    return [
+        *(
+            (label, Call(json=_decision(b)), Call(json=_decision(m)))
+            for label, b, m in _contact_refs(w)
+        ),
+        (
+            "B's topic",
+            Call(json=_decision(w.alice["id"], "bravo-only")),
+            Call(json=_decision(w.alice["id"], unique("no-topic"))),
+        ),
+    ]
+
+
+def _batch_variants(w: World) -> list[Variant]:
+    def batch(contact: str) -> Call:
+        return Call(json={"items": [_decision(w.alice["id"]), _decision(contact)]})
+
+    return [(label, batch(b), batch(m)) for label, b, m in _contact_refs(w)]
+
+
+TENANT_BODY = {"name": "Sneaky", "profile": {"legal_name": "Sneaky Ltd", "country": "GB"}}
+
+ROUTES: dict[tuple[str, str], Route] = {
+    ("POST", "/v1/auth/login"): Route(
+        "public",
+        variants=lambda w: [
+            (
+                "B's user",
+                Call(json={"email": w.b_user_email, "password": WRONG_PASSWORD}),
+                Call(json={"email": _fresh_email(), "password": WRONG_PASSWORD}),
+            )
+        ],
+    ),
+    ("GET", "/v1/tenants"): Route("platform"),
+    ("POST", "/v1/tenants"): Route(
+        "platform", base=lambda _w: Call(json=TENANT_BODY | {"slug": unique("sneaky")})
+    ),
+    ("GET", "/v1/profile"): Route("tenant", own=lambda _w: Call()),
+    ("PUT", "/v1/profile"): Route(
+        "tenant",
+        own=lambda _w: Call(json={"legal_name": "Alpha Renamed Ltd", "country": "GB"}),
+        creates=True,
+    ),
+    ("GET", "/v1/api-keys"): Route("tenant", own=lambda _w: Call()),
+    ("POST", "/v1/api-keys"): Route(
+        "tenant", own=lambda _w: Call(json={"name": "walker"}), creates=True
+    ),
+    ("DELETE", "/v1/api-keys/{prefix}"): Route("tenant"),
+    ("GET", "/v1/topics"): Route("tenant", own=lambda _w: Call()),
+    ("POST", "/v1/topics"): Route(
+        "tenant",
+        variants=lambda _w: [
+            (
+                "B's topic key",
+                Call(json={"key": "bravo-only", "name": "Mine", "category": "service"}),
+                Call(json={"key": unique("fresh"), "name": "Mine", "category": "service"}),
+            )
+        ],
+        creates=True,
+    ),
+    ("GET", "/v1/policies"): Route(
+        "tenant", own=lambda _w: Call(params={"kind": "consent_disclosure"})
+    ),
+    ("POST", "/v1/policies"): Route(
+        "tenant",
+        own=lambda _w: Call(json={"kind": "consent_disclosure", "title": "A", "body": "A's"}),
+        creates=True,
+    ),
+    ("POST", "/v1/policies/{document_id}/publish"): Route("tenant"),
+    ("GET", "/v1/contacts"): Route(
+        "tenant",
+        own=lambda _w: Call(),
+        variants=lambda w: [
+            (
+                "B's contact as the cursor",
+                Call(params={"cursor": w.bob["id"]}),
+                Call(params={"cursor": str(uuid.uuid4())}),
+            )
+        ],
+    ),
+    ("POST", "/v1/contacts"): Route(
+        "tenant",
+        variants=lambda w: [
+            (
+                "B's contact's addresses",
+                Call(json={"email": w.bob["email"], "phone": w.bob["phone"]}),
+                Call(json={"email": _fresh_email(), "phone": _fresh_phone()}),
+            )
+        ],
+        creates=True,
+    ),
+    ("POST", "/v1/contacts/lookup"): Route(
+        "tenant",
+        variants=lambda w: [
+            (label, Call(json={"address": b}), Call(json={"address": m}))
+            for label, b, m in _contact_refs(w)
+        ],
+    ),
+    ("GET", "/v1/contacts/{contact_id}"): Route("tenant"),
+    ("PUT", "/v1/contacts/{contact_id}"): Route(
+        "tenant", base=lambda _w: Call(json={"name": "Hijacked", "email": "hijack@example.com"})
+    ),
+    ("DELETE", "/v1/contacts/{contact_id}"): Route("tenant"),
+    ("GET", "/v1/contacts/{contact_id}/consent"): Route("tenant"),
+    ("POST", "/v1/consent"): Route("tenant", variants=_consent_variants),
+    ("POST", "/v1/decisions"): Route("tenant", variants=_decision_variants),
+    ("POST", "/v1/decisions/batch"): Route("tenant", variants=_batch_variants),
+    ("GET", "/v1/suppressions"): Route(
+        "tenant", own=lambda _w: Call(params={"include_lifted": "true"})
+    ),
+    ("POST", "/v1/suppressions"): Route(
+        "tenant",
+        variants=lambda w: [
+            (
+                "B's suppressed address",
+                Call(json={"address": w.bob["email"], "channels": ["email"]}),
+                Call(json={"address": _fresh_email(), "channels": ["email"]}),
+            )
+        ],
+        creates=True,
+    ),
+    ("DELETE", "/v1/suppressions/{suppression_id}"): Route("tenant"),
+}
+
+# Path parameters: B's objects of that kind, and a value that names nothing.
+PATH_TARGETS: dict[str, tuple[Callable[[World], list[str]], Callable[[], str]]] = {
+    "contact_id": (lambda w: [w.bob["id"]], lambda: str(uuid.uuid4())),
+    "document_id": (
+        lambda w: [str(w.b.disclosure_id), w.b_draft["id"]],
+        lambda: str(uuid.uuid4()),
+    ),
+    "prefix": (lambda w: [w.b.prefix, w.b_operator_prefix], lambda: secrets.token_hex(6)),
+    "suppression_id": (lambda w: [s["id"] for s in w.b_suppressions], lambda: str(uuid.uuid4())),
+}
+
+
+@dataclass
+class Probe:
+    method: str
+    template: str
+    label: str
+    b_path: str
+    b_call: Call
+    missing_path: str
+    missing_call: Call
+    b_refs: list[str] = field(default_factory=list)
+    missing_refs: list[str] = field(default_factory=list)
+
+
+def _refs(call: Call) -> list[str]:
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str):
+            found.append(value)
+
+    walk(call.json)
+    walk(call.params or {})
+    return found
+
+
+def _probes(method: str, template: str, route: Route, w: World) -> list[Probe]:
+    probes: list[Probe] = []
+    names = re.findall(r"{(\w+)}", template)
+    assert len(names) <= 1, f"{method} {template}: teach the walk about several path parameters"
+    if names:
+        assert names[0] in PATH_TARGETS, f"{method} {template}: unknown path parameter {names[0]}"
+        targets, nothing = PATH_TARGETS[names[0]]
+        base = route.base(w)
+        for value in targets(w):
+            missing = nothing()
+            probes.append(
+                Probe(
+                    method,
+                    template,
+                    f"B's {names[0]}",
+                    template.replace("{" + names[0] + "}", value),
+                    base,
+                    template.replace("{" + names[0] + "}", missing),
+                    base,
+                    [value],
+                    [missing],
+                )
+            )
+    for label, b_call, missing_call in route.variants(w):
+        probes.append(
+            Probe(
+                method,
+                template,
+                label,
+                template,
+                b_call,
+                template,
+                missing_call,
+                _refs(b_call),
+                _refs(missing_call),
+            )
+        )
+    return probes
+
+
+def _send(client: httpx.Client, method: str, path: str, call: Call) -> httpx.Response:
+    return client.request(method, path, json=call.json, params=call.params)
+
+
+def _normalised(response: httpx.Response, refs: list[str]) -> str:
+    """The response without the values the request itself named (ids echoed in a detail)."""
+    text = response.text
+    for ref in sorted(refs, key=len, reverse=True):
+        text = text.replace(ref, "<ref>")
+    return text
+
+
+def _signature(response: httpx.Response) -> tuple[Any, ...]:
+    if not response.content:
+        return (response.status_code,)
+    body = response.json()
+    if isinstance(body, list):  # a batch: what each item answered
+        return (
+            response.status_code,
+            tuple(
+                (item.get("error") or {}).get("code", "decision") if isinstance(item, dict) else ""
+                for item in body
+            ),
+        )
+    return response.status_code, body.get("code") if isinstance(body, dict) else None
+
+
+def _assert_reveals_nothing(
+    w: World, what: str, response: httpx.Response, allowed: list[str]
+) -> None:
+    assert response.status_code < 500, f"{what}: {response.status_code} {response.text}"
+    leaked = {s for s in w.b_identifiers() if s in response.text and s not in allowed}
+    assert not leaked, f"{what} revealed B's data {leaked}: {response.text}"
+
+
+def _snapshot(api: Api, tenant_id: uuid.UUID) -> dict[str, list[str]]:
+    """Every row of every table that belongs to the tenant."""
+    found: dict[str, list[str]] = {}
+    with api.container.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            if "tenant_id" in table.c:
+                rows = conn.execute(select(table).where(table.c.tenant_id == tenant_id))
+                found[table.name] = sorted(repr(tuple(row)) for row in rows)
+    return found
+
+
+def _seed(api: Api) -> World:
+    a, b = api.tenant("alpha"), api.tenant("bravo")
+    owner_b = api.client(b.token)
+    assert (
+        owner_b.post(
+            "/v1/topics", json={"key": "bravo-only", "name": "B only", "category": "marketing"}
+        ).status_code
+        == 201
+    )
+    bob = owner_b.post("/v1/contacts", json=BOB).json()
+    event = owner_b.post(
+        "/v1/consent", json=_consent(bob["id"], document=str(b.disclosure_id))
+    ).json()
+    draft = owner_b.post(
+        "/v1/policies", json={"kind": "privacy_policy", "title": "B draft", "body": "B's words"}
+    ).json()
+    suppressions = [
+        *owner_b.post(
+            "/v1/suppressions", json={"address": "+447400777002", "channels": ["sms"]}
+        ).json(),
+        *owner_b.post(
+            "/v1/suppressions",
+            json={"address": BOB["email"], "channels": ["email"], "reason": "hard_bounce"},
+        ).json(),
+    ]
+    operator_key = api.issue_key(b.slug, name="bravo operator")
+    user_email = f"{unique('owner')}@bravo.example"
+    access.create_user(
+        api.container.uow(),
+        email=user_email,
+        password="bravo's long password",
+        role=Role.TENANT_OWNER,
+        tenant_slug=b.slug,
+    )
+    alice = api.client(a.token).post("/v1/contacts", json={"email": "alice@example.com"}).json()
+    return World(
+        a=a,
+        b=b,
+        alice=alice,
+        bob=bob,
+        b_event=event,
+        b_draft=draft,
+        b_topics=owner_b.get("/v1/topics").json(),
+        b_suppressions=suppressions,
+        b_operator_prefix=operator_key.record.prefix,
+        b_user_email=user_email,
+    )
+
+
+@pytest.mark.parametrize(
+    "names_b", [False, True], ids=["own-tenant", "claims-b-in-consentry-tenant"]
+)
+def test_tenant_a_can_neither_see_nor_change_tenant_b(api: Api, names_b: bool) -> None:
+    w = _seed(api)
+    before = _snapshot(api, w.b.id)
+    b_audit_before = verify_audit(api.container.uow(), w.b.id)
+    # A tenant key must ignore the operators' header: naming B changes nothing.
+    a = api.client(w.a.token, tenant=w.b.id if names_b else None)
+
+    spec = a.get("/openapi.json").json()
+    operations = [
+        (method.upper(), path)
+        for path, item in spec["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+    unknown = [op for op in operations if op[1].startswith("/v1") and op not in ROUTES]
+    assert not unknown, f"classify these routes in test_isolation.ROUTES: {unknown}"
+    stale = set(ROUTES) - set(operations)
+    assert not stale, f"ROUTES names operations the API no longer has: {stale}"
+
+    walked = 0
+    for creates in (False, True):
+        for method, template in operations:
+            route = ROUTES.get((method, template))
+            if route is None or route.creates is not creates:
+                continue
+            what = f"{method} {template}"
+            if route.kind == "platform":
+                call = route.base(w)
+                before_rows = api.counts()
+                response = _send(a, method, template, call)
+                api.problem(response, 403, "FORBIDDEN")
+                assert api.counts() == before_rows, what
+                _assert_reveals_nothing(w, what, response, [])
+                walked += 1
+                continue
+            if route.own is not None:
+                call = route.own(w)
+                response = _send(a, method, template, call)
+                assert 200 <= response.status_code < 300, f"{what}: {response.text}"
+                _assert_reveals_nothing(w, what, response, _refs(call))
+                walked += 1
+            for probe in _probes(method, template, route, w):
+                what = f"{method} {probe.b_path} ({probe.label})"
+                at_b = _send(a, method, probe.b_path, probe.b_call)
+                at_nothing = _send(a, method, probe.missing_path, probe.missing_call)
+                _assert_reveals_nothing(w, what, at_b, probe.b_refs)
+                _assert_reveals_nothing(w, what, at_nothing, probe.missing_refs)
+                assert _signature(at_b) == _signature(at_nothing), (
+                    f"{what}: B's object answers {at_b.status_code} {at_b.text}, "
+                    f"nothing answers {at_nothing.status_code} {at_nothing.text}"
+                )
+                if at_b.status_code >= 400:
+                    assert _normalised(at_b, probe.b_refs) == _normalised(
+                        at_nothing, probe.missing_refs
+                    ), what
+                walked += 1
+    assert walked >= len([op for op in operations if op[1].startswith("/v1")])
+
+    assert _snapshot(api, w.b.id) == before
+    b_audit = verify_audit(api.container.uow(), w.b.id)
+    assert b_audit.broken is None
+    assert b_audit.head_seq == b_audit_before.head_seq
+    b_ids = w.b_identifiers()
+    assert not [e for e in api.audit(w.a.id) if e.object_id in b_ids]
+
+    # B's key, objects and suppressions are all still there, as B left them.
+    owner_b = api.client(w.b.token)
+    assert owner_b.get("/v1/profile").json()["id"] == str(w.b.id)
+    assert owner_b.get(f"/v1/contacts/{w.bob['id']}").json() == w.bob
+    history = owner_b.get(f"/v1/contacts/{w.bob['id']}/consent").json()
+    assert [e["id"] for e in history] == [w.b_event["event_id"]]
+    active = {s["id"] for s in owner_b.get("/v1/suppressions").json()}
+    assert {s["id"] for s in w.b_suppressions} <= active
+    drafts = owner_b.get("/v1/policies", params={"kind": "privacy_policy"}).json()
+    assert [d["status"] for d in drafts] == ["draft"]
+    assert api.client(api.issue_key(w.b.slug).token).get("/v1/profile").status_code == 200
+    keys = {k["prefix"]: k for k in owner_b.get("/v1/api-keys").json()}
+    assert keys[w.b_operator_prefix]["revoked_at"] is None
+    assert json.dumps(owner_b.get("/v1/topics").json(), sort_keys=True) == json.dumps(
+        w.b_topics, sort_keys=True
+    )
