@@ -293,8 +293,9 @@ class SqlAuditLog:
         )
 
     def links(self, tenant_id: uuid.UUID) -> Generator[ChainLink, None, None]:
-        result = self._conn.execution_options(yield_per=2000).execute(
-            select(audit_log).where(audit_log.c.tenant_id == tenant_id).order_by(audit_log.c.seq)
+        result = self._conn.execute(
+            select(audit_log).where(audit_log.c.tenant_id == tenant_id).order_by(audit_log.c.seq),
+            execution_options={"yield_per": 2000},
         )
         try:
             for row in result:

@@ -164,10 +164,11 @@ class SqlConsentLedger:
 
     def links(self, tenant_id: uuid.UUID) -> Generator[ChainLink, None, None]:
         """Every event of the tenant as a chain link, recomputed from stored columns only."""
-        result = self._conn.execution_options(yield_per=2000).execute(
+        result = self._conn.execute(
             select(consent_events)
             .where(consent_events.c.tenant_id == tenant_id)
-            .order_by(consent_events.c.seq)
+            .order_by(consent_events.c.seq),
+            execution_options={"yield_per": 2000},
         )
         try:
             for row in result:
@@ -201,10 +202,11 @@ class SqlConsentLedger:
 
     def events(self, tenant_id: uuid.UUID) -> Generator[ConsentEvent, None, None]:
         """Every event of the tenant in sequence order, without its personal data."""
-        result = self._conn.execution_options(yield_per=2000).execute(
+        result = self._conn.execute(
             select(consent_events)
             .where(consent_events.c.tenant_id == tenant_id)
-            .order_by(consent_events.c.seq)
+            .order_by(consent_events.c.seq),
+            execution_options={"yield_per": 2000},
         )
         try:
             for row in result:
