@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     problems.install(app)
     app.include_router(health.router)
     for module in (admin, catalogue, contacts, consent, suppressions, decisions):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     limits_from = settings or (container.settings if container else Settings())
     # Added innermost first: idempotency runs after the rate limit, inside the body limit.
     app.middleware("http")(idempotency_middleware)

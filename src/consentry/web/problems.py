@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from consentry.domain.access import Forbidden, Unauthenticated
@@ -19,6 +20,37 @@ from consentry.domain.errors import (
 )
 
 PROBLEM = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; ``code`` is the stable part to branch on."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    field: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+_ERROR_STATUSES = {
+    400: "Bad request",
+    401: "No valid credential",
+    403: "The credential may not do this",
+    404: "Not found in this tenant",
+    405: "Method not allowed",
+    409: "Conflicts with stored state",
+    413: "Body too large",
+    415: "Unsupported media type",
+    422: "Invalid input; `field` names the first bad field",
+    429: "Rate limited; see Retry-After",
+}
+# Declared on every route so that clients (and schema checks) know every error's shape.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "model": Problem, "content": {PROBLEM: {}}}
+    for status, text in _ERROR_STATUSES.items()
+}
 
 _STATUS: tuple[tuple[type[ConsentryError], int], ...] = (
     (Unauthenticated, 401),

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Path, Response, status
 from pydantic import BaseModel, Field
 
 from consentry.domain.access import ApiKeyRecord, Role, Scope, require_platform
@@ -169,7 +169,12 @@ def list_keys(c: ContainerDep, context: Admin, tenant: TenantDep) -> list[KeyOut
 
 
 @router.delete("/api-keys/{prefix}", response_model=KeyOut, summary="Revoke an API key")
-def revoke_key(prefix: str, c: ContainerDep, context: Admin, tenant: TenantDep) -> KeyOut:
+def revoke_key(
+    prefix: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")],
+    c: ContainerDep,
+    context: Admin,
+    tenant: TenantDep,
+) -> KeyOut:
     return _key_out(access.revoke_api_key(c.uow(), context.principal, tenant, prefix))
 
 
