@@ -10,6 +10,7 @@ row through ``SqlGateQueries.eligibility`` is timed once, for information.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from collections import Counter
@@ -34,22 +35,22 @@ Log = Callable[[str], None]
 
 
 class StatementLog:
-    """The statements an engine sends while ``capture()`` is open, with their durations."""
+    """The statements an engine sends while ``capture()`` is open, with the moment each started.
+
+    A statement's time runs until the next one starts (or the call ends): SQLite returns the first
+    row before the rest are computed, so the time of ``execute`` alone would hide the fetching.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.entries: list[tuple[str, Any, float]] = []
         self._engine = engine
         self._active = False
         event.listen(engine, "before_cursor_execute", self._before)
-        event.listen(engine, "after_cursor_execute", self._after)
 
-    def _before(self, conn: Any, _cursor: Any, *_: Any) -> None:
-        conn.info["bench_started"] = time.perf_counter()
-
-    def _after(self, conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if self._active:
-            elapsed = time.perf_counter() - conn.info.pop("bench_started")
-            self.entries.append((statement, parameters, elapsed))
+    def _before(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        # SQLite's BEGIN goes through the cursor too; it is the unit of work's, not the query's.
+        if self._active and statement != "BEGIN":
+            self.entries.append((statement, parameters, time.perf_counter()))
 
     @contextmanager
     def capture(self) -> Iterator[list[tuple[str, Any, float]]]:
@@ -62,7 +63,6 @@ class StatementLog:
 
     def close(self) -> None:
         event.remove(self._engine, "before_cursor_execute", self._before)
-        event.remove(self._engine, "after_cursor_execute", self._after)
 
 
 def _intents(engine: Engine) -> tuple[Tenant, dict[str, Intent]]:
@@ -80,8 +80,10 @@ def _summary_once(
     with statements.capture() as sent, SqlUnitOfWork(engine, KEYS, read_only=True) as uow:
         started = time.perf_counter()
         summary = uow.gate.eligibility_summary(tenant, intent, pop.NOW)
-        elapsed = time.perf_counter() - started
-    return elapsed, dict(sorted(summary.by_reason.items())), [s[2] for s in sent], list(sent)
+        ended = time.perf_counter()
+    starts = [s[2] for s in sent] + [ended]
+    durations = [b - a for a, b in itertools.pairwise(starts)]
+    return ended - started, dict(sorted(summary.by_reason.items())), durations, list(sent)
 
 
 def _explain(engine: Engine, statement: str, parameters: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import sqlite3
@@ -32,8 +33,42 @@ def _memory_gib() -> float:
     return 0.0
 
 
+REPO = Path(__file__).resolve().parent.parent
+MEASURED_SOURCES = (
+    "src/consentry/domain/gate.py",
+    "src/consentry/domain/rules.py",
+    "src/consentry/persistence/eligibility.py",
+)
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(  # noqa: S603  (read-only git commands with fixed arguments)
+            ["git", *args],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def source_state() -> dict[str, Any]:
+    """Which code was measured: the commit, uncommitted changes under src/, and file digests."""
+    return {
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "uncommitted_in_src": _git("status", "--porcelain", "--", "src").splitlines(),
+        "sha256": {
+            name: hashlib.sha256((REPO / name).read_bytes()).hexdigest()[:12]
+            for name in MEASURED_SOURCES
+        },
+    }
+
+
 def describe() -> dict[str, Any]:
     return {
+        "source": source_state(),
         "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": os.cpu_count(),
         "cpu_model": _cpu_model(),
