@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 
 from consentry.domain.access import Principal
 from consentry.domain.audit import PLATFORM_CHAIN_ID, AuditEntry
-from consentry.domain.chain import ChainBreak, verify_chain
+from consentry.domain.chain import ChainBreak
 from consentry.domain.ids import new_id
 from consentry.services.clock import utcnow
+from consentry.services.ledger import verify_chain_with_head
 from consentry.services.ports import UnitOfWork
 
 
@@ -58,13 +58,10 @@ class AuditReport:
 
 def verify_audit(uow: UnitOfWork, tenant_id: uuid.UUID) -> AuditReport:
     with uow:
-        with closing(uow.audit.links(tenant_id)) as links:
-            verified, broken = verify_chain(links)
+        verified, broken = verify_chain_with_head(
+            uow.audit.links(tenant_id), uow.audit.head(tenant_id)
+        )
         head_seq, _ = uow.audit.head(tenant_id)
-        if broken is None and verified != head_seq:
-            broken = ChainBreak(
-                verified + 1, "", f"chain ends at {verified}, head records {head_seq}"
-            )
     return AuditReport(verified, head_seq, broken)
 
 

@@ -76,9 +76,10 @@ def _projection_mismatches(uow: UnitOfWork, tenant_id: uuid.UUID) -> tuple[str, 
     return tuple(problems)
 
 
-def _verify_chain_with_head(
+def verify_chain_with_head(
     links: Generator[ChainLink, None, None], head: tuple[int, str]
 ) -> tuple[int, ChainBreak | None]:
+    """Verify links in order and that they end where the chain head says (no truncation)."""
     last = _LastHash()
     with closing(links):
         verified, broken = verify_chain(last.track(links))
@@ -100,10 +101,10 @@ def verify_ledger(uow: UnitOfWork, tenant_slug: TenantRef | None = None) -> list
         for tenant in tenants:
             # Rows removed from the end leave a shorter chain that is valid on its own; the
             # head remembers how long it was and where it ended.
-            verified, broken = _verify_chain_with_head(
+            verified, broken = verify_chain_with_head(
                 uow.ledger.links(tenant.id), uow.ledger.head(tenant.id)
             )
-            audit_verified, audit_broken = _verify_chain_with_head(
+            audit_verified, audit_broken = verify_chain_with_head(
                 uow.audit.links(tenant.id), uow.audit.head(tenant.id)
             )
             reports.append(
