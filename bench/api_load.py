@@ -23,6 +23,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,14 @@ def _bodies(scenario: str, contacts: list[str], count: int, first: int, seed: in
     return out
 
 
+def _requests(spec: dict[str, Any], total: int) -> tuple[str, dict[str, str], list[bytes]]:
+    contacts = json.loads(Path(spec["contacts_file"]).read_text())[spec["scenario"]]
+    bodies = _bodies(spec["scenario"], contacts, total, spec["first"], spec["seed"])
+    path = "/v1/decisions" if spec["scenario"] == "decisions" else "/v1/consent"
+    headers = {"Authorization": f"Bearer {spec['token']}", "Content-Type": "application/json"}
+    return path, headers, bodies
+
+
 async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
     """One keep-alive connection per sender; a schedule feeds them (wrk2's model).
 
@@ -85,14 +94,12 @@ async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
 
     rate, warmup, duration = spec["rate"], spec["warmup"], spec["duration"]
     total = int(rate * (warmup + duration))
-    contacts = json.loads(Path(spec["contacts_file"]).read_text())
-    bodies = _bodies(spec["scenario"], contacts, total, spec["first"], spec["seed"])
-    path = "/v1/decisions" if spec["scenario"] == "decisions" else "/v1/consent"
-    headers = {"Authorization": f"Bearer {spec['token']}", "Content-Type": "application/json"}
+    path, headers, bodies = _requests(spec, total)
     loop = asyncio.get_running_loop()
     measured: list[tuple[float, float, int]] = []  # (latency s, service s, status)
     failures: dict[str, int] = {}
     lateness: list[float] = []
+    skipped: list[int] = []
     queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
     start = loop.time() + 0.2
     window_start = start + warmup
@@ -107,6 +114,7 @@ async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
             sent = loop.time()
             if sent - due > GIVE_UP_SECONDS:
                 fail("not sent: queued too long", due)
+                skipped.append(i)
                 continue
             lateness.append(sent - due)
             try:
@@ -143,7 +151,7 @@ async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
         "window": [window_start, start + total / rate, finished],
         "max_lateness_ms": 1000 * max(lateness, default=0.0),
         "generator_cpu_seconds": time.process_time() - cpu_before,
-        "sent": total,
+        "sent": total - len(skipped),
     }
 
 
@@ -211,6 +219,43 @@ def _summarise(raw: dict[str, Any], rate: float, duration: float) -> dict[str, A
     }
 
 
+class Waits:
+    """Samples what this database's backends are doing, ten times a second, during a run."""
+
+    QUERY = (
+        "SELECT coalesce(wait_event_type, 'CPU') AS kind, count(*) FROM pg_stat_activity "
+        "WHERE datname = %s AND state = 'active' AND pid <> pg_backend_pid() GROUP BY 1"
+    )
+
+    def __init__(self) -> None:
+        self.totals: dict[str, int] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> Waits:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        import psycopg
+
+        url = api_server.database_url().replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not self._stop.wait(0.1):
+                for kind, count in conn.execute(self.QUERY, (api_server.DATABASE,)):
+                    self.totals[kind] = self.totals.get(kind, 0) + count
+                self.samples += 1
+
+    def mean(self) -> dict[str, float]:
+        """Average number of backends per wait kind ('CPU': running, 'Lock': row locks, ...)."""
+        return {k: round(v / max(1, self.samples), 2) for k, v in sorted(self.totals.items())}
+
+
 class Run:
     def __init__(self, args: argparse.Namespace, server: api_server.Server, token: str) -> None:
         self.args = args
@@ -240,24 +285,28 @@ class Run:
         busy0, total0 = _cpu_busy()
         cpu0 = self.server.cpu_seconds()
         try:
-            out = subprocess.run(  # noqa: S603  (this file, our own interpreter)
-                [sys.executable, __file__, "--generate", f.name],
-                capture_output=True,
-                check=True,
-                text=True,
-            ).stdout
+            with Waits() as waits:
+                out = subprocess.run(  # noqa: S603  (this file, our own interpreter)
+                    [sys.executable, __file__, "--generate", f.name],
+                    capture_output=True,
+                    check=True,
+                    text=True,
+                ).stdout
         finally:
             Path(f.name).unlink()
         busy1, total1 = _cpu_busy()
         cpu1 = self.server.cpu_seconds()
         if scenario == "consent":
             self.consent_sent += int(rate * (self.args.warmup + duration))
-        result = _summarise(json.loads(out), rate, duration)
+        raw = json.loads(out)
+        result = _summarise(raw, rate, duration)
+        result["postgres_backends_by_wait"] = waits.mean()
         result["machine_cpu_busy"] = round((busy1 - busy0) / max(1.0, total1 - total0), 3)
-        sent = rate * (self.args.warmup + duration)
+        sent = max(1, raw["sent"])
+        used = {k: api_server.cpu_between(cpu0[k], cpu1[k]) for k in ("server", "postgres")}
         result["cpu_ms_per_request"] = {
-            "server": round(1000 * (cpu1["server"] - cpu0["server"]) / sent, 2),
-            "postgres": round(1000 * (cpu1["postgres"] - cpu0["postgres"]) / sent, 2),
+            "server": round(1000 * used["server"] / sent, 2),
+            "postgres": round(1000 * used["postgres"] / sent, 2),
             "generator": round(1000 * result["generator_cpu_seconds"] / sent, 2),
         }
         result["load_average_before"] = load_before
@@ -336,6 +385,18 @@ def _table(results: dict[str, Any]) -> None:
     console.print(table)
 
 
+def _versions() -> dict[str, str]:
+    """Versions of what serves and what loads, and where consentry was imported from (a
+    ``PYTHONPATH`` pointing elsewhere measures other code than the commit in ``machine``)."""
+    from importlib.metadata import version
+
+    import consentry
+
+    found = {name: version(name) for name in ("fastapi", "uvicorn", "psycopg", "aiohttp")}
+    found["consentry_imported_from"] = str(Path(consentry.__file__).resolve().parent)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generate", help=argparse.SUPPRESS)
@@ -358,6 +419,7 @@ def main() -> None:
     seeded = api_server.prepare(args.contacts, rebuild=args.rebuild, log=console.log)
     results: dict[str, Any] = {
         "machine": machine.describe(),
+        "versions": _versions(),
         "workers": args.workers,
         "database": {"rows": seeded.rows, "reused": seeded.reused},
         "settings": {
@@ -375,7 +437,9 @@ def main() -> None:
     console.log(f"starting consentry serve --workers {args.workers} on {server.url}")
     server.start()
     run = Run(args, server, seeded.token)
-    run.contacts_file.write_text(json.dumps(seeded.contact_ids))
+    run.contacts_file.write_text(
+        json.dumps({"decisions": seeded.contact_ids, "consent": seeded.emailable_ids})
+    )
     try:
         from sqlalchemy import create_engine
 

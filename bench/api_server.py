@@ -126,6 +126,7 @@ def _seed(container: Container, contacts_count: int, log: Log) -> None:
 @dataclass
 class Seeded:
     contact_ids: list[str]
+    emailable_ids: list[str]  # consent by email needs an email address
     token: str
     reused: bool
     rows: dict[str, int]
@@ -163,20 +164,21 @@ def prepare(contacts_count: int, *, rebuild: bool, log: Log) -> Seeded:
             role=Role.TENANT_OPERATOR,
         )
         with container.engine.connect() as conn:
-            ids = conn.execute(
-                select(contacts.c.id)
+            found = conn.execute(
+                select(contacts.c.id, contacts.c.email_key.is_not(None))
                 .where(contacts.c.tenant_id == issued.record.tenant_id)
                 .where(contacts.c.erased_at.is_(None))
                 .order_by(contacts.c.id)
-            ).scalars()
-            contact_ids = [str(i) for i in ids]
+            ).all()
+            contact_ids = [str(i) for i, _ in found]
+            emailable = [str(i) for i, has_email in found if has_email]
             rows = {
                 t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
                 for t in (contacts, consent_events)
             }
     finally:
         container.close()
-    return Seeded(contact_ids, issued.token, reused, rows)
+    return Seeded(contact_ids, emailable, issued.token, reused, rows)
 
 
 def free_port() -> int:
@@ -242,11 +244,12 @@ class Server:
             os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait()
 
-    def cpu_seconds(self) -> dict[str, float]:
-        """CPU used so far by the server's processes and by this database's PostgreSQL backends.
+    def cpu_seconds(self) -> dict[str, dict[int, float]]:
+        """CPU used so far by each of the server's processes and this database's backends.
 
-        Backends that exit between two readings drop out of the sum; the server keeps its
-        connections pooled, so they do not during a run.
+        Per process, so that a caller can subtract two readings process by process: pooled
+        connections above the pool size come and go during a run, and a backend that exited
+        in between is left out (its last share goes uncounted) instead of making a sum shrink.
         """
         return {"server": _cpu(self._tree()), "postgres": _cpu(_backends_of(DATABASE))}
 
@@ -284,12 +287,17 @@ def _backends_of(database: str) -> list[int]:
     return out
 
 
-def _cpu(pids: list[int]) -> float:
-    ticks = 0
+def _cpu(pids: list[int]) -> dict[int, float]:
+    out = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        ticks += int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime+stime
+    return out
+
+
+def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two readings by the processes alive at the second."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
