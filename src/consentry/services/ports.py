@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -13,6 +13,7 @@ from consentry.domain.access import ApiKeyRecord, UserRecord
 from consentry.domain.audit import AuditEntry
 from consentry.domain.chain import ChainLink
 from consentry.domain.consent import ConsentEvent, ConsentState, EvidenceDigests
+from consentry.domain.delivery import OutboundMessage, ProviderEvent, SendResult
 from consentry.domain.gate import Decision, Intent, RecipientFacts
 from consentry.domain.model import (
     BusinessProfile,
@@ -239,6 +240,51 @@ class AuditLog(Protocol):
     def entries(self, tenant_id: uuid.UUID, limit: int = 100) -> list[AuditEntry]: ...
     def links(self, tenant_id: uuid.UUID) -> Generator[ChainLink, None, None]: ...
     def head(self, tenant_id: uuid.UUID) -> tuple[int, str]: ...
+
+
+class ChannelAdapter(Protocol):
+    """One provider of one channel (``channels/<provider>.py``). Thread-safe: the dispatcher
+    calls ``send`` from several threads at once."""
+
+    channel: Channel
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        """Hand one message to the provider. Raises PermanentDeliveryError (not retried) or
+        TransientDeliveryError (retried); never any other exception for a provider's answer."""
+        ...
+
+    def verify_webhook(self, url: str, headers: Mapping[str, str], body: bytes) -> bool:
+        """Whether a webhook request really comes from the provider (its signature)."""
+        ...
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
+        """Delivery reports in a verified webhook body; malformed input raises InvalidInput."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedMessage:
+    """A message the embedded ``capture`` channel kept instead of sending."""
+
+    id: int
+    tenant_id: uuid.UUID
+    delivery_id: int
+    channel: Channel
+    recipient: str
+    summary: str  # the subject, or the first words of a text
+    captured_at: datetime
+    raw: bytes  # exactly what would have been sent (an RFC 5322 message, or the JSON request)
+
+
+class OutboxStore(Protocol):
+    """Where the ``capture`` channel keeps messages (encrypted at rest like all personal data).
+    Each call commits on its own: capturing is the send."""
+
+    def capture(self, message: OutboundMessage, captured_at: datetime) -> int: ...
+    def list(self, tenant_id: uuid.UUID | None, limit: int = 50) -> list[CapturedMessage]: ...
+    def get(self, capture_id: int) -> CapturedMessage: ...
 
 
 class UnitOfWork(Protocol):
