@@ -230,5 +230,5 @@ BACKOFF_MAX = timedelta(hours=1)
 def backoff(attempts: int, retry_after: timedelta | None = None) -> timedelta:
     """The wait before attempt ``attempts + 1``: exponential, capped, never before the
     provider's own Retry-After."""
-    wait = min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
+    wait: timedelta = min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
     return max(wait, retry_after) if retry_after is not None else wait
