@@ -134,6 +134,14 @@ class FileKeyRing:
             return None
         return hmac.new(self._digest_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
+    def derive(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` (e.g. unsubscribe tokens), derived from the index key:
+        stable across restarts and processes, independent for each purpose."""
+        info = b"consentry " + purpose.encode("ascii")
+        return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(
+            self._index_key
+        )
+
     def _wrap(self, tenant_id: uuid.UUID, data_key: bytes) -> bytes:
         header = _WRAP_HEADER.pack(_WRAP_FORMAT, self._active)
         nonce = os.urandom(NONCE_BYTES)

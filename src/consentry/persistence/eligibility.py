@@ -374,12 +374,13 @@ def _consent_reason(
     return joins, g_event, consent_reason
 
 
-def _components(
+def _components(  # noqa: PLR0917  (the gate's inputs, as in eligibility_select)
     conn: Connection,
     tenant: Tenant,
     intent: Intent,
     now: datetime,
     contact_ids: Sequence[uuid.UUID] | None = None,
+    audience: ColumnElement[bool] | None = None,
 ) -> tuple[str, Any]:
     """(reasons every row shares, a subquery with one row per contact and one column per rule).
 
@@ -468,18 +469,23 @@ def _components(
     )
     if contact_ids is not None:
         inner = inner.where(c.c.id.in_(list(contact_ids)))
+    if audience is not None:
+        inner = inner.where(audience)
     return prefix, inner.subquery("rules")
 
 
-def eligibility_select(
+def eligibility_select(  # noqa: PLR0917  (decide()'s inputs plus an audience)
     conn: Connection,
     tenant: Tenant,
     intent: Intent,
     now: datetime,
     contact_ids: Sequence[uuid.UUID] | None = None,
+    audience: ColumnElement[bool] | None = None,
 ) -> Select[Any]:
-    """The gate as one SELECT: contact_id, verdict, reasons, consent_event_id, defer_until."""
-    prefix, r = _components(conn, tenant, intent, now, contact_ids)
+    """The gate as one SELECT: contact_id, verdict, reasons, consent_event_id, defer_until.
+
+    ``audience`` narrows the contacts (a condition on the ``contacts`` table)."""
+    prefix, r = _components(conn, tenant, intent, now, contact_ids, audience)
     rest = r.c.suppression + r.c.registry + r.c.age + r.c.consent
     deny = (literal(prefix) + func.coalesce(r.c.address, rest)).label("deny")
     d = select(r.c.contact_id, deny, r.c.g_event, r.c.quiet_until).subquery("decided")
@@ -500,11 +506,15 @@ def eligibility_select(
 
 
 def summary_select(
-    conn: Connection, tenant: Tenant, intent: Intent, now: datetime
+    conn: Connection,
+    tenant: Tenant,
+    intent: Intent,
+    now: datetime,
+    audience: ColumnElement[bool] | None = None,
 ) -> tuple[str, Select[Any]]:
     """Counts per combination of rule outcomes: a few hundred groups of short values, however
     many contacts, so the database aggregates by hashing instead of sorting long strings."""
-    prefix, r = _components(conn, tenant, intent, now)
+    prefix, r = _components(conn, tenant, intent, now, audience=audience)
     # OFFSET 0 keeps PostgreSQL from flattening the subquery: it then sees the few distinct
     # rule outcomes and aggregates by hashing instead of sorting a million rows on disk.
     r = r.element.offset(0).subquery("rules")

@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 
 from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentMethod, ConsentStatus
+from consentry.domain.delivery import CampaignStatus, DeliveryStatus
 from consentry.domain.model import Category, Channel, PolicyKind, PolicyStatus, TenantStatus
 from consentry.domain.suppression import SuppressionReason, SuppressionScope
 from consentry.persistence.types import UTCDateTime
@@ -316,4 +317,137 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     UniqueConstraint("tenant_id", "seq", name="uq_audit_log_tenant_seq"),
+)
+
+# -- delivery: sender domains, templates, lists, campaigns, deliveries, the captured outbox -----
+
+# Big integer keys that are SQLite rowid aliases (autoincrement) there.
+RowId = BigInteger().with_variant(Integer, "sqlite")
+
+# Domains a tenant may send email from; the DKIM private key is sealed under the tenant's key.
+sender_domains = Table(
+    "sender_domains",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("domain", String(253), nullable=False),
+    Column("dkim_selector", String(63)),
+    Column("dkim_key_enc", LargeBinary),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "domain", name="uq_sender_domains_tenant_domain"),
+)
+
+templates = Table(
+    "templates",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("topic_id", Uuid, ForeignKey("topics.id"), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("subject", Text),
+    Column("text", Text, nullable=False),
+    Column("html", Text),
+    Column("whatsapp_template", String(512)),
+    Column("whatsapp_language", String(16), nullable=False),
+    Column("whatsapp_parameters", Text, nullable=False),  # JSON list of expressions
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "name", name="uq_templates_tenant_name"),
+    _one_of("channel", Channel),
+)
+
+contact_lists = Table(
+    "contact_lists",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "name", name="uq_contact_lists_tenant_name"),
+)
+
+contact_list_members = Table(
+    "contact_list_members",
+    metadata,
+    Column("list_id", Uuid, ForeignKey("contact_lists.id"), primary_key=True),
+    Column("contact_id", Uuid, ForeignKey("contacts.id"), primary_key=True),
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("topic_id", Uuid, ForeignKey("topics.id"), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("template_id", Uuid, ForeignKey("templates.id"), nullable=False),
+    Column("list_id", Uuid, ForeignKey("contact_lists.id")),
+    Column("audience_filter", Text, nullable=False),  # JSON: field -> allowed values
+    Column("from_address", String(320)),
+    Column("frequency_cap", String(32)),  # "<messages>/<hours>h", or NULL for none
+    Column("status", String(16), nullable=False),
+    Column("scheduled_at", UTCDateTime),
+    Column("plan_counts", Text),  # JSON: primary reason -> recipients, written when planned
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("planned_at", UTCDateTime),
+    Column("launched_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    UniqueConstraint("tenant_id", "name", name="uq_campaigns_tenant_name"),
+    _one_of("status", CampaignStatus),
+    _one_of("channel", Channel),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("campaign_id", Uuid, ForeignKey("campaigns.id")),  # NULL: a transactional message
+    Column("contact_id", Uuid, ForeignKey("contacts.id"), nullable=False),
+    Column("topic_id", Uuid, ForeignKey("topics.id"), nullable=False),
+    Column("template_id", Uuid, ForeignKey("templates.id"), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("category", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reasons", String(400), nullable=False),  # reason codes, each followed by a comma
+    Column("consent_event_id", Uuid),  # the event that authorised it, as last decided
+    Column("next_attempt_at", UTCDateTime),
+    Column("attempts", Integer, nullable=False),
+    Column("idempotency_key", String(255)),  # transactional sends
+    Column("variables_enc", LargeBinary),  # transactional: the caller's data, sealed
+    Column("message_id", String(255)),  # Message-ID or provider idempotency key, fixed once set
+    Column("provider_message_id", String(255)),
+    Column("error_code", String(64)),
+    Column("error_detail", String(500)),
+    Column("lease_owner", String(100)),
+    Column("lease_until", UTCDateTime),
+    Column("planned_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("campaign_id", "contact_id", name="uq_deliveries_campaign_contact"),
+    UniqueConstraint("tenant_id", "idempotency_key", name="uq_deliveries_tenant_idempotency"),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_deliveries_campaign_status", "campaign_id", "status"),
+    Index("ix_deliveries_contact_sent", "contact_id", "sent_at"),
+    Index("ix_deliveries_provider", "provider_message_id"),
+    _one_of("status", DeliveryStatus),
+    _one_of("channel", Channel),
+    _one_of("category", Category),
+)
+
+# What the embedded ``capture`` channel "sent": personal data sealed like everywhere else.
+captured_messages = Table(
+    "captured_messages",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("delivery_id", BigInteger, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("recipient_enc", LargeBinary, nullable=False),
+    Column("summary_enc", LargeBinary, nullable=False),
+    Column("raw_enc", LargeBinary, nullable=False),
+    Column("captured_at", UTCDateTime, nullable=False),
+    Index("ix_captured_messages_tenant", "tenant_id", "id"),
 )

@@ -8,9 +8,17 @@ from typing import Self
 from sqlalchemy import Connection, Engine, RootTransaction
 
 from consentry.persistence.access import SqlAccessRepository, SqlAuditLog, SqlIdempotencyStore
+from consentry.persistence.campaigns import (
+    SqlCampaigns,
+    SqlContactLists,
+    SqlSenderDomains,
+    SqlTemplates,
+)
 from consentry.persistence.contacts import SqlContactRepository
+from consentry.persistence.deliveries import SqlDeliveries
 from consentry.persistence.eligibility import SqlGateQueries
 from consentry.persistence.engine import READ_ONLY
+from consentry.persistence.fences import SqlFences
 from consentry.persistence.ledger import SqlConsentLedger, SqlConsentStates
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.suppressions import SqlDncRegistry, SqlSuppressionRepository
@@ -37,6 +45,12 @@ class SqlUnitOfWork:
     access: SqlAccessRepository
     idempotency: SqlIdempotencyStore
     audit: SqlAuditLog
+    sender_domains: SqlSenderDomains
+    templates: SqlTemplates
+    lists: SqlContactLists
+    campaigns: SqlCampaigns
+    deliveries: SqlDeliveries
+    fences: SqlFences
 
     def __init__(self, engine: Engine, keys: KeyRing, *, read_only: bool = False) -> None:
         self._engine = engine
@@ -70,6 +84,12 @@ class SqlUnitOfWork:
         self.access = SqlAccessRepository(conn)
         self.idempotency = SqlIdempotencyStore(conn)
         self.audit = SqlAuditLog(conn)
+        self.sender_domains = SqlSenderDomains(conn, crypto)
+        self.templates = SqlTemplates(conn)
+        self.lists = SqlContactLists(conn)
+        self.campaigns = SqlCampaigns(conn)
+        self.deliveries = SqlDeliveries(conn, crypto)
+        self.fences = SqlFences(conn)
         return self
 
     def __exit__(

@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from consentry.domain.access import ApiKeyRecord, UserRecord
 from consentry.domain.audit import AuditEntry
+from consentry.domain.campaigns import (
+    Campaign,
+    ClaimedDelivery,
+    Delivery,
+    Outcome,
+    SenderDomain,
+    Simulation,
+)
 from consentry.domain.chain import ChainLink
 from consentry.domain.consent import ConsentEvent, ConsentState, EvidenceDigests
-from consentry.domain.delivery import OutboundMessage, ProviderEvent, SendResult
+from consentry.domain.delivery import (
+    CampaignStatus,
+    DeliveryStatus,
+    OutboundMessage,
+    ProviderEvent,
+    SendResult,
+)
 from consentry.domain.gate import Decision, Intent, RecipientFacts
 from consentry.domain.model import (
     BusinessProfile,
+    Category,
     Channel,
     Contact,
     PointKind,
@@ -26,6 +41,7 @@ from consentry.domain.model import (
     Topic,
 )
 from consentry.domain.suppression import Suppression
+from consentry.domain.templates import Template
 
 
 class KeyRing(Protocol):
@@ -54,6 +70,10 @@ class KeyRing(Protocol):
 
     def blind_index(self, kind: PointKind, normalized: str) -> bytes:
         """A keyed HMAC of a normalised contact point, for equality lookups without plaintext."""
+        ...
+
+    def derive(self, purpose: str) -> bytes:
+        """A key for ``purpose``, the same in every process (tokens minted by one, read by another)."""
         ...
 
     def digest(self, value: str | None) -> str | None:
@@ -282,9 +302,126 @@ class OutboxStore(Protocol):
     """Where the ``capture`` channel keeps messages (encrypted at rest like all personal data).
     Each call commits on its own: capturing is the send."""
 
-    def capture(self, message: OutboundMessage, captured_at: datetime) -> int: ...
+    def capture(
+        self, message: OutboundMessage, captured_at: datetime, raw: bytes | None = None
+    ) -> int: ...
     def list(self, tenant_id: uuid.UUID | None, limit: int = 50) -> list[CapturedMessage]: ...
     def get(self, capture_id: int) -> CapturedMessage: ...
+
+
+class SenderDomains(Protocol):
+    def add(self, domain: SenderDomain, dkim_private_pem: str | None) -> None: ...
+    def list(self, tenant_id: uuid.UUID) -> list[SenderDomain]: ...
+    def get(self, tenant_id: uuid.UUID, domain: str) -> tuple[SenderDomain, str | None] | None:
+        """The registered domain and its DKIM private key (PEM), or None."""
+        ...
+
+
+class Templates(Protocol):
+    def add(self, template: Template) -> None: ...
+    def get(self, tenant_id: uuid.UUID, template_id: uuid.UUID) -> Template: ...
+    def by_name(self, tenant_id: uuid.UUID, name: str) -> Template: ...
+    def list(self, tenant_id: uuid.UUID) -> list[Template]: ...
+
+
+class ContactLists(Protocol):
+    def create(self, tenant_id: uuid.UUID, list_id: uuid.UUID, name: str, at: datetime) -> None: ...
+    def get_id(self, tenant_id: uuid.UUID, name_or_id: str) -> uuid.UUID: ...
+    def add_members(
+        self, tenant_id: uuid.UUID, list_id: uuid.UUID, contact_ids: list[uuid.UUID]
+    ) -> int: ...
+
+
+class Campaigns(Protocol):
+    def add(self, campaign: Campaign) -> None: ...
+    def get(self, tenant_id: uuid.UUID | None, ref: str | uuid.UUID) -> Campaign: ...
+    def set_status(
+        self,
+        campaign_id: uuid.UUID,
+        expected: CampaignStatus,
+        status: CampaignStatus,
+        at: datetime,
+    ) -> bool:
+        """Compare-and-set; False if the status changed meanwhile."""
+        ...
+
+    def set_planned(self, campaign_id: uuid.UUID, counts: dict[str, int], at: datetime) -> None: ...
+    def due(self, now: datetime) -> list[tuple[uuid.UUID, uuid.UUID]]: ...
+    def running(self) -> list[uuid.UUID]: ...
+    def list(self, tenant_id: uuid.UUID) -> list[Campaign]: ...
+
+
+class Deliveries(Protocol):
+    """Delivery rows: planned set-based, leased in batches, settled in bulk
+    (persistence/deliveries.py). Transitions are compare-and-set on status and lease owner."""
+
+    def plan(
+        self, tenant: Tenant, campaign: Campaign, intent: Intent, now: datetime
+    ) -> dict[str, int]: ...
+    def simulate(
+        self, tenant: Tenant, intent: Intent, now: datetime, campaign: Campaign, sample: int = 20
+    ) -> Simulation: ...
+    def queue_planned(self, campaign_id: uuid.UUID, now: datetime) -> int: ...
+    def cancel_pending(self, campaign_id: uuid.UUID, now: datetime) -> int: ...
+    def add_message(
+        self,
+        *,
+        tenant_id: uuid.UUID,
+        contact_id: uuid.UUID,
+        topic_id: uuid.UUID,
+        template_id: uuid.UUID,
+        channel: Channel,
+        category: Category,
+        idempotency_key: str | None,
+        variables: Mapping[str, Any],
+        status: DeliveryStatus,
+        reasons: Sequence[str],
+        consent_event_id: uuid.UUID | None,
+        next_attempt_at: datetime | None,
+        now: datetime,
+    ) -> int: ...
+    def by_idempotency_key(self, tenant_id: uuid.UUID, key: str) -> Delivery | None: ...
+    def get(self, tenant_id: uuid.UUID, delivery_id: int) -> Delivery: ...
+    def of_campaign(
+        self, campaign_id: uuid.UUID, status: DeliveryStatus | None, after: int, limit: int
+    ) -> list[Delivery]: ...
+    def claim(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        campaign_id: uuid.UUID | None = None,
+    ) -> list[ClaimedDelivery]: ...
+    def refuse(self, owner: str, refused: Mapping[int, tuple[str, ...]], now: datetime) -> None: ...
+    def defer(
+        self, owner: str, deferred: Mapping[int, tuple[datetime, tuple[str, ...]]], now: datetime
+    ) -> None: ...
+    def fail_unsent(
+        self, owner: str, failed: Mapping[int, tuple[str, str]], now: datetime
+    ) -> None: ...
+    def mark_sending(
+        self,
+        owner: str,
+        batch: Mapping[int, tuple[str, uuid.UUID | None]],
+        now: datetime,
+        lease_until: datetime,
+    ) -> set[int]: ...
+    def record(self, owner: str, outcomes: Iterable[Outcome]) -> None: ...
+    def reap(self, now: datetime) -> tuple[int, int]: ...
+    def recent_sends(
+        self, contact_ids: Sequence[uuid.UUID], since: datetime
+    ) -> dict[uuid.UUID, tuple[datetime, ...]]: ...
+    def progress(self, campaign_id: uuid.UUID) -> dict[str, int]: ...
+    def complete_finished(self, now: datetime) -> list[uuid.UUID]: ...
+    def pending_count(self) -> int: ...
+
+
+class Fences(Protocol):
+    """Opt-outs and dispatches of one address never overlap (persistence/fences.py)."""
+
+    def exclusive(self, point_keys: Iterable[bytes]) -> None: ...
+    def shared(self, point_keys: Iterable[bytes]) -> None: ...
 
 
 class UnitOfWork(Protocol):
@@ -319,6 +456,19 @@ class UnitOfWork(Protocol):
 
     @property
     def audit(self) -> AuditLog: ...
+
+    @property
+    def sender_domains(self) -> SenderDomains: ...
+    @property
+    def templates(self) -> Templates: ...
+    @property
+    def lists(self) -> ContactLists: ...
+    @property
+    def campaigns(self) -> Campaigns: ...
+    @property
+    def deliveries(self) -> Deliveries: ...
+    @property
+    def fences(self) -> Fences: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(

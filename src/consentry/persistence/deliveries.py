@@ -1,0 +1,556 @@
+"""Deliveries: planned set-based from the gate's SQL twin, claimed in batches, settled in bulk.
+
+Claiming takes rows with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite has one writer, whose
+``BEGIN IMMEDIATE`` serialises claims) and marks them with a lease: the owner and until when.
+Every later transition is a compare-and-set on the status (and the owner where it matters), so a
+worker whose lease was reaped cannot overwrite what the reaper decided.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import ColumnElement
+
+from consentry.domain.campaigns import (
+    AudienceFilter,
+    Campaign,
+    ClaimedDelivery,
+    Delivery,
+    DeliveryNotFound,
+    Outcome,
+    RefusedSample,
+    Simulation,
+)
+from consentry.domain.delivery import CampaignStatus, DeliveryStatus
+from consentry.domain.errors import AlreadyExists
+from consentry.domain.gate import Intent, Verdict
+from consentry.domain.model import Category, Channel, Tenant
+from consentry.persistence.eligibility import (
+    _no_jit,
+    eligibility_select,
+    primary_reason,
+    summary_select,
+)
+from consentry.persistence.rows import FieldCrypto
+from consentry.persistence.tables import campaigns, contact_list_members, contacts, deliveries
+
+D = deliveries.c
+S = DeliveryStatus
+_PENDING = (S.PLANNED.value, S.QUEUED.value, S.DEFERRED.value, S.SENDING.value)
+
+
+def _reasons(text: str | None) -> tuple[str, ...]:
+    return tuple(text.split(",")[:-1]) if text else ()
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        campaign_id=row.campaign_id,
+        contact_id=row.contact_id,
+        topic_id=row.topic_id,
+        template_id=row.template_id,
+        channel=Channel(row.channel),
+        status=DeliveryStatus(row.status),
+        reasons=_reasons(row.reasons),
+        attempts=row.attempts,
+        planned_at=row.planned_at,
+        updated_at=row.updated_at,
+        consent_event_id=row.consent_event_id,
+        next_attempt_at=row.next_attempt_at,
+        message_id=row.message_id,
+        provider_message_id=row.provider_message_id,
+        error_code=row.error_code,
+        error_detail=row.error_detail,
+        sent_at=row.sent_at,
+        idempotency_key=row.idempotency_key,
+    )
+
+
+class SqlDeliveries:
+    def __init__(self, conn: Connection, crypto: FieldCrypto) -> None:
+        self._conn = conn
+        self._crypto = crypto
+        self._postgres = conn.dialect.name == "postgresql"
+
+    # -- planning ------------------------------------------------------------------------------
+
+    @staticmethod
+    def audience(list_id: uuid.UUID | None, audience: AudienceFilter) -> ColumnElement[bool] | None:
+        """The SQL condition on ``contacts`` for a campaign's list and field filter."""
+        parts: list[ColumnElement[bool]] = []
+        if list_id is not None:
+            parts.append(
+                exists().where(
+                    contact_list_members.c.list_id == list_id,
+                    contact_list_members.c.contact_id == contacts.c.id,
+                )
+            )
+        for name, values in sorted(audience.fields.items()):
+            parts.append(contacts.c[name].in_(list(values)))
+        return and_(*parts) if parts else None
+
+    def plan(
+        self, tenant: Tenant, campaign: Campaign, intent: Intent, now: datetime
+    ) -> dict[str, int]:
+        """One INSERT ... SELECT of every audience member's delivery with its decision; returns
+        recipients per primary reason ("ALLOW" for those planned to go)."""
+        _no_jit(self._conn)
+        campaign_id, template_id = campaign.id, campaign.template_id
+        audience = self.audience(campaign.list_id, campaign.audience)
+        gate = eligibility_select(self._conn, tenant, intent, now, audience=audience).subquery("g")
+        # allow -> planned; defer -> planned, due at its time; deny -> suppressed.
+        status = case(
+            (gate.c.verdict == Verdict.DENY.value, S.SUPPRESSED.value), else_=S.PLANNED.value
+        )
+        source = select(
+            literal(tenant.id, deliveries.c.tenant_id.type),
+            literal(campaign_id, deliveries.c.campaign_id.type),
+            gate.c.contact_id,
+            literal(intent.topic_id, deliveries.c.topic_id.type),
+            literal(template_id, deliveries.c.template_id.type),
+            literal(intent.channel.value),
+            literal(intent.category.value),
+            status,
+            gate.c.reasons,
+            gate.c.consent_event_id,
+            gate.c.defer_until,
+            literal(0),
+            literal(now, deliveries.c.planned_at.type),
+            literal(now, deliveries.c.updated_at.type),
+        )
+        columns = ["tenant_id", "campaign_id", "contact_id", "topic_id", "template_id",
+                   "channel", "category", "status", "reasons", "consent_event_id",
+                   "next_attempt_at", "attempts", "planned_at", "updated_at"]  # fmt: skip
+        self._conn.execute(insert(deliveries).from_select(columns, source))
+        counts: dict[str, int] = {}
+        rows = self._conn.execute(
+            select(D.status, D.reasons, func.count())
+            .where(D.campaign_id == campaign_id)
+            .group_by(D.status, D.reasons)
+        )
+        for _status, reasons, n in rows:
+            first = _reasons(reasons)[:1]  # deferred rows carry QUIET_HOURS
+            key = first[0] if first else "ALLOW"
+            counts[key] = counts.get(key, 0) + int(n)
+        return counts
+
+    def simulate(
+        self,
+        tenant: Tenant,
+        intent: Intent,
+        now: datetime,
+        campaign: Campaign,
+        sample: int = 20,
+    ) -> Simulation:
+        """Counts by primary reason and a sample of refused recipients; writes nothing."""
+        _no_jit(self._conn)
+        audience = self.audience(campaign.list_id, campaign.audience)
+        prefix, query = summary_select(self._conn, tenant, intent, now, audience)
+        by_reason: dict[str, int] = {}
+        for row in self._conn.execute(query):
+            rules = (row.suppression, row.registry, row.age, row.consent)
+            reason = primary_reason(prefix, row.address, rules, bool(row.quiet))
+            by_reason[reason] = by_reason.get(reason, 0) + int(row.contacts)
+        gate = eligibility_select(self._conn, tenant, intent, now, audience=audience).subquery()
+        refused = self._conn.execute(
+            select(gate.c.contact_id, gate.c.reasons)
+            .where(gate.c.verdict == Verdict.DENY.value)
+            .order_by(gate.c.contact_id)
+            .limit(sample)
+        )
+        return Simulation(
+            total=sum(by_reason.values()),
+            eligible=by_reason.get("ALLOW", 0),
+            deferred=by_reason.get("QUIET_HOURS", 0),
+            by_reason=by_reason,
+            refused_sample=tuple(RefusedSample(r.contact_id, _reasons(r.reasons)) for r in refused),
+        )
+
+    def queue_planned(self, campaign_id: uuid.UUID, now: datetime) -> int:
+        result = self._conn.execute(
+            update(deliveries)
+            .where(D.campaign_id == campaign_id, D.status == S.PLANNED.value)
+            .values(status=S.QUEUED.value, updated_at=now)
+        )
+        return int(result.rowcount)
+
+    def cancel_pending(self, campaign_id: uuid.UUID, now: datetime) -> int:
+        """Everything not yet in flight is cancelled; in-flight messages finish."""
+        result = self._conn.execute(
+            update(deliveries)
+            .where(
+                D.campaign_id == campaign_id,
+                D.status.in_([S.PLANNED.value, S.QUEUED.value, S.DEFERRED.value]),
+            )
+            .values(status=S.CANCELLED.value, updated_at=now, lease_owner=None, lease_until=None)
+        )
+        return int(result.rowcount)
+
+    # -- transactional messages ----------------------------------------------------------------
+
+    def add_message(
+        self,
+        *,
+        tenant_id: uuid.UUID,
+        contact_id: uuid.UUID,
+        topic_id: uuid.UUID,
+        template_id: uuid.UUID,
+        channel: Channel,
+        category: Category,
+        idempotency_key: str | None,
+        variables: Mapping[str, Any],
+        status: DeliveryStatus,
+        reasons: Sequence[str],
+        consent_event_id: uuid.UUID | None,
+        next_attempt_at: datetime | None,
+        now: datetime,
+    ) -> int:
+        sealed = self._crypto.seal(tenant_id, "deliveries.variables", json.dumps(dict(variables)))
+        try:
+            result = self._conn.execute(
+                insert(deliveries)
+                .values(
+                    tenant_id=tenant_id,
+                    contact_id=contact_id,
+                    topic_id=topic_id,
+                    template_id=template_id,
+                    channel=channel.value,
+                    category=category.value,
+                    status=status.value,
+                    reasons="".join(f"{r}," for r in reasons),
+                    consent_event_id=consent_event_id,
+                    next_attempt_at=next_attempt_at,
+                    attempts=0,
+                    idempotency_key=idempotency_key,
+                    variables_enc=sealed,
+                    planned_at=now,
+                    updated_at=now,
+                )
+                .returning(D.id)
+            )
+        except IntegrityError as exc:
+            raise AlreadyExists("a message with this idempotency key exists") from exc
+        return int(result.scalar_one())
+
+    def by_idempotency_key(self, tenant_id: uuid.UUID, key: str) -> Delivery | None:
+        row = self._conn.execute(
+            select(deliveries).where(D.tenant_id == tenant_id, D.idempotency_key == key)
+        ).one_or_none()
+        return None if row is None else _delivery(row)
+
+    def get(self, tenant_id: uuid.UUID, delivery_id: int) -> Delivery:
+        row = self._conn.execute(
+            select(deliveries).where(D.tenant_id == tenant_id, D.id == delivery_id)
+        ).one_or_none()
+        if row is None:
+            raise DeliveryNotFound(f"delivery {delivery_id} not found", field="delivery")
+        return _delivery(row)
+
+    def of_campaign(
+        self, campaign_id: uuid.UUID, status: DeliveryStatus | None, after: int, limit: int
+    ) -> list[Delivery]:
+        query = select(deliveries).where(D.campaign_id == campaign_id, D.id > after)
+        if status is not None:
+            query = query.where(D.status == status.value)
+        return [_delivery(r) for r in self._conn.execute(query.order_by(D.id).limit(limit))]
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def claim(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        campaign_id: uuid.UUID | None = None,
+    ) -> list[ClaimedDelivery]:
+        """Lease up to ``limit`` due deliveries of running campaigns (or transactional ones)."""
+        running = select(campaigns.c.id).where(campaigns.c.status == CampaignStatus.RUNNING.value)
+        due = (
+            select(D.id)
+            .where(
+                D.status.in_([S.QUEUED.value, S.DEFERRED.value]),
+                or_(D.next_attempt_at.is_(None), D.next_attempt_at <= now),
+                or_(D.lease_until.is_(None), D.lease_until < now),
+            )
+            .order_by(D.id)
+            .limit(limit)
+        )
+        if campaign_id is not None:
+            due = due.where(D.campaign_id == campaign_id, D.campaign_id.in_(running))
+        else:
+            due = due.where(or_(D.campaign_id.is_(None), D.campaign_id.in_(running)))
+        if self._postgres:
+            due = due.with_for_update(skip_locked=True)
+        rows = self._conn.execute(
+            update(deliveries)
+            .where(D.id.in_(due.scalar_subquery()))
+            .values(lease_owner=owner, lease_until=lease_until)
+            .returning(
+                D.id,
+                D.tenant_id,
+                D.campaign_id,
+                D.contact_id,
+                D.topic_id,
+                D.template_id,
+                D.channel,
+                D.category,
+                D.attempts,
+                D.message_id,
+                D.variables_enc,
+            )
+        ).all()
+        claimed = []
+        for r in sorted(rows, key=lambda r: r.id):
+            variables = self._crypto.open(r.tenant_id, "deliveries.variables", r.variables_enc)
+            claimed.append(
+                ClaimedDelivery(
+                    id=r.id,
+                    tenant_id=r.tenant_id,
+                    campaign_id=r.campaign_id,
+                    contact_id=r.contact_id,
+                    topic_id=r.topic_id,
+                    template_id=r.template_id,
+                    channel=Channel(r.channel),
+                    category=Category(r.category),
+                    attempts=r.attempts,
+                    message_id=r.message_id,
+                    variables=json.loads(variables) if variables else {},
+                )
+            )
+        return claimed
+
+    def _held(self, owner: str) -> ColumnElement[bool]:
+        return and_(
+            D.id == bindparam("b_id"),
+            D.lease_owner == owner,
+            D.status.in_([S.QUEUED.value, S.DEFERRED.value]),
+        )
+
+    def refuse(self, owner: str, refused: Mapping[int, tuple[str, ...]], now: datetime) -> None:
+        """The gate said no at dispatch: suppressed, with its reasons."""
+        if not refused:
+            return
+        self._conn.execute(
+            update(deliveries)
+            .where(self._held(owner))
+            .values(
+                status=S.SUPPRESSED.value,
+                reasons=bindparam("b_reasons"),
+                updated_at=now,
+                lease_owner=None,
+                lease_until=None,
+            ),
+            [{"b_id": i, "b_reasons": "".join(f"{r}," for r in rs)} for i, rs in refused.items()],
+        )
+
+    def defer(
+        self,
+        owner: str,
+        deferred: Mapping[int, tuple[datetime, tuple[str, ...]]],
+        now: datetime,
+    ) -> None:
+        if not deferred:
+            return
+        self._conn.execute(
+            update(deliveries)
+            .where(self._held(owner))
+            .values(
+                status=S.DEFERRED.value,
+                next_attempt_at=bindparam("b_until"),
+                reasons=bindparam("b_reasons"),
+                updated_at=now,
+                lease_owner=None,
+                lease_until=None,
+            ),
+            [
+                {"b_id": i, "b_until": until, "b_reasons": "".join(f"{r}," for r in rs)}
+                for i, (until, rs) in deferred.items()
+            ],
+        )
+
+    def fail_unsent(self, owner: str, failed: Mapping[int, tuple[str, str]], now: datetime) -> None:
+        """Failed before leaving (a template that does not render for this contact)."""
+        if not failed:
+            return
+        self._conn.execute(
+            update(deliveries)
+            .where(self._held(owner))
+            .values(
+                status=S.FAILED.value,
+                error_code=bindparam("b_code"),
+                error_detail=bindparam("b_detail"),
+                updated_at=now,
+                lease_owner=None,
+                lease_until=None,
+            ),
+            [{"b_id": i, "b_code": c, "b_detail": d[:500]} for i, (c, d) in failed.items()],
+        )
+
+    def mark_sending(
+        self,
+        owner: str,
+        batch: Mapping[int, tuple[str, uuid.UUID | None]],
+        now: datetime,
+        lease_until: datetime,
+    ) -> set[int]:
+        """In flight from now on, committed before the channel is called. ``batch`` maps each
+        delivery to its Message-ID and authorising consent event. Returns the ids marked (a
+        delivery cancelled or reaped meanwhile is not)."""
+        if not batch:
+            return set()
+        ids = list(batch)
+        self._conn.execute(
+            update(deliveries)
+            .where(self._held(owner))
+            .values(
+                status=S.SENDING.value,
+                message_id=bindparam("b_message_id"),
+                consent_event_id=bindparam("b_event"),
+                reasons="",
+                attempts=D.attempts + 1,
+                updated_at=now,
+                lease_until=lease_until,
+            ),
+            [{"b_id": i, "b_message_id": m, "b_event": e} for i, (m, e) in batch.items()],
+        )
+        marked = self._conn.execute(
+            select(D.id).where(D.id.in_(ids), D.status == S.SENDING.value, D.lease_owner == owner)
+        ).scalars()
+        return set(marked)
+
+    def record(self, owner: str, outcomes: Iterable[Outcome]) -> None:
+        rows = [
+            {
+                "b_id": o.delivery_id,
+                "b_status": o.status.value,
+                "b_provider": o.provider_message_id,
+                "b_code": o.error_code,
+                "b_detail": None if o.error_detail is None else o.error_detail[:500],
+                "b_next": o.next_attempt_at,
+                "b_sent": o.at if o.status is S.SENT else None,
+                "b_at": o.at,
+            }
+            for o in outcomes
+        ]
+        if not rows:
+            return
+        self._conn.execute(
+            update(deliveries)
+            .where(
+                D.id == bindparam("b_id"),
+                D.lease_owner == owner,
+                D.status == S.SENDING.value,
+            )
+            .values(
+                status=bindparam("b_status"),
+                provider_message_id=bindparam("b_provider"),
+                error_code=bindparam("b_code"),
+                error_detail=bindparam("b_detail"),
+                next_attempt_at=bindparam("b_next"),
+                sent_at=bindparam("b_sent"),
+                updated_at=bindparam("b_at"),
+                lease_owner=None,
+                lease_until=None,
+            ),
+            rows,
+        )
+
+    def reap(self, now: datetime) -> tuple[int, int]:
+        """Expired leases: in-flight marketing → unknown (never re-sent), in-flight service →
+        queued again (re-sent with the same Message-ID); claimed but not yet in flight →
+        released. Returns (unknown, re-queued)."""
+        expired = and_(D.lease_until.is_not(None), D.lease_until < now)
+        unknown = self._conn.execute(
+            update(deliveries)
+            .where(expired, D.status == S.SENDING.value, D.category == Category.MARKETING.value)
+            .values(
+                status=S.UNKNOWN.value,
+                error_code="OUTCOME_UNKNOWN",
+                updated_at=now,
+                lease_owner=None,
+                lease_until=None,
+            )
+        ).rowcount
+        requeued = self._conn.execute(
+            update(deliveries)
+            .where(expired, D.status == S.SENDING.value, D.category == Category.SERVICE.value)
+            .values(status=S.QUEUED.value, updated_at=now, lease_owner=None, lease_until=None)
+        ).rowcount
+        self._conn.execute(
+            update(deliveries)
+            .where(expired, D.status.in_([S.QUEUED.value, S.DEFERRED.value]))
+            .values(lease_owner=None, lease_until=None)
+        )
+        return int(unknown), int(requeued)
+
+    def recent_sends(
+        self, contact_ids: Sequence[uuid.UUID], since: datetime
+    ) -> dict[uuid.UUID, tuple[datetime, ...]]:
+        """Marketing messages that left for each contact since ``since``, newest first."""
+        found: dict[uuid.UUID, list[datetime]] = {}
+        if not contact_ids:
+            return {}
+        rows = self._conn.execute(
+            select(D.contact_id, D.sent_at).where(
+                D.contact_id.in_(list(contact_ids)),
+                D.category == Category.MARKETING.value,
+                D.sent_at.is_not(None),
+                D.sent_at >= since,
+            )
+        )
+        for contact_id, sent_at in rows:
+            found.setdefault(contact_id, []).append(sent_at)
+        return {c: tuple(sorted(v, reverse=True)) for c, v in found.items()}
+
+    # -- progress ------------------------------------------------------------------------------
+
+    def progress(self, campaign_id: uuid.UUID) -> dict[str, int]:
+        rows = self._conn.execute(
+            select(D.status, func.count()).where(D.campaign_id == campaign_id).group_by(D.status)
+        )
+        return {status: int(n) for status, n in rows}
+
+    def complete_finished(self, now: datetime) -> list[uuid.UUID]:
+        """Running campaigns with nothing left to send become completed."""
+        pending = exists().where(D.campaign_id == campaigns.c.id, D.status.in_(_PENDING))
+        done = self._conn.execute(
+            update(campaigns)
+            .where(campaigns.c.status == CampaignStatus.RUNNING.value, ~pending)
+            .values(status=CampaignStatus.COMPLETED.value, finished_at=now)
+            .returning(campaigns.c.id)
+        ).scalars()
+        return list(done)
+
+    def pending_count(self) -> int:
+        """Deliveries a worker could pick up now or later (for the in-process runner)."""
+        running = select(campaigns.c.id).where(campaigns.c.status == CampaignStatus.RUNNING.value)
+        return int(
+            self._conn.execute(
+                select(func.count()).where(
+                    D.status.in_([S.QUEUED.value, S.DEFERRED.value, S.SENDING.value]),
+                    or_(D.campaign_id.is_(None), D.campaign_id.in_(running)),
+                )
+            ).scalar_one()
+        )
