@@ -73,7 +73,7 @@ class KeyRing(Protocol):
         ...
 
     def derive(self, purpose: str) -> bytes:
-        """A key for ``purpose``, the same in every process (tokens minted by one, read by another)."""
+        """A key for ``purpose``, alike in every process (minted by one, read by another)."""
         ...
 
     def digest(self, value: str | None) -> str | None:
