@@ -49,6 +49,89 @@ class Settings(BaseSettings):
     )
     auth_rate_burst: int = Field(default=10, ge=1, description="Burst size for sign-in attempts.")
 
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Public https base URL of the web app: unsubscribe and preference links "
+        "in messages point here.",
+    )
+    unsubscribe_mailbox: str | None = Field(
+        default=None,
+        description="Mailbox (local@domain) for mailto unsubscribe requests; the token goes in "
+        "the local part after a '+'. Defaults to unsubscribe@<the sender's domain>.",
+    )
+    email_channel: str = Field(
+        default="capture",
+        description="'capture' keeps email in the database outbox; 'smtp' sends through "
+        "CONSENTRY_SMTP_URLS.",
+    )
+    smtp_urls: str = Field(
+        default="",
+        description="Comma-separated relays, tried in order: smtp://user:pass@host:25 "
+        "(STARTTLS when offered is not assumed: use smtp+starttls://), smtps://host:465.",
+    )
+    smtp_connections: int = Field(default=8, ge=1, le=64, description="Connections per relay.")
+    sms_channel: str = Field(
+        default="capture", description="'capture' or 'twilio' (CONSENTRY_TWILIO_*)."
+    )
+    twilio_account_sid: str | None = Field(default=None, description="Twilio account SID.")
+    twilio_auth_token: SecretStr | None = Field(default=None, description="Twilio auth token.")
+    twilio_base_url: str = Field(
+        default="https://api.twilio.com", description="Twilio API base URL."
+    )
+    sms_sender: str = Field(
+        default="+15005550006",
+        description="Sender number, short code or Messaging Service SID (MG...) for SMS.",
+    )
+    whatsapp_channel: str = Field(
+        default="capture", description="'capture' or 'cloud' (CONSENTRY_WHATSAPP_*)."
+    )
+    whatsapp_access_token: SecretStr | None = Field(
+        default=None, description="WhatsApp Cloud API access token."
+    )
+    whatsapp_app_secret: SecretStr | None = Field(
+        default=None, description="App secret that signs WhatsApp webhooks."
+    )
+    whatsapp_base_url: str = Field(
+        default="https://graph.facebook.com", description="WhatsApp Cloud API base URL."
+    )
+    whatsapp_phone_number_id: str = Field(
+        default="", description="The sending business number's id at the WhatsApp Cloud API."
+    )
+    whatsapp_templates: str = Field(
+        default="",
+        description="Comma-separated approved WhatsApp template names; empty: not checked.",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker (amqp://... or redis://...). Unset: deliveries are "
+        "dispatched in-process.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for provider and per-tenant send rate limits shared between workers.",
+    )
+    send_rate_per_second: float = Field(
+        default=0.0,
+        ge=0,
+        description="Messages per second per tenant and channel across all workers (0: no limit).",
+    )
+    delivery_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Deliveries a worker claims at a time."
+    )
+    delivery_window: int = Field(
+        default=32,
+        ge=1,
+        le=1_000,
+        description="Messages in flight at once per worker: each window is checked by the gate, "
+        "marked as sending, handed to the channel, and recorded.",
+    )
+    delivery_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long a claimed batch belongs to its worker; a worker that dies "
+        "loses it after this long.",
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
