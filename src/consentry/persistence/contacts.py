@@ -141,6 +141,17 @@ class SqlContactRepository:
             raise ContactNotFound(f"contact {contact_id} not found", field="contact")
         return self._contact(row)
 
+    def many(self, tenant_id: uuid.UUID, contact_ids: list[uuid.UUID]) -> list[Contact]:
+        """The contacts among ``contact_ids`` that exist and are not erased."""
+        rows = self._conn.execute(
+            select(contacts).where(
+                contacts.c.tenant_id == tenant_id,
+                contacts.c.id.in_(contact_ids),
+                contacts.c.erased_at.is_(None),
+            )
+        )
+        return [self._contact(r) for r in rows]
+
     def find_by_point(
         self, tenant_id: uuid.UUID, kind: PointKind, normalized: str
     ) -> Contact | None:
