@@ -524,6 +524,15 @@ class SqlDeliveries:
             found.setdefault(contact_id, []).append(sent_at)
         return {c: tuple(sorted(v, reverse=True)) for c, v in found.items()}
 
+    def has_sent(self, contact_id: uuid.UUID, channel: Channel) -> bool:
+        """Whether any message on ``channel`` has left for the contact (first-message rules)."""
+        found = self._conn.execute(
+            select(D.id)
+            .where(D.contact_id == contact_id, D.channel == channel.value, D.sent_at.is_not(None))
+            .limit(1)
+        ).first()
+        return found is not None
+
     # -- progress ------------------------------------------------------------------------------
 
     def progress(self, campaign_id: uuid.UUID) -> dict[str, int]:

@@ -121,6 +121,10 @@ def record_consent(
                 f"the contact has no address for {request.channel.value}", field="channel"
             )
         affirmative = request.action in AFFIRMATIVE
+        if not affirmative:
+            # A "no" waits for messages to this address already past their final check, so
+            # that none leaves after it commits (guarantee 1; persistence/fences.py).
+            uow.fences.exclusive([point_key])
         if (
             affirmative
             and topic.category is Category.MARKETING

@@ -302,7 +302,13 @@ class Dispatcher:
         if d.campaign_id is not None:
             return _intent(uow, tenant, uow.campaigns.get(tenant.id, d.campaign_id))
         topic = uow.topics.get(tenant.id, d.topic_id)
-        return intent_for(uow, tenant, topic, d.channel)
+        # A WhatsApp template without an approved template name is a free-form reply: it
+        # needs the 24-hour window the person opened.
+        free_form = (
+            d.channel is Channel.WHATSAPP
+            and uow.templates.get(tenant.id, d.template_id).whatsapp_template is None
+        )
+        return intent_for(uow, tenant, topic, d.channel, whatsapp_free_form=free_form)
 
     @staticmethod
     def _apply_frequency_cap(

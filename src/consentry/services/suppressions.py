@@ -59,6 +59,7 @@ def add_suppression(
         tenant = find_tenant(uow, tenant_slug) if tenant_slug else None
         normalized = normalize_point(kind, address, tenant.country if tenant else None)
         point_key = uow.keys.blind_index(kind, point_index_value(kind, normalized))
+        uow.fences.exclusive([point_key])  # see record_consent: no message leaves after this
         for channel in channels:
             tenant_id = tenant.id if tenant else None
             existing = [
