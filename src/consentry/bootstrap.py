@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import Engine
 
+from consentry.channels.capture import CaptureChannel
+from consentry.channels.ratelimit import LocalRateLimiter, RedisRateLimiter
+from consentry.channels.smtp import SmtpChannel, SmtpRelay
+from consentry.channels.twilio_sms import TwilioSmsChannel
+from consentry.channels.whatsapp_cloud import WhatsAppCloudChannel
 from consentry.config import Settings
-from consentry.domain.errors import KeyUnavailable
+from consentry.domain.errors import ConfigurationError, KeyUnavailable
+from consentry.domain.model import Channel
 from consentry.persistence.crypto import (
     FileKeyRing,
     create_key_file,
@@ -16,7 +24,12 @@ from consentry.persistence.crypto import (
 )
 from consentry.persistence.engine import make_engine
 from consentry.persistence.migrate import upgrade
+from consentry.persistence.outbox import SqlOutbox
 from consentry.persistence.uow import SqlUnitOfWork
+from consentry.services.clock import utcnow
+from consentry.services.dispatch import DispatchConfig, Dispatcher, RateLimiter
+from consentry.services.outbound import OutboundComposer, OutboundConfig
+from consentry.services.ports import ChannelAdapter
 
 
 @dataclass
@@ -25,14 +38,125 @@ class Container:
     engine: Engine
     keys: FileKeyRing
 
+    _composer: OutboundComposer | None = field(default=None, repr=False)
+
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self.keys)
 
     def read_uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self.keys, read_only=True)
 
+    def outbox(self) -> SqlOutbox:
+        return SqlOutbox(self.engine, self.keys)
+
+    def composer(self) -> OutboundComposer:
+        if self._composer is None:
+            self._composer = OutboundComposer(self.keys, outbound_config(self.settings), utcnow)
+        return self._composer
+
+    def dispatcher(self, *, worker_id: str | None = None) -> Dispatcher:
+        """A dispatcher with the configured channels; close it when done."""
+        s = self.settings
+        config = DispatchConfig(
+            batch_size=s.delivery_batch_size,
+            window=s.delivery_window,
+            lease=timedelta(seconds=s.delivery_lease_seconds),
+        )
+        if worker_id is not None:
+            config = DispatchConfig(config.batch_size, config.window, config.lease, worker_id)
+        return Dispatcher(
+            self.uow,
+            self.read_uow,
+            build_adapters(s, self.outbox()),
+            self.composer(),
+            clock=utcnow,
+            config=config,
+            limiter=build_limiter(s),
+        )
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+def outbound_config(settings: Settings) -> OutboundConfig:
+    names = frozenset(n.strip() for n in settings.whatsapp_templates.split(",") if n.strip())
+    return OutboundConfig(
+        public_base_url=settings.public_base_url,
+        sms_sender=settings.sms_sender,
+        whatsapp_phone_number_id=settings.whatsapp_phone_number_id or "capture",
+        unsubscribe_mailbox=settings.unsubscribe_mailbox,
+        whatsapp_templates=names or None,
+    )
+
+
+_SMTP_SCHEMES = {"smtp": ("none", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
+
+
+def smtp_relays(settings: Settings) -> list[SmtpRelay]:
+    """CONSENTRY_SMTP_URLS: smtp://host:25, smtp+starttls://user:pass@host:587, smtps://..."""
+    relays = []
+    for url in (u.strip() for u in settings.smtp_urls.split(",") if u.strip()):
+        parts = urlsplit(url)
+        if parts.scheme not in _SMTP_SCHEMES or not parts.hostname:
+            raise ConfigurationError(f"CONSENTRY_SMTP_URLS: cannot use {parts.scheme}:// URLs")
+        security, port = _SMTP_SCHEMES[parts.scheme]
+        relays.append(
+            SmtpRelay(
+                host=parts.hostname,
+                port=parts.port or port,
+                security=security,  # type: ignore[arg-type]
+                username=unquote(parts.username) if parts.username else None,
+                password=unquote(parts.password) if parts.password else None,
+                max_connections=settings.smtp_connections,
+            )
+        )
+    return relays
+
+
+def build_adapters(settings: Settings, outbox: SqlOutbox) -> dict[Channel, ChannelAdapter]:
+    """The channel adapters the settings name; ``capture`` (the embedded outbox) by default."""
+    adapters: dict[Channel, ChannelAdapter] = {
+        c: CaptureChannel(c, outbox, utcnow) for c in (Channel.EMAIL, Channel.SMS, Channel.WHATSAPP)
+    }
+    if settings.email_channel == "smtp":
+        relays = smtp_relays(settings)
+        if not relays:
+            raise ConfigurationError("CONSENTRY_EMAIL_CHANNEL=smtp needs CONSENTRY_SMTP_URLS")
+        adapters[Channel.EMAIL] = SmtpChannel(relays)
+    elif settings.email_channel != "capture":
+        raise ConfigurationError("CONSENTRY_EMAIL_CHANNEL is 'capture' or 'smtp'")
+    if settings.sms_channel == "twilio":
+        if not settings.twilio_account_sid or settings.twilio_auth_token is None:
+            raise ConfigurationError("the twilio SMS channel needs CONSENTRY_TWILIO_ACCOUNT_SID "
+                                     "and CONSENTRY_TWILIO_AUTH_TOKEN")  # fmt: skip
+        adapters[Channel.SMS] = TwilioSmsChannel(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token.get_secret_value(),
+            settings.twilio_base_url,
+        )
+    elif settings.sms_channel != "capture":
+        raise ConfigurationError("CONSENTRY_SMS_CHANNEL is 'capture' or 'twilio'")
+    if settings.whatsapp_channel == "cloud":
+        if settings.whatsapp_access_token is None or settings.whatsapp_app_secret is None:
+            raise ConfigurationError("the WhatsApp Cloud channel needs an access token and "
+                                     "an app secret")  # fmt: skip
+        adapters[Channel.WHATSAPP] = WhatsAppCloudChannel(
+            settings.whatsapp_access_token.get_secret_value(),
+            settings.whatsapp_app_secret.get_secret_value(),
+            settings.whatsapp_base_url,
+        )
+    elif settings.whatsapp_channel != "capture":
+        raise ConfigurationError("CONSENTRY_WHATSAPP_CHANNEL is 'capture' or 'cloud'")
+    return adapters
+
+
+def build_limiter(settings: Settings) -> RateLimiter | None:
+    """Send-rate limits per tenant and channel, shared through Redis when it is configured."""
+    if settings.send_rate_per_second <= 0:
+        return None
+    if settings.redis_url:
+        return RedisRateLimiter(settings.redis_url, settings.send_rate_per_second)
+    return LocalRateLimiter(settings.send_rate_per_second)
 
 
 def initialise(settings: Settings) -> bool:

@@ -25,6 +25,7 @@ Hierarchy::
     │   ├── AlreadyExists             ALREADY_EXISTS
     │   ├── PolicyDocumentImmutable   POLICY_DOCUMENT_IMMUTABLE
     │   └── SuppressionNotLiftable    SUPPRESSION_NOT_LIFTABLE
+    ├── ConfigurationError            CONFIGURATION_INVALID
     └── IntegrityFailure
         ├── LedgerTampered            LEDGER_TAMPERED
         └── KeyUnavailable            KEY_UNAVAILABLE
@@ -142,3 +143,9 @@ class KeyUnavailable(IntegrityFailure):
 
 class AddressMissing(InvalidInput):
     code = "ADDRESS_MISSING"
+
+
+class ConfigurationError(ConsentryError):
+    """The settings name something that cannot work (an unknown channel, a missing secret)."""
+
+    code = "CONFIGURATION_INVALID"

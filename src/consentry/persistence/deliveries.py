@@ -16,9 +16,11 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    DateTime,
     and_,
     bindparam,
     case,
+    cast,
     exists,
     func,
     insert,
@@ -123,6 +125,9 @@ class SqlDeliveries:
         status = case(
             (gate.c.verdict == Verdict.DENY.value, S.SUPPRESSED.value), else_=S.PLANNED.value
         )
+        defer_until: ColumnElement[Any] = gate.c.defer_until
+        if self._postgres:  # the quiet-hours lookup joins in text; SQLite stores text anyway
+            defer_until = cast(defer_until, DateTime(timezone=True))
         source = select(
             literal(tenant.id, deliveries.c.tenant_id.type),
             literal(campaign_id, deliveries.c.campaign_id.type),
@@ -134,7 +139,7 @@ class SqlDeliveries:
             status,
             gate.c.reasons,
             gate.c.consent_event_id,
-            gate.c.defer_until,
+            defer_until,
             literal(0),
             literal(now, deliveries.c.planned_at.type),
             literal(now, deliveries.c.updated_at.type),
@@ -345,7 +350,8 @@ class SqlDeliveries:
         return and_(
             D.id == bindparam("b_id"),
             D.lease_owner == owner,
-            D.status.in_([S.QUEUED.value, S.DEFERRED.value]),
+            # No IN (...): expanding parameters cannot be used with executemany.
+            or_(D.status == S.QUEUED.value, D.status == S.DEFERRED.value),
         )
 
     def refuse(self, owner: str, refused: Mapping[int, tuple[str, ...]], now: datetime) -> None:

@@ -1,0 +1,80 @@
+"""Celery on RabbitMQ or Redis (``CONSENTRY_BROKER_URL``): the same dispatch code, many hosts.
+
+Tasks carry only ids: which deliveries a worker sends is decided by the database (claims with
+``FOR UPDATE SKIP LOCKED`` and leases), so a task delivered twice, or to two workers, sends
+nothing twice. Acknowledgement is late: a worker killed mid-task leaves its task to another
+worker, whose reaper settles the dead worker's in-flight deliveries first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from celery import Celery
+
+from consentry.bootstrap import Container, bootstrap
+from consentry.config import Settings
+from consentry.services.campaigns import start_due_campaigns
+
+DISPATCH = "consentry.dispatch"
+TICK = "consentry.tick"
+BATCHES_PER_TASK = 20
+
+
+def make_celery(settings: Settings) -> Celery:
+    """The Celery application for ``settings``; the database is opened lazily in each worker
+    process (after the fork), never at import."""
+    if not settings.broker_url:
+        raise ValueError("CONSENTRY_BROKER_URL is not set")
+    app = Celery("consentry", broker=settings.broker_url)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        worker_hijack_root_logger=False,
+        beat_schedule={"tick": {"task": TICK, "schedule": 5.0}},
+    )
+    state: dict[str, Container] = {}
+
+    def container() -> Container:
+        if "c" not in state:
+            state["c"] = bootstrap(settings, migrate=False)
+        return state["c"]
+
+    @app.task(name=DISPATCH)  # type: ignore[untyped-decorator]
+    def dispatch(campaign_id: str | None = None) -> dict[str, Any]:
+        dispatcher = container().dispatcher()
+        try:
+            dispatcher.reap()
+            cid = uuid.UUID(campaign_id) if campaign_id else None
+            report = dispatcher.run_until_idle(cid, max_batches=BATCHES_PER_TASK)
+        finally:
+            dispatcher.close()
+        if report.claimed:  # more may be due: keep the work moving in small tasks
+            app.send_task(DISPATCH, args=[campaign_id])
+        return dict(vars(report))
+
+    @app.task(name=TICK)  # type: ignore[untyped-decorator]
+    def tick() -> int:
+        """Start scheduled campaigns, retry deferred deliveries, settle dead workers."""
+        c = container()
+        start_due_campaigns(c.uow())
+        app.send_task(DISPATCH, args=[None])
+        return 0
+
+    return app
+
+
+def enqueue_dispatch(settings: Settings, campaign_id: uuid.UUID | None, parallel: int = 4) -> None:
+    """Ask the workers to send a campaign (``parallel`` tasks so several workers join in)."""
+    app = make_celery(settings)
+    try:
+        for _ in range(parallel):
+            app.send_task(DISPATCH, args=[str(campaign_id) if campaign_id else None])
+    finally:
+        app.close()

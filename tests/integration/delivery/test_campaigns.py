@@ -1,0 +1,156 @@
+"""Campaigns end to end on the capture channel: plan, dispatch, compliance parts, refusals."""
+
+from __future__ import annotations
+
+from email import message_from_bytes
+from email.policy import default as default_policy
+
+import pytest
+from sqlalchemy import select
+
+from consentry.domain.campaigns import ContentNotCompliant
+from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentMethod, Evidence
+from consentry.domain.delivery import CampaignStatus, DeliveryStatus
+from consentry.domain.model import Channel
+from consentry.persistence.tables import deliveries
+from consentry.services.campaigns import (
+    CampaignInput,
+    campaign_progress,
+    change_campaign,
+    create_campaign,
+    launch_campaign,
+    simulate_campaign,
+)
+from consentry.services.messages import TemplateInput, create_template
+from consentry.workers.inprocess import drain
+from tests.integration.delivery.conftest import SLUG, World
+from tests.integration.helpers import grant
+
+
+def _launch(world: World, name: str = "spring-2026", template: str = "spring") -> str:
+    campaign = create_campaign(
+        world.new_uow(), SLUG, CampaignInput(name=name, topic="promotions", template=template),
+        actor="test",
+    )  # fmt: skip
+    review = world.container.composer().reviewer
+    launch_campaign(world.new_uow(), SLUG, str(campaign.id), review)
+    return str(campaign.id)
+
+
+def test_a_campaign_reaches_exactly_the_people_who_said_yes(world: World) -> None:
+    yes = [world.contact(n) for n in range(3)]
+    for c in yes:
+        world.opt_in(c)
+    withdrawn = world.contact(10)
+    world.opt_in(withdrawn)
+    grant(world.new_uow, SLUG, str(withdrawn.id), world.evidence,
+          action=ConsentAction.WITHDRAWN)  # fmt: skip
+    never = world.contact(11)
+
+    campaign = create_campaign(
+        world.new_uow(), SLUG, CampaignInput(name="spring", topic="promotions", template="spring"),
+        actor="test",
+    )  # fmt: skip
+    sim = simulate_campaign(world.new_uow(), SLUG, str(campaign.id))
+    assert (sim.total, sim.eligible) == (5, 3)
+    assert sim.by_reason == {"ALLOW": 3, "CONSENT_WITHDRAWN": 1, "NO_CONSENT": 1}
+    refused = {s.contact_id: s.reasons for s in sim.refused_sample}
+    assert refused == {withdrawn.id: ("CONSENT_WITHDRAWN",), never.id: ("NO_CONSENT",)}
+    # Simulating wrote nothing.
+    with world.container.engine.connect() as conn:
+        assert conn.execute(select(deliveries.c.id)).first() is None
+
+    progress = launch_campaign(
+        world.new_uow(), SLUG, str(campaign.id), world.container.composer().reviewer
+    )
+    assert progress.campaign.status is CampaignStatus.RUNNING
+    assert progress.campaign.plan_counts == sim.by_reason
+    assert progress.by_status == {"queued": 3, "suppressed": 2}
+
+    report = drain(world.container)
+    assert (report.sent, report.refused) == (3, 0)
+    done = campaign_progress(world.new_uow(), SLUG, str(campaign.id))
+    assert done.by_status == {"sent": 3, "suppressed": 2}
+    assert done.campaign.status is CampaignStatus.COMPLETED
+
+    captured = world.container.outbox().list(None)
+    assert sorted(m.recipient for m in captured) == [c.email for c in yes]
+    raw = world.container.outbox().get(captured[0].id).raw
+    mail = message_from_bytes(raw, policy=default_policy)
+    assert mail["From"] == "Harbour Auto <harbour@harbour.example>"
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe = str(mail["List-Unsubscribe"])
+    assert "<https://consentry.example/u/" in unsubscribe and "<mailto:unsubscribe+" in unsubscribe
+    assert "DKIM-Signature" in mail and "list-unsubscribe" in str(mail["DKIM-Signature"]).lower()
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "1 Dock Street" in text and "https://consentry.example/u/" in text
+    # The token is opaque: no id of the contact or tenant appears in it.
+    token = unsubscribe.split("/u/", 1)[1].split(">", 1)[0]
+    assert all(str(i.id).replace("-", "") not in token for i in yes)
+
+
+def test_an_opt_out_after_planning_stops_the_delivery_at_dispatch(world: World) -> None:
+    a, b = world.contact(1), world.contact(2)
+    world.opt_in(a)
+    world.opt_in(b)
+    cid = _launch(world)
+    grant(world.new_uow, SLUG, str(b.id), world.evidence, action=ConsentAction.WITHDRAWN)
+    drain(world.container)
+    with world.container.engine.connect() as conn:
+        rows = dict(conn.execute(select(deliveries.c.contact_id, deliveries.c.reasons)).all())
+        statuses = dict(conn.execute(select(deliveries.c.contact_id, deliveries.c.status)).all())
+    assert statuses == {a.id: "sent", b.id: "suppressed"}
+    assert rows[b.id] == "CONSENT_WITHDRAWN,"
+    assert [m.recipient for m in world.container.outbox().list(None)] == [a.email]
+    assert campaign_progress(world.new_uow(), SLUG, cid).campaign.status is CampaignStatus.COMPLETED
+
+
+def test_pause_holds_deliveries_and_cancel_cancels_what_has_not_left(world: World) -> None:
+    for n in range(4):
+        world.opt_in(world.contact(n))
+    cid = _launch(world)
+    change_campaign(world.new_uow(), SLUG, cid, "pause")
+    assert drain(world.container).claimed == 0
+    assert world.container.outbox().list(None) == []
+    change_campaign(world.new_uow(), SLUG, cid, "resume")
+    change_campaign(world.new_uow(), SLUG, cid, "cancel")
+    progress = campaign_progress(world.new_uow(), SLUG, cid)
+    assert progress.by_status == {DeliveryStatus.CANCELLED.value: 4}
+    assert drain(world.container).claimed == 0
+    with pytest.raises(Exception, match="cannot resume"):
+        change_campaign(world.new_uow(), SLUG, cid, "resume")
+
+
+def test_content_review_blocks_a_deceptive_campaign_with_reasons(world: World) -> None:
+    create_template(
+        world.new_uow(),
+        SLUG,
+        TemplateInput(
+            name="tricky", topic="promotions", channel=Channel.EMAIL,
+            subject="Re: your order", text="See https://bit.ly/abc for a deal",
+        ),
+    )  # fmt: skip
+    campaign = create_campaign(
+        world.new_uow(), SLUG, CampaignInput(name="tricky", topic="promotions", template="tricky"),
+        actor="test",
+    )  # fmt: skip
+    with pytest.raises(ContentNotCompliant) as caught:
+        launch_campaign(
+            world.new_uow(), SLUG, str(campaign.id), world.container.composer().reviewer
+        )
+    codes = {code for code, _ in caught.value.findings}
+    assert {"DECEPTIVE_SUBJECT", "LINK_SHORTENER"} <= codes
+    assert caught.value.code == "CONTENT_NOT_COMPLIANT"
+    progress = campaign_progress(world.new_uow(), SLUG, str(campaign.id))
+    assert progress.campaign.status is CampaignStatus.DRAFT and progress.by_status == {}
+
+
+def test_a_service_basis_does_not_authorise_marketing(world: World) -> None:
+    c = world.contact(1)
+    evidence = Evidence(method=ConsentMethod.API, source="crm", actor="crm-sync")
+    grant(world.new_uow, SLUG, str(c.id), evidence, topic="all-service",
+          basis=ConsentBasis.SERVICE_NECESSITY)  # fmt: skip
+    cid = _launch(world)
+    drain(world.container)
+    assert campaign_progress(world.new_uow(), SLUG, cid).by_status == {"suppressed": 1}
+    assert world.container.outbox().list(None) == []
