@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from tests.integration.helpers import NOW, disclosure, grant, person
 
 from consentry.bootstrap import Container
 from consentry.config import Settings
@@ -17,7 +18,6 @@ from consentry.persistence.crypto import FileKeyRing
 from consentry.persistence.uow import SqlUnitOfWork
 from consentry.services.messages import TemplateInput, create_template, register_sender_domain
 from consentry.services.tenancy import create_tenant, create_topic
-from tests.integration.helpers import NOW, disclosure, grant, person
 
 SLUG = "harbour"
 
@@ -82,4 +82,4 @@ def world(engine: Engine, keys: FileKeyRing, tmp_path: Path) -> Iterator[World]:
             text="Your car is booked for {{ data.when }}.",
         ),
     )
-    yield World(container, new_uow, disclosure(new_uow, SLUG))
+    return World(container, new_uow, disclosure(new_uow, SLUG))
