@@ -12,6 +12,14 @@ from consentry.bootstrap import initialise
 from consentry.cli.access import apikey_app, serve, user_app
 from consentry.cli.consent import consent_app, dnc_app, suppress_app
 from consentry.cli.context import State, console, err_console, handle_errors, state
+from consentry.cli.delivery import (
+    campaign_app,
+    outbox,
+    send,
+    sender_app,
+    template_app,
+    worker,
+)
 from consentry.cli.records import contact_app, policy_app, tenant_app, topic_app
 from consentry.domain.errors import KeyUnavailable, LedgerTampered, UnknownValue
 from consentry.domain.explain import Outcome
@@ -39,7 +47,13 @@ app.add_typer(suppress_app, name="suppress")
 app.add_typer(dnc_app, name="dnc")
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(sender_app, name="sender-domain")
+app.add_typer(template_app, name="template")
+app.add_typer(campaign_app, name="campaign")
 app.command()(serve)
+app.command()(send)
+app.command()(outbox)
+app.command()(worker)
 keys_app = typer.Typer(help="Encryption keys for personal data.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
