@@ -50,9 +50,9 @@ class Settings(BaseSettings):
     auth_rate_burst: int = Field(default=10, ge=1, description="Burst size for sign-in attempts.")
 
     public_base_url: str = Field(
-        default="http://127.0.0.1:8000",
+        default="https://localhost:8000",
         description="Public https base URL of the web app: unsubscribe and preference links "
-        "in messages point here.",
+        "in messages point here (one-click unsubscribe needs https, RFC 8058).",
     )
     unsubscribe_mailbox: str | None = Field(
         default=None,

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from consentry.bootstrap import initialise
+from consentry.bootstrap import Container, initialise
 from consentry.cli.access import apikey_app, serve, user_app
 from consentry.cli.consent import consent_app, dnc_app, suppress_app
 from consentry.cli.context import State, console, err_console, handle_errors, state
@@ -27,8 +27,10 @@ from consentry.domain.gate import Decision, Verdict
 from consentry.domain.model import Channel
 from consentry.persistence.crypto import rotate_master_key
 from consentry.persistence.migrate import current_revision
+from consentry.services import campaigns as campaign_service
 from consentry.services import demo as demo_service
 from consentry.services import gate as gate_service
+from consentry.services.demo_campaign import seed_demo_campaign
 from consentry.services.keys import rewrap_data_keys
 from consentry.services.ledger import verify_ledger
 
@@ -259,6 +261,38 @@ def demo(ctx: typer.Context) -> None:
         "Ask why: consentry explain --tenant harbour-auto --contact bob@example.com "
         "--topic promotions --channel email"
     )
+    _demo_campaign(container)
+
+
+def _demo_campaign(container: Container) -> None:
+    """Send the demo campaign into the captured outbox and show one message as sent."""
+    from consentry.workers.inprocess import drain
+
+    progress, launched = seed_demo_campaign(container.uow, container.composer().reviewer)
+    if launched:
+        drain(container, progress.campaign.id)
+    done = campaign_service.campaign_progress(
+        container.read_uow(), demo_service.DEMO_SLUG, str(progress.campaign.id)
+    )
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(done.by_status.items()))
+    console.print(f"\ncampaign {done.campaign.name}: {done.campaign.status} ({counts})")
+    captured = [m for m in container.outbox().list(None, 50) if m.channel is Channel.EMAIL]
+    table = Table(title="captured outbox: what left, kept here instead of sent")
+    for column in ("id", "to", "subject"):
+        table.add_column(column)
+    for m in captured:
+        table.add_row(str(m.id), m.recipient, m.summary)
+    console.print(table)
+    if captured:
+        raw = container.outbox().get(captured[-1].id).raw.decode("utf-8", "replace")
+        head = raw.split("\r\n\r\n", 1)[0].replace("\r\n ", " ")  # unfold
+        shown = [h for h in head.split("\r\n") if h.split(":", 1)[0] in _SHOWN_HEADERS]
+        console.print("[bold]compliance headers of one message:[/]")
+        console.print("\n".join(shown), markup=False, highlight=False)
+        console.print(f"whole message: consentry outbox --raw {captured[-1].id}")
+
+
+_SHOWN_HEADERS = ("From", "To", "Subject", "List-Unsubscribe", "List-Unsubscribe-Post")
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from datetime import datetime
 from consentry.domain.campaigns import Campaign, ClaimedDelivery, SenderDomainNotRegistered
 from consentry.domain.content import ContentUnderReview, Review, review_message
 from consentry.domain.delivery import OutboundMessage
-from consentry.domain.errors import AddressMissing
+from consentry.domain.errors import AddressMissing, ConfigurationError
 from consentry.domain.model import Category, Channel, Contact, Tenant
 from consentry.domain.templates import Template
 from consentry.services.compose.dkim import DkimSigner
@@ -48,6 +48,13 @@ class OutboundConfig:
     whatsapp_phone_number_id: str
     unsubscribe_mailbox: str | None = None  # local@domain; default unsubscribe@<sender domain>
     whatsapp_templates: frozenset[str] | None = None  # approved names; None: not checked
+
+    def __post_init__(self) -> None:
+        if not self.public_base_url.startswith("https://") or " " in self.public_base_url:
+            raise ConfigurationError(
+                "CONSENTRY_PUBLIC_BASE_URL must be an https:// URL: one-click unsubscribe "
+                "links must be https (RFC 8058)"
+            )
 
 
 def sender_domain_of(address: str) -> str:
