@@ -45,7 +45,9 @@ def sender_add(
     )
     console.print(f"registered {registered.domain.domain}")
     if registered.dkim_dns_name:
-        console.print(f"publish TXT {registered.dkim_dns_name}:\n{registered.dkim_dns_record}")
+        console.print(f"publish TXT {registered.dkim_dns_name}:")
+        # One unbroken line: it is copied into a DNS zone.
+        console.print(registered.dkim_dns_record, soft_wrap=True, markup=False, highlight=False)
 
 
 @template_app.command("create")
@@ -204,7 +206,7 @@ def _dispatch(container: Container, progress: CampaignProgress, *, wait: bool) -
     elif wait and progress.campaign.status.value == "running":
         _send_with_progress(container, cid, progress.by_status.get("queued", 0))
         done = campaign_service.campaign_progress(
-            container.read_uow(), str(progress.campaign.tenant_id), str(cid)
+            container.read_uow(), progress.campaign.tenant_id, str(cid)
         )
         console.print(_progress_table(done))
 
