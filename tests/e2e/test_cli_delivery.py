@@ -85,7 +85,8 @@ def test_a_service_message_is_sent_once_per_idempotency_key(cli: Cli, tmp_path: 
            "--channel", "email", "--basis", "service_necessity", "--method", "api",
            "--actor", "crm")  # fmt: skip
     cli.ok("template", "create", "--name", "booked", "-t", "acme", "--topic", "reminders",
-           "--channel", "email", "--subject", "Booked", "--text", "See you at {{ data.when }}.")  # fmt: skip
+           "--channel", "email", "--subject", "Booked",
+           "--text", "See you at {{ data.when }}.")  # fmt: skip
     first = cli.ok("send", "-t", "acme", "--contact", "p1@example.com", "--template", "booked",
                    "--data", '{"when": "9:00"}', "--idempotency-key", "booking-7")  # fmt: skip
     again = cli.ok("send", "-t", "acme", "--contact", "p1@example.com", "--template", "booked",
