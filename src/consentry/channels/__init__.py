@@ -1,0 +1,113 @@
+"""Channel adapters: one module per provider, each conforming to ``ChannelAdapter``
+(``services/ports.py``) with the same verbs ``send``, ``verify_webhook``, ``parse_webhook``::
+
+    smtp            email through one or more SMTP relays (pooled connections, failover)
+    twilio_sms      SMS through Twilio's Programmable Messaging API
+    whatsapp_cloud  WhatsApp through Meta's Cloud API
+    capture         the embedded default: keeps each message in the outbox instead of sending it
+
+Import the module you need; nothing here opens a connection. This module holds what the HTTP
+adapters share at the boundary: translating transport failures and HTTP answers into
+``PermanentDeliveryError`` / ``TransientDeliveryError``, and keeping personal data (addresses,
+phone numbers that providers echo in their error texts) out of what gets recorded and logged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from consentry.domain.delivery import (
+    DeliveryError,
+    PermanentDeliveryError,
+    ProviderSignal,
+    TransientDeliveryError,
+)
+
+_EMAIL = re.compile(r"[^\s<>\"'(),;:]+@[^\s<>\"'(),;:]+")
+_PHONE = re.compile(r"\+?\d[\d ().-]{5,}\d")
+_SECONDS = re.compile(r"[0-9]{1,9}")
+# A provider asking us to wait longer than a day is treated as a day: backoff caps it anyway.
+_MAX_RETRY_AFTER = timedelta(days=1)
+
+
+def redact(text: str, limit: int = 200) -> str:
+    """A provider's reply text without the e-mail addresses and phone numbers it may echo."""
+    return _PHONE.sub("<number>", _EMAIL.sub("<address>", text))[:limit]
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A request header by name, whatever case the web framework handed it over in."""
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
+def pooled_client(timeout: float) -> httpx.Client:
+    """A keep-alive client sized for the dispatcher's threads (httpx.Client is thread-safe)."""
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout),
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+    )
+
+
+def post(
+    client: httpx.Client, url: str, *, content: bytes, headers: Mapping[str, str]
+) -> httpx.Response:
+    """POST, with every transport failure (refused, reset, timeout, TLS) as transient."""
+    try:
+        return client.post(url, content=content, headers=dict(headers))
+    except httpx.TimeoutException as exc:
+        raise TransientDeliveryError("the provider did not answer in time") from exc
+    except httpx.HTTPError as exc:
+        raise TransientDeliveryError(
+            f"could not reach the provider ({type(exc).__name__})"
+        ) from exc
+
+
+def json_object(response: httpx.Response) -> dict[str, object] | None:
+    """The response body as a JSON object, or None when it is anything else."""
+    try:
+        body = response.json()
+    except (ValueError, RecursionError):  # garbage, wrong charset, or absurdly deep nesting
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def retry_after(response: httpx.Response) -> timedelta | None:
+    """Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP-date."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if _SECONDS.fullmatch(value):
+        return min(timedelta(seconds=int(value)), _MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000" parses naive; HTTP-dates are always GMT
+        when = when.replace(tzinfo=UTC)
+    return min(max(when - datetime.now(UTC), timedelta(0)), _MAX_RETRY_AFTER)
+
+
+def rejection(
+    response: httpx.Response,
+    provider_code: str | None,
+    text: str,
+    *,
+    transient: bool = False,
+    signal: ProviderSignal | None = None,
+) -> DeliveryError:
+    """The delivery error for a non-2xx answer: 408, 429 and 5xx (or ``transient``) are
+    retried with the provider's Retry-After; any other 4xx is permanent."""
+    status = response.status_code
+    code = provider_code or str(status)
+    message = f"HTTP {status}, provider code {code}: {redact(text)}"
+    if transient or status in (408, 429) or status >= 500:
+        return TransientDeliveryError(
+            message, provider_code=code, retry_after=retry_after(response)
+        )
+    return PermanentDeliveryError(message, provider_code=code, signal=signal)

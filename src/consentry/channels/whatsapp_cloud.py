@@ -1,0 +1,217 @@
+"""WhatsApp through Meta's Cloud API (``POST /{version}/{phone_number_id}/messages``).
+
+Answers (Graph API errors come as ``{"error": {"code": ..., "message": ...}}``, mostly with
+HTTP 400 whatever the cause, so the code decides before the status does)::
+
+    {"messages": [{"id": "wamid..."}]}              -> SendResult(provider_message_id=id)
+    131050 the person stopped marketing messages    -> PermanentDeliveryError(signal=OPT_OUT)
+    131026 undeliverable, 131047 outside the 24-hour
+      window, 132001 no such template, other 4xx    -> PermanentDeliveryError(provider_code)
+    130429, 131056, 4, 80007 rate limits; 1, 2,
+      131016, 133004 "temporarily unavailable"; 5xx;
+      timeouts, refused connections                 -> TransientDeliveryError
+    2xx without a message id                        -> TransientDeliveryError
+
+The last case is a choice: such a 2xx is most likely not Meta's own answer (a proxy page).
+Unlike Twilio the Cloud API has no idempotency key, so a retry after an answer that was lost
+could send twice; a lost answer is rarer than a proxy error, and a missed reminder costs more.
+
+Webhooks are JSON signed with ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body,
+keyed with the app secret>``; the subscription handshake is ``verify_subscription``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import httpx
+
+from consentry.channels import header, json_object, pooled_client, post, rejection
+from consentry.domain.delivery import (
+    DeliveryStatus,
+    OutboundMessage,
+    PermanentDeliveryError,
+    ProviderEvent,
+    ProviderSignal,
+    SendResult,
+    TransientDeliveryError,
+    WhatsAppMessage,
+)
+from consentry.domain.errors import InvalidInput
+from consentry.domain.model import Channel
+
+OPT_OUT_CODE = 131050  # "user has chosen to stop receiving marketing messages" from the business
+TRANSIENT_CODES = frozenset({1, 2, 4, 80007, 130429, 131016, 131056, 133004})
+_STATUSES = {
+    "sent": DeliveryStatus.SENT,
+    "delivered": DeliveryStatus.DELIVERED,
+    "read": DeliveryStatus.DELIVERED,  # read implies delivered; reads are not tracked
+    "failed": DeliveryStatus.FAILED,
+}
+
+
+def request_payload(message: WhatsAppMessage) -> dict[str, object]:
+    """The JSON object of the send request: a template message, or free text."""
+    payload: dict[str, object] = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": message.to,
+    }
+    if message.template_name is not None:
+        template: dict[str, object] = {
+            "name": message.template_name,
+            "language": {"code": message.language},
+        }
+        if message.parameters:
+            body = [{"type": "text", "text": value} for value in message.parameters]
+            template["components"] = [{"type": "body", "parameters": body}]
+        payload |= {"type": "template", "template": template}
+    elif message.text is not None:
+        payload |= {"type": "text", "text": {"body": message.text}}
+    else:
+        raise PermanentDeliveryError("a WhatsApp message needs a template or a text")
+    return payload
+
+
+def request_body(message: WhatsAppMessage) -> bytes:
+    """The bytes of the send request (also what ``capture`` keeps)."""
+    return json.dumps(request_payload(message), ensure_ascii=False).encode("utf-8")
+
+
+def verify_subscription(params: Mapping[str, str], verify_token: str) -> str | None:
+    """The GET handshake Meta makes when a webhook is configured: the ``hub.challenge`` to echo
+    back, or None when the mode or the verify token is wrong."""
+    given = params.get("hub.verify_token", "").encode()
+    if params.get("hub.mode") != "subscribe":
+        return None
+    if not hmac.compare_digest(given, verify_token.encode()):
+        return None
+    return params.get("hub.challenge")
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _list(container: Mapping[str, object], key: str) -> list[dict[str, object]]:
+    """``container[key]`` as a list of objects; InvalidInput when it is anything else."""
+    value = container.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise InvalidInput(f"a Cloud API webhook's {key} is a list of objects")
+    return value
+
+
+class WhatsAppCloudChannel:
+    """Sends ``WhatsAppMessage`` through the Cloud API with one system-user token; thread-safe."""
+
+    channel: Channel = Channel.WHATSAPP
+
+    def __init__(
+        self,
+        access_token: str,
+        app_secret: str,
+        base_url: str = "https://graph.facebook.com",
+        api_version: str = "v21.0",
+        client: httpx.Client | None = None,
+        *,
+        timeout: float = 10.0,
+    ) -> None:
+        self._base = f"{base_url.rstrip('/')}/{api_version}"
+        self._headers = {
+            "Authorization": f"Bearer {access_token}",
+            "Content-Type": "application/json",
+        }
+        self._secret = app_secret.encode()
+        self._owns_client = client is None
+        self._client = client or pooled_client(timeout)
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        if not isinstance(message, WhatsAppMessage):
+            raise PermanentDeliveryError(f"the WhatsApp channel cannot send {message.channel}")
+        url = f"{self._base}/{message.phone_number_id}/messages"
+        response = post(self._client, url, content=request_body(message), headers=self._headers)
+        payload = json_object(response) or {}
+        if response.is_success:
+            messages = payload.get("messages")
+            first = messages[0] if isinstance(messages, list) and messages else None
+            wamid = first.get("id") if isinstance(first, dict) else None
+            if not isinstance(wamid, str) or not wamid:
+                raise TransientDeliveryError(
+                    f"the Cloud API answered {response.status_code} without a message id",
+                    provider_code=str(response.status_code),
+                )
+            return SendResult(provider_message_id=wamid)
+        error = payload.get("error")
+        error = error if isinstance(error, dict) else {}
+        code = _int(error.get("code"))
+        raise rejection(
+            response,
+            None if code is None else str(code),
+            str(error.get("message", "")),
+            transient=code in TRANSIENT_CODES,
+            signal=ProviderSignal.OPT_OUT if code == OPT_OUT_CODE else None,
+        )
+
+    def verify_webhook(self, url: str, headers: Mapping[str, str], body: bytes) -> bool:
+        """Whether ``X-Hub-Signature-256`` is the app secret's HMAC of ``body``."""
+        del url  # Meta signs the body only
+        given = (header(headers, "X-Hub-Signature-256") or "").encode("utf-8", "replace")
+        expected = b"sha256=" + hmac.new(self._secret, body, hashlib.sha256).hexdigest().encode()
+        return hmac.compare_digest(given.lower(), expected)
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
+        """The delivery reports (``statuses``) of a webhook; inbound ``messages`` in the same
+        envelope belong to another feature and are skipped here."""
+        del headers
+        try:
+            envelope = json.loads(body)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise InvalidInput("a Cloud API webhook is a JSON object") from exc
+        if not isinstance(envelope, dict):
+            raise InvalidInput("a Cloud API webhook is a JSON object")
+        events: list[ProviderEvent | None] = []
+        for entry in _list(envelope, "entry"):
+            for change in _list(entry, "changes"):
+                value = change.get("value", {})
+                if not isinstance(value, dict):
+                    raise InvalidInput("a Cloud API change's value is an object")
+                events += [_event(status) for status in _list(value, "statuses")]
+        return [event for event in events if event is not None]
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+
+def _event(status: dict[str, object]) -> ProviderEvent | None:
+    """One status object; None for a status that is no delivery report (``deleted`` ...)."""
+    wamid, name, timestamp = status.get("id"), status.get("status"), status.get("timestamp")
+    if not isinstance(wamid, str) or not wamid or not isinstance(name, str):
+        raise InvalidInput("a Cloud API status has an id and a status")
+    seconds = _int(timestamp)
+    if isinstance(timestamp, str) and timestamp.isascii() and timestamp.isdigit():
+        seconds = int(timestamp[:15])  # Meta sends Unix seconds as a string of digits
+    if seconds is None:
+        raise InvalidInput("a Cloud API status has a Unix timestamp")
+    try:
+        occurred_at = datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise InvalidInput("a Cloud API status timestamp is out of range") from exc
+    codes = [_int(error.get("code")) for error in _list(status, "errors")]
+    error_code = next((code for code in codes if code is not None), None)
+    if name not in _STATUSES:
+        return None
+    return ProviderEvent(
+        provider_message_id=wamid,
+        status=_STATUSES[name],
+        occurred_at=occurred_at,
+        event_id=f"{wamid}:{name}",
+        error_code=None if error_code is None else str(error_code),
+        signal=ProviderSignal.OPT_OUT if OPT_OUT_CODE in codes else None,
+        # recipient_id is the person's number: kept out of the stored report.
+        raw={key: value for key, value in status.items() if key != "recipient_id"},
+    )
