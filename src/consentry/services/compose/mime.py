@@ -1,0 +1,136 @@
+"""The MIME pieces of an email, encoded by hand because the ``email`` package is too slow for
+campaigns (ARCHITECTURE: ~2.2 ms a message against ~10 µs for a filled skeleton).
+
+Only a few shapes are produced, each chosen so that any parser reads back exactly what went in:
+
+- Header text that is plain printable ASCII (single spaces, no ``=?``) is written as is and
+  folded at its spaces; anything else becomes RFC 2047 base64 encoded-words of at most 39
+  UTF-8 bytes, split between characters (a decoder joins adjacent words without the space).
+- Display names are quoted strings when plain, encoded-words otherwise.
+- Bodies are UTF-8 quoted-printable (``binascii.b2a_qp``): lines stay under 77 characters, and
+  a literal ``=`` is always ``=3D``, so a boundary beginning ``=_`` can never occur in a body.
+
+Every line ends in CRLF. Header values lose CR and LF (they become spaces): a line break in a
+subject or name is never a header break. Display names also lose control characters.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import datetime
+from email.utils import format_datetime
+
+from consentry.domain.errors import InvalidEmail
+
+CRLF = "\r\n"
+_FOLD_AT = 76
+_WORD_BYTES = 39  # 52 base64 characters: a 64-character encoded-word
+_PLAIN = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_ADDRESS = re.compile(
+    rf"{_ATEXT}+(?:\.{_ATEXT}+)*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+)
+_LINE_BREAKS = re.compile(r"\r\n|\r|\n")
+_CONTROLS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
+
+
+def header_text(value: str) -> str:
+    """``value`` as it will read in a header: each line break becomes one space."""
+    return _LINE_BREAKS.sub(" ", value)
+
+
+def display_text(name: str | None) -> str:
+    """A display name as it will read: each run of whitespace or control characters becomes
+    one space, none at the ends. A tab, NUL or no-break space in a name is noise, and parsers
+    disagree on it (CPython folds any whitespace run inside an encoded-word to one space)."""
+    return _CONTROLS.sub(" ", name or "").strip()
+
+
+def _is_plain(value: str) -> bool:
+    return _PLAIN.fullmatch(value) is not None and "=?" not in value
+
+
+def encoded_words(value: str) -> str:
+    """RFC 2047 base64 encoded-words for ``value``, one per folded line."""
+    data = value.encode("utf-8")
+    words, start = [], 0
+    while start < len(data):
+        end = min(start + _WORD_BYTES, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:
+            end -= 1  # never split a character: each word must decode on its own
+        words.append(b"=?utf-8?b?" + base64.b64encode(data[start:end]) + b"?=")
+        start = end
+    return (b"\r\n ".join(words)).decode("ascii")
+
+
+def _fold_plain(value: str, used: int) -> str:
+    lines, line = [], ""
+    for word in value.split(" "):
+        if line and used + len(line) + 1 + len(word) > _FOLD_AT:
+            lines.append(line)
+            line, used = word, 1
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    return (CRLF + " ").join(lines)
+
+
+def unstructured(name: str, value: str) -> str:
+    """A complete unstructured header line (``Subject: ...\\r\\n``), folded and encoded."""
+    if "\r" in value or "\n" in value:
+        value = header_text(value)
+    if value == "":
+        return f"{name}:{CRLF}"
+    if value.isascii() and _is_plain(value):
+        if len(value) <= _FOLD_AT - len(name) - 2:
+            return f"{name}: {value}{CRLF}"
+        if max(len(w) for w in value.split(" ")) <= _FOLD_AT - len(name) - 2:
+            return f"{name}: {_fold_plain(value, len(name) + 2)}{CRLF}"
+    return f"{name}: {encoded_words(value)}{CRLF}"
+
+
+def check_address(address: str, field: str) -> str:
+    """``address`` if it is a plain ASCII ``local@domain`` (dot-atom local part), else
+    InvalidEmail; nothing else may go between the angle brackets of a header."""
+    if _ADDRESS.fullmatch(address) is None:
+        raise InvalidEmail(f"{field} is not a deliverable address", field=field)
+    return address
+
+
+def mailbox(name: str | None, address: str) -> str:
+    """``"Name" <address>`` (or encoded-words for the name, or the bare address)."""
+    name = display_text(name)
+    if not name:
+        return address
+    if len(name) <= 60 and name.isascii() and _is_plain(name):
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}" <{address}>'
+    return f"{encoded_words(name)} <{address}>"
+
+
+class DateHeader:
+    """``Date:`` lines, formatted once per second (a campaign sends many in the same one)."""
+
+    __slots__ = ("_line", "_second")
+
+    def __init__(self) -> None:
+        self._second: datetime | None = None
+        self._line = ""
+
+    def line(self, now: datetime) -> str:
+        if now.tzinfo is None:
+            raise ValueError("the Date header needs an aware datetime")
+        second = now.replace(microsecond=0)
+        if second != self._second:
+            self._second, self._line = second, f"Date: {format_datetime(second)}{CRLF}"
+        return self._line
+
+
+def qp_body(text: str) -> bytes:
+    """``text`` as UTF-8 quoted-printable with CRLF line ends (any line break style in)."""
+    if "\r" in text:
+        text = _LINE_BREAKS.sub("\n", text)
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
