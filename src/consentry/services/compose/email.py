@@ -181,10 +181,13 @@ class EmailComposer:
         )
 
     def _subject_line(self, subject: str) -> str:
-        # Most campaigns do not personalise the subject: encode it once.
-        if subject != self._subject[0]:
-            self._subject = (subject, unstructured("Subject", subject))
-        return self._subject[1]
+        # Most campaigns do not personalise the subject: encode it once. The cache is one
+        # tuple, read once, so threads sharing a composer never pair a subject with another's.
+        cached, line = self._subject
+        if subject != cached:
+            line = unstructured("Subject", subject)
+            self._subject = (subject, line)
+        return line
 
     def compose(
         self,

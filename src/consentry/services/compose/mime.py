@@ -112,21 +112,23 @@ def mailbox(name: str | None, address: str) -> str:
 
 
 class DateHeader:
-    """``Date:`` lines, formatted once per second (a campaign sends many in the same one)."""
+    """``Date:`` lines, formatted once per second (a campaign sends many in the same one).
+    Safe to share between threads: the cache is one tuple, replaced whole and read once."""
 
-    __slots__ = ("_line", "_second")
+    __slots__ = ("_cached",)
 
     def __init__(self) -> None:
-        self._second: datetime | None = None
-        self._line = ""
+        self._cached: tuple[datetime | None, str] = (None, "")
 
     def line(self, now: datetime) -> str:
         if now.tzinfo is None:
             raise ValueError("the Date header needs an aware datetime")
         second = now.replace(microsecond=0)
-        if second != self._second:
-            self._second, self._line = second, f"Date: {format_datetime(second)}{CRLF}"
-        return self._line
+        cached, line = self._cached
+        if second != cached:
+            line = f"Date: {format_datetime(second)}{CRLF}"
+            self._cached = (second, line)
+        return line
 
 
 def qp_body(text: str) -> bytes:

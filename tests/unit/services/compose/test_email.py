@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import EmailMessage as ParsedMessage
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -207,6 +208,21 @@ def test_the_footer_goes_before_the_last_closing_body_tag_in_any_case() -> None:
 
     assert markup.startswith("<BODY>a</body>b<hr>")
     assert markup.endswith("preferences</a></p></BODY \n></HTML>")
+
+
+def test_the_date_follows_the_clock_and_must_be_aware() -> None:
+    composer = marketing()
+    args: dict[str, Any] = {"to_address": "ada@example.org", "to_name": None, "delivery_id": 1,
+                            "message_id": "1.a@garage.example", "links": LINKS}  # fmt: skip
+    later = NOW.replace(hour=13, microsecond=0)
+
+    first = parse(composer.compose(CONTENT, now=NOW, **args).data)
+    second = parse(composer.compose(CONTENT, now=later, **args).data)
+
+    assert parsedate_to_datetime(str(first["Date"])) == NOW.replace(microsecond=0)
+    assert parsedate_to_datetime(str(second["Date"])) == later
+    with pytest.raises(ValueError, match="aware"):
+        composer.compose(CONTENT, now=datetime(2025, 6, 1), **args)
 
 
 def test_marketing_needs_links() -> None:
