@@ -42,12 +42,25 @@ class Scope(StrEnum):
     SUPPRESSIONS_READ = "suppressions:read"
     SUPPRESSIONS_WRITE = "suppressions:write"
     DECISIONS = "decisions"
-    SEND = "send"
-    ADMIN = "admin"  # topics, policy documents, the business profile, API keys
+    CAMPAIGNS_READ = "campaigns:read"
+    CAMPAIGNS_WRITE = "campaigns:write"  # drafts, lists, pause and cancel
+    TEMPLATES_READ = "templates:read"
+    TEMPLATES_WRITE = "templates:write"
+    MESSAGES_READ = "messages:read"
+    SEND = "send"  # launch or resume a campaign, send a transactional message
+    ADMIN = "admin"  # topics, policies, the business profile, API keys, sender domains
 
 
 READ_SCOPES = frozenset(
-    {Scope.CONTACTS_READ, Scope.CONSENT_READ, Scope.SUPPRESSIONS_READ, Scope.DECISIONS}
+    {
+        Scope.CONTACTS_READ,
+        Scope.CONSENT_READ,
+        Scope.SUPPRESSIONS_READ,
+        Scope.DECISIONS,
+        Scope.CAMPAIGNS_READ,
+        Scope.TEMPLATES_READ,
+        Scope.MESSAGES_READ,
+    }
 )
 ALL_SCOPES = frozenset(Scope)
 

@@ -18,11 +18,13 @@ from consentry.web.idempotency import idempotency_middleware
 from consentry.web.limits import BodyLimit, RateLimiter, rate_limit_middleware
 from consentry.web.routes import (
     admin,
+    campaigns,
     catalogue,
     consent,
     contacts,
     decisions,
     health,
+    messages,
     suppressions,
 )
 
@@ -53,7 +55,16 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.state.container = container
     problems.install(app)
     app.include_router(health.router)
-    for module in (admin, catalogue, contacts, consent, suppressions, decisions):
+    for module in (
+        admin,
+        catalogue,
+        contacts,
+        consent,
+        suppressions,
+        decisions,
+        campaigns,
+        messages,
+    ):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     limits_from = settings or (container.settings if container else Settings())
     # Added innermost first: idempotency runs after the rate limit, inside the body limit.

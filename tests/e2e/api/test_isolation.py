@@ -38,6 +38,34 @@ WRONG_PASSWORD = "definitely not it"
 
 
 @dataclass
+class Sending:
+    """What B sends: a domain, templates, a list, campaigns and their deliveries; and the
+    templates A needs for its own requests to get past "not found"."""
+
+    domain: str
+    topic: str  # a key only B has (A creates its own "bravo-only" on the walk)
+    template: dict[str, Any]  # marketing, email
+    list: dict[str, Any]
+    campaigns: list[dict[str, Any]]  # launched, then a draft
+    delivery_ids: list[int]  # a campaign delivery and a transactional message
+    a_offer: str = "alpha-offer"
+    a_booked: str = "alpha-booked"
+
+    def identifiers(self) -> set[str]:
+        # Delivery ids are small numbers that any response may contain: checked by the probes.
+        return {
+            self.domain,
+            self.topic,
+            self.template["id"],
+            self.template["name"],
+            self.list["id"],
+            self.list["name"],
+            *(c["id"] for c in self.campaigns),
+            *(c["name"] for c in self.campaigns),
+        }
+
+
+@dataclass
 class World:
     """Tenant A (the caller) and everything tenant B owns."""
 
@@ -51,6 +79,7 @@ class World:
     b_suppressions: list[dict[str, Any]]
     b_operator_prefix: str
     b_user_email: str
+    b_sending: Sending
 
     def b_identifiers(self) -> set[str]:
         """Strings that only B's data contains: none may appear in a response to A."""
@@ -74,6 +103,7 @@ class World:
             WEB_FORM["ip_address"],
             *(t["id"] for t in self.b_topics),
             *(s["id"] for s in self.b_suppressions),
+            *self.b_sending.identifiers(),
         }
 
 
@@ -167,6 +197,54 @@ def _batch_variants(w: World) -> list[Variant]:
         return Call(json={"items": [_decision(w.alice["id"]), _decision(contact)]})
 
     return [(label, batch(b), batch(m)) for label, b, m in _contact_refs(w)]
+
+
+def _campaign(w: World, **change: str) -> Call:
+    return Call(
+        json={"name": unique("walk"), "topic": "offers", "template": w.b_sending.a_offer} | change
+    )
+
+
+def _campaign_variants(w: World) -> list[Variant]:
+    b = w.b_sending
+    return [
+        ("B's template", _campaign(w, template=b.template["name"]), _campaign(w, template="nope")),
+        (
+            "B's template id",
+            _campaign(w, template=b.template["id"]),
+            _campaign(w, template=str(uuid.uuid4())),
+        ),
+        (
+            "B's topic",
+            _campaign(w, topic=b.topic),
+            _campaign(w, topic=unique("no-topic")),
+        ),
+        ("B's list", _campaign(w, list=b.list["name"]), _campaign(w, list=unique("no-list"))),
+        ("B's list id", _campaign(w, list=b.list["id"]), _campaign(w, list=str(uuid.uuid4()))),
+        ("B's campaign name", _campaign(w, name=b.campaigns[0]["name"]), _campaign(w)),
+    ]
+
+
+def _message_variants(w: World) -> list[Variant]:
+    def send(contact: str, template: str = w.b_sending.a_booked) -> Call:
+        return Call(json={"contact": contact, "template": template, "data": {}})
+
+    b_template = w.b_sending.template
+    return [
+        # By id only: by now A has a contact of its own with B's addresses (POST /v1/contacts).
+        ("B's contact id", send(w.bob["id"]), send(str(uuid.uuid4()))),
+        ("B's template", send(w.alice["id"], b_template["name"]), send(w.alice["id"], "nope")),
+        (
+            "B's template id",
+            send(w.alice["id"], b_template["id"]),
+            send(w.alice["id"], str(uuid.uuid4())),
+        ),
+    ]
+
+
+def _template(**change: str) -> Call:
+    body = {"name": unique("walk"), "topic": "offers", "channel": "email", "text": "Hi"}
+    return Call(json=body | change)
 
 
 TENANT_BODY = {"name": "Sneaky", "profile": {"legal_name": "Sneaky Ltd", "country": "GB"}}
@@ -271,6 +349,55 @@ ROUTES: dict[tuple[str, str], Route] = {
         creates=True,
     ),
     ("DELETE", "/v1/suppressions/{suppression_id}"): Route("tenant"),
+    ("GET", "/v1/campaigns"): Route("tenant", own=lambda _w: Call()),
+    ("POST", "/v1/campaigns"): Route("tenant", variants=_campaign_variants, creates=True),
+    ("GET", "/v1/campaigns/{campaign}"): Route("tenant"),
+    ("POST", "/v1/campaigns/{campaign}/simulate"): Route("tenant"),
+    ("POST", "/v1/campaigns/{campaign}/launch"): Route("tenant"),
+    ("POST", "/v1/campaigns/{campaign}/pause"): Route("tenant"),
+    ("POST", "/v1/campaigns/{campaign}/resume"): Route("tenant"),
+    ("POST", "/v1/campaigns/{campaign}/cancel"): Route("tenant"),
+    ("GET", "/v1/campaigns/{campaign}/status"): Route("tenant"),
+    ("GET", "/v1/campaigns/{campaign}/deliveries"): Route("tenant"),
+    ("POST", "/v1/lists"): Route(
+        "tenant",
+        variants=lambda w: [
+            (
+                "B's contact",
+                Call(json={"name": unique("list"), "contacts": [w.bob["id"]]}),
+                Call(json={"name": unique("list"), "contacts": [str(uuid.uuid4())]}),
+            )
+        ],
+        creates=True,
+    ),
+    ("POST", "/v1/messages"): Route("tenant", variants=_message_variants, creates=True),
+    ("GET", "/v1/messages/{message_id}"): Route("tenant"),
+    ("GET", "/v1/templates"): Route("tenant", own=lambda _w: Call()),
+    ("POST", "/v1/templates"): Route(
+        "tenant",
+        variants=lambda w: [
+            (
+                "B's topic",
+                _template(topic=w.b_sending.topic),
+                _template(topic=unique("no-topic")),
+            ),
+            ("B's template name", _template(name=w.b_sending.template["name"]), _template()),
+        ],
+        creates=True,
+    ),
+    ("GET", "/v1/templates/{template}/preview"): Route("tenant"),
+    ("GET", "/v1/sender-domains"): Route("tenant", own=lambda _w: Call()),
+    ("POST", "/v1/sender-domains"): Route(
+        "tenant",
+        variants=lambda w: [
+            (
+                "B's domain",
+                Call(json={"domain": w.b_sending.domain}),
+                Call(json={"domain": f"{unique('fresh')}.example"}),
+            )
+        ],
+        creates=True,
+    ),
 }
 
 # Path parameters: B's objects of that kind, and a value that names nothing.
@@ -282,6 +409,16 @@ PATH_TARGETS: dict[str, tuple[Callable[[World], list[str]], Callable[[], str]]] 
     ),
     "prefix": (lambda w: [w.b.prefix, w.b_operator_prefix], lambda: secrets.token_hex(6)),
     "suppression_id": (lambda w: [s["id"] for s in w.b_suppressions], lambda: str(uuid.uuid4())),
+    "campaign": (
+        lambda w: [ref for c in w.b_sending.campaigns for ref in (c["id"], c["name"])],
+        lambda: str(uuid.uuid4()),
+    ),
+    # By name: an unknown id is reported unquoted, an unknown name quoted (ids: test_messages).
+    "template": (lambda w: [w.b_sending.template["name"]], lambda: unique("no-template")),
+    "message_id": (
+        lambda w: [str(i) for i in w.b_sending.delivery_ids],
+        lambda: str(2**62 + secrets.randbelow(2**62)),
+    ),
 }
 
 
@@ -364,7 +501,10 @@ def _normalised(response: httpx.Response, refs: list[str]) -> str:
     """The response without the values the request itself named (ids echoed in a detail)."""
     text = response.text
     for ref in sorted(refs, key=len, reverse=True):
-        text = text.replace(ref, "<ref>")
+        if ref.isdigit():  # a whole number only: delivery 4 must not eat into the status 404
+            text = re.sub(rf"(?<!\d){ref}(?!\d)", "<ref>", text)
+        else:
+            text = text.replace(ref, "<ref>")
     return text
 
 
@@ -437,6 +577,7 @@ def _seed(api: Api) -> World:
         tenant_slug=b.slug,
     )
     alice = api.client(a.token).post("/v1/contacts", json={"email": "alice@example.com"}).json()
+    sending = _seed_sending(api.client(a.token), owner_b)
     return World(
         a=a,
         b=b,
@@ -448,6 +589,51 @@ def _seed(api: Api) -> World:
         b_suppressions=suppressions,
         b_operator_prefix=operator_key.record.prefix,
         b_user_email=user_email,
+        b_sending=sending,
+    )
+
+
+def _seed_sending(owner_a: httpx.Client, owner_b: httpx.Client) -> Sending:
+    def made(response: httpx.Response) -> dict[str, Any]:
+        assert response.status_code in {201, 202}, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    email = {"topic": "offers", "channel": "email", "subject": "Hello", "text": "Hello."}
+    for name, topic in ((Sending.a_offer, "offers"), (Sending.a_booked, "reminders")):
+        made(owner_a.post("/v1/templates", json=email | {"name": name, "topic": topic}))
+    profile = {"legal_name": "Bravo Ltd", "country": "GB", "postal_address": "2 Low St, York"}
+    assert owner_b.put("/v1/profile", json=profile).status_code == 200
+    domain = made(owner_b.post("/v1/sender-domains", json={"domain": f"{unique('b')}.example"}))
+    topic = {"key": unique("bravo-promo"), "name": "B promo", "category": "marketing"}
+    made(owner_b.post("/v1/topics", json=topic))
+    template = made(owner_b.post("/v1/templates", json=email | {"name": unique("bravo-offer")}))
+    booked = email | {"name": unique("bravo-booked"), "topic": "reminders"}
+    made(owner_b.post("/v1/templates", json=booked))
+    contacts = [c["id"] for c in owner_b.get("/v1/contacts").json()["items"]]
+    listed = made(
+        owner_b.post("/v1/lists", json={"name": unique("bravo-list"), "contacts": contacts})
+    )
+    campaigns = [
+        made(owner_b.post("/v1/campaigns", json=spec))
+        for spec in (
+            {"name": unique("bravo-launched"), "topic": "offers", "template": template["id"]},
+            {"name": unique("bravo-draft"), "topic": "offers", "template": template["name"]},
+        )
+    ]
+    launched = owner_b.post(f"/v1/campaigns/{campaigns[0]['id']}/launch")
+    assert launched.status_code == 200, launched.text
+    deliveries = owner_b.get(f"/v1/campaigns/{campaigns[0]['id']}/deliveries").json()["items"]
+    message = made(
+        owner_b.post("/v1/messages", json={"contact": contacts[0], "template": booked["name"]})
+    )
+    return Sending(
+        domain=domain["domain"],
+        topic=topic["key"],
+        template=template,
+        list=listed,
+        campaigns=[owner_b.get(f"/v1/campaigns/{c['id']}").json() for c in campaigns],
+        delivery_ids=[*(d["id"] for d in deliveries), message["id"]],
     )
 
 

@@ -3,8 +3,9 @@
 Every operation is fuzzed in-process through Schemathesis' own ASGI client (no Starlette
 TestClient, so no deprecation warning) against a seeded data directory: SQLite for the full run,
 PostgreSQL for a shorter one. Each request carries a tenant-owner API key of the demo tenant.
-Generated references (contact, topic, policy document, suppression) are sometimes swapped for
-seeded ones, so that fuzzed fields reach the services instead of stopping at "not found".
+Generated references (contact, topic, policy document, suppression, campaign, template, list,
+message) are sometimes swapped for seeded ones, so that fuzzed fields reach the services instead
+of stopping at "not found".
 
 ``schemathesis.pytest.from_fixture`` (the lazy loader) does not work with pytest 9 in
 Schemathesis 4.32.5, so the schema is read from the app's document at import (building the app
@@ -14,6 +15,7 @@ connects to nothing) and the seeded app is handed to each call.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +41,11 @@ from consentry.bootstrap import Container, bootstrap
 from consentry.config import Settings
 from consentry.domain.access import Role
 from consentry.services.access import issue_api_key, local_operator
+from consentry.services.campaigns import CampaignInput, create_campaign, create_list
 from consentry.services.contacts import ContactInput, add_contact
 from consentry.services.demo import DEMO_SLUG, DEMO_TOPICS, seed_demo
+from consentry.services.demo_campaign import DEMO_CAMPAIGN, seed_demo_campaign
+from consentry.services.messages import MessageRequest, send_message
 from consentry.web.app import create_app
 
 DOCUMENT = create_app(Settings(data_dir=Path("openapi-only"))).openapi()
@@ -139,6 +144,7 @@ def _serve(settings_: Settings) -> tuple[Target, Container]:
         everyone = [str(c.id) for c in uow.contacts.page(tenant_id, None, 100)]
         documents = [str(d.id) for d in uow.policies.list(tenant_id)]
         suppressions = [str(s.id) for s in uow.suppressions.list(tenant_id)]
+    sending = _seed_sending(container, contacts=everyone[:4])
     addresses = ["alice@example.com", "bob@example.com", "carla@example.com", "+16175550162"]
     addresses += extra[:4]
     contacts, erasable = everyone[:-ERASABLE_PEOPLE], everyone[-ERASABLE_PEOPLE:]
@@ -150,10 +156,45 @@ def _serve(settings_: Settings) -> tuple[Target, Container]:
         "policy_document_id": documents,
         "document_id": documents,
         "suppression_id": suppressions,
+        **sending,
     }
     app = create_app(settings_, container)
     target = Target(app, issued.token, str(tenant_id), known, {"contact_id": erasable})
     return target, container
+
+
+# Drafts for launch, pause, resume and cancel to move along (the demo campaign is launched).
+DRAFT_CAMPAIGNS = 8
+
+
+def _seed_sending(container: Container, contacts: list[str]) -> dict[str, list[Any]]:
+    """The demo's templates and launched campaign, drafts, a list and a message."""
+    launched, _ = seed_demo_campaign(container.uow, container.composer().reviewer)
+    drafts = [
+        create_campaign(
+            container.uow(),
+            DEMO_SLUG,
+            CampaignInput(f"draft-{n}", "promotions", "spring-offer-email"),
+            actor="schemathesis",
+        )
+        for n in range(DRAFT_CAMPAIGNS)
+    ]
+    create_list(container.uow(), DEMO_SLUG, "regulars", [uuid.UUID(c) for c in contacts])
+    data = {"when": "9:00"}
+    sent = send_message(
+        container.uow(), DEMO_SLUG, MessageRequest("alice@example.com", "reminder-sms", data)
+    )
+    templates = ["spring-offer-email", "reminder-sms"]
+    with container.read_uow() as uow:
+        templates += [str(t.id) for t in uow.templates.list(launched.campaign.tenant_id)]
+    return {
+        "campaign": [DEMO_CAMPAIGN, str(launched.campaign.id), *(d.name for d in drafts)],
+        "template": templates,
+        "list": ["regulars"],
+        "contacts": [contacts],
+        "data": [data],
+        "message_id": [sent.delivery.id, 1],
+    }
 
 
 def _settings(data_dir: Path, database_url: str | None = None) -> Settings:
