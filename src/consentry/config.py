@@ -106,6 +106,12 @@ class Settings(BaseSettings):
         description="Celery broker (amqp://... or redis://...). Unset: deliveries are "
         "dispatched in-process.",
     )
+    celery_queue: str = Field(
+        default="celery",
+        min_length=1,
+        description="The broker queue tasks go to and workers consume, so that several "
+        "installations can share one broker.",
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis for provider and per-tenant send rate limits shared between workers.",

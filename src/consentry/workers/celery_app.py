@@ -4,10 +4,14 @@ Tasks carry only ids: which deliveries a worker sends is decided by the database
 ``FOR UPDATE SKIP LOCKED`` and leases), so a task delivered twice, or to two workers, sends
 nothing twice. Acknowledgement is late: a worker killed mid-task leaves its task to another
 worker, whose reaper settles the dead worker's in-flight deliveries first.
+
+``CONSENTRY_CELERY_QUEUE`` names the queue the tasks go to and the workers consume (default
+Celery's ``celery``), so that several consentry installations can share one broker vhost.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -22,12 +26,28 @@ TICK = "consentry.tick"
 BATCHES_PER_TASK = 20
 
 
+class _ConsentryCelery(Celery):  # type: ignore[misc]  # celery is untyped
+    def worker_main(self, argv: list[str] | None = None) -> None:
+        """``celery worker`` with a node name of its own, exiting non-zero when it fails.
+
+        Celery's default node name is ``celery@<host>``, and a worker's remote-control queue is
+        named after it and declared exclusive: a second worker on the same host stops at start
+        with RESOURCE_LOCKED. Celery's ``start`` also returns the worker's exit code instead of
+        exiting with it, so a worker that could not start looked like a clean stop."""
+        args = list(argv or [])
+        if not any(a in ("-n", "--hostname") or a.startswith("--hostname=") for a in args):
+            args.append(f"--hostname=consentry-{os.getpid()}@%h")
+        code = self.start(args)
+        if code:
+            raise SystemExit(code)
+
+
 def make_celery(settings: Settings) -> Celery:
     """The Celery application for ``settings``; the database is opened lazily in each worker
     process (after the fork), never at import."""
     if not settings.broker_url:
         raise ValueError("CONSENTRY_BROKER_URL is not set")
-    app = Celery("consentry", broker=settings.broker_url)
+    app = _ConsentryCelery("consentry", broker=settings.broker_url)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -39,6 +59,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         beat_schedule={"tick": {"task": TICK, "schedule": 5.0}},
     )
+    app.conf.task_default_queue = settings.celery_queue
     state: dict[str, Container] = {}
 
     def container() -> Container:
