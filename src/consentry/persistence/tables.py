@@ -451,3 +451,68 @@ captured_messages = Table(
     Column("captured_at", UTCDateTime, nullable=False),
     Index("ix_captured_messages_tenant", "tenant_id", "id"),
 )
+
+# -- signals in (opt-outs, keywords, bounces, complaints) ------------------------------------------
+
+# Every authentic inbound payload, once: the unique (source, event_id) is the de-duplication, so a
+# replayed webhook or report is recognised by the database, not by a check-then-insert. The raw
+# payload is kept sealed under a platform key (the tenant is often not known until it is parsed).
+inbound_events = Table(
+    "inbound_events",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("source", String(32), nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id")),
+    Column("status", String(16), nullable=False),  # applied, ignored, review, unattributed, ...
+    Column("kinds", String(200), nullable=False),  # the signals it carried, comma-separated
+    Column("outcome", String(500), nullable=False),  # what was applied, in words, no PII
+    Column("content_type", String(100), nullable=False),
+    Column("payload_enc", LargeBinary, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("source", "event_id", name="uq_inbound_events_source_event"),
+    Index("ix_inbound_events_status", "status", "id"),
+)
+
+complaint_cases = Table(
+    "complaint_cases",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("campaign_id", Uuid, ForeignKey("campaigns.id")),
+    Column("delivery_id", BigInteger),
+    Column("contact_id", Uuid),
+    Column("channel", String(16), nullable=False),
+    Column("feedback_type", String(32), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("inbound_event_id", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Index("ix_complaint_cases_tenant", "tenant_id", "opened_at"),
+    _one_of("channel", Channel),
+)
+
+# Soft bounces in a row per address; reset by a delivery report that the address accepted mail.
+bounce_streaks = Table(
+    "bounce_streaks",
+    metadata,
+    Column("point_key", LargeBinary(16), primary_key=True),
+    Column("soft_bounces", Integer, nullable=False),
+    Column("last_status", String(16), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Things a tenant must look at that suppress no one: a 5.7.x policy bounce, a refusal-like SMS.
+tenant_alerts = Table(
+    "tenant_alerts",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("detail", String(500), nullable=False),
+    Column("inbound_event_id", BigInteger),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_tenant_alerts_tenant", "tenant_id", "id"),
+)
+
+Index("ix_deliveries_message_id", deliveries.c.message_id)
