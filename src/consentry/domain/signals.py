@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from consentry.domain.model import Channel
+from consentry.domain.delivery import DeliveryStatus
+from consentry.domain.model import Category, Channel
 
 
 class SignalSource(StrEnum):
@@ -198,3 +199,31 @@ class ComplaintCase:
     source: SignalSource
     status: str  # open, investigating, closed
     opened_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRecord:
+    """One entry of the inbound event log (the raw payload is read separately)."""
+
+    id: int
+    source: SignalSource
+    event_id: str
+    tenant_id: uuid.UUID | None
+    status: str  # applied, ignored, review, unattributed, rejected
+    kinds: str
+    outcome: str
+    content_type: str
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SentDelivery:
+    """The delivery a report is about, found by its Message-ID or provider message id."""
+
+    id: int
+    tenant_id: uuid.UUID
+    campaign_id: uuid.UUID | None
+    contact_id: uuid.UUID
+    channel: Channel
+    category: Category
+    status: DeliveryStatus

@@ -21,6 +21,7 @@ from consentry.persistence.engine import READ_ONLY
 from consentry.persistence.fences import SqlFences
 from consentry.persistence.ledger import SqlConsentLedger, SqlConsentStates
 from consentry.persistence.rows import FieldCrypto
+from consentry.persistence.signals import SqlSignals
 from consentry.persistence.suppressions import SqlDncRegistry, SqlSuppressionRepository
 from consentry.persistence.tenancy import (
     SqlPolicyRepository,
@@ -51,6 +52,7 @@ class SqlUnitOfWork:
     campaigns: SqlCampaigns
     deliveries: SqlDeliveries
     fences: SqlFences
+    signals: SqlSignals
 
     def __init__(self, engine: Engine, keys: KeyRing, *, read_only: bool = False) -> None:
         self._engine = engine
@@ -90,6 +92,7 @@ class SqlUnitOfWork:
         self.campaigns = SqlCampaigns(conn)
         self.deliveries = SqlDeliveries(conn, crypto)
         self.fences = SqlFences(conn)
+        self.signals = SqlSignals(conn, self.keys)
         return self
 
     def __exit__(

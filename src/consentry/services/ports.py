@@ -40,6 +40,7 @@ from consentry.domain.model import (
     Tenant,
     Topic,
 )
+from consentry.domain.signals import ComplaintCase, InboundRecord, SentDelivery, SignalSource
 from consentry.domain.suppression import Suppression
 from consentry.domain.templates import Template
 
@@ -426,6 +427,63 @@ class Fences(Protocol):
     def shared(self, point_keys: Iterable[bytes]) -> None: ...
 
 
+class Signals(Protocol):
+    """The inbound event log and what signals leave behind (persistence/signals.py)."""
+
+    def record(
+        self,
+        source: SignalSource,
+        event_id: str,
+        content_type: str,
+        payload: bytes,
+        received_at: datetime,
+    ) -> int | None: ...
+    def settle(
+        self,
+        inbound_id: int,
+        *,
+        status: str,
+        tenant_id: uuid.UUID | None,
+        kinds: str,
+        outcome: str,
+    ) -> None: ...
+    def inbound(
+        self, *, status: str | None = None, tenant_id: uuid.UUID | None = None, limit: int = 100
+    ) -> list[InboundRecord]: ...
+    def payload(self, inbound_id: int) -> bytes | None: ...
+    def delivery_by_message_id(self, message_id: str) -> SentDelivery | None: ...
+    def delivery_by_provider_id(self, provider_message_id: str) -> SentDelivery | None: ...
+    def latest_sent_to(
+        self, contact_ids: Sequence[uuid.UUID], channel: Channel
+    ) -> SentDelivery | None: ...
+    def report_delivery(
+        self,
+        delivery_id: int,
+        status: DeliveryStatus,
+        now: datetime,
+        error_code: str | None = None,
+    ) -> bool: ...
+    def contacts_with_point(
+        self, channel: Channel, point_key: bytes
+    ) -> list[tuple[uuid.UUID, uuid.UUID]]: ...
+    def open_service_window(self, point_key: bytes, at: datetime) -> int: ...
+    def open_case(
+        self, case: ComplaintCase, contact_id: uuid.UUID | None, inbound_id: int
+    ) -> None: ...
+    def cases(self, tenant_id: uuid.UUID, limit: int = 100) -> list[ComplaintCase]: ...
+    def soft_bounce(self, point_key: bytes, status: str, now: datetime) -> int: ...
+    def reset_bounces(self, point_key: bytes) -> None: ...
+    def alert(
+        self,
+        tenant_id: uuid.UUID,
+        kind: str,
+        detail: str,
+        inbound_id: int | None,
+        now: datetime,
+    ) -> None: ...
+    def alerts(self, tenant_id: uuid.UUID, limit: int = 100) -> list[tuple[str, str, datetime]]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. ``with uow:`` begins it; leaving without ``commit()`` rolls back."""
 
@@ -471,6 +529,8 @@ class UnitOfWork(Protocol):
     def deliveries(self) -> Deliveries: ...
     @property
     def fences(self) -> Fences: ...
+    @property
+    def signals(self) -> Signals: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(

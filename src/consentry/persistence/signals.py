@@ -1,0 +1,343 @@
+"""Signals in: the inbound event log, complaint cases, soft-bounce streaks, tenant alerts.
+
+``record`` is the de-duplication: an ``INSERT ... ON CONFLICT DO NOTHING`` on the unique
+(source, event_id), so two copies of one webhook arriving at once are told apart by the database.
+Raw payloads are sealed with AES-GCM under a key derived from the platform's index key: they hold
+addresses, and the tenant a payload belongs to is often known only after it has been parsed.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import ColumnElement, Connection, and_, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from consentry.domain.delivery import DeliveryStatus
+from consentry.domain.model import Category, Channel
+from consentry.domain.signals import (
+    ComplaintCase,
+    FeedbackType,
+    InboundRecord,
+    SentDelivery,
+    SignalSource,
+)
+from consentry.persistence.tables import (
+    bounce_streaks,
+    complaint_cases,
+    contacts,
+    deliveries,
+    inbound_events,
+    tenant_alerts,
+)
+from consentry.services.ports import KeyRing
+
+PAYLOAD_PURPOSE = "inbound payload"
+_AAD = b"consentry inbound payload"
+_POINT_COLUMN = {
+    Channel.EMAIL: contacts.c.email_key,
+    Channel.SMS: contacts.c.phone_key,
+    Channel.VOICE: contacts.c.phone_key,
+    Channel.WHATSAPP: contacts.c.whatsapp_key,
+}
+# A report may move a sent message on; it never moves one back.
+_REPORTABLE = {
+    DeliveryStatus.DELIVERED: ("sent", "unknown"),
+    DeliveryStatus.BOUNCED: ("sent", "delivered", "unknown"),
+    DeliveryStatus.COMPLAINED: ("sent", "delivered", "unknown", "bounced"),
+    DeliveryStatus.FAILED: ("sent", "unknown"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Sealer:
+    aead: AESGCM
+
+    def seal(self, payload: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self.aead.encrypt(nonce, payload, _AAD)
+
+    def open(self, sealed: bytes) -> bytes:
+        return self.aead.decrypt(sealed[:12], sealed[12:], _AAD)
+
+
+class SqlSignals:
+    def __init__(self, conn: Connection, keys: KeyRing) -> None:
+        self._conn = conn
+        self._keys = keys
+        self._sealer: _Sealer | None = None
+
+    def _payloads(self) -> _Sealer:
+        if self._sealer is None:
+            self._sealer = _Sealer(AESGCM(self._keys.derive(PAYLOAD_PURPOSE)))
+        return self._sealer
+
+    # -- the inbound event log ------------------------------------------------------------------
+
+    def record(
+        self,
+        source: SignalSource,
+        event_id: str,
+        content_type: str,
+        payload: bytes,
+        received_at: datetime,
+    ) -> int | None:
+        """The new event's id, or None when this (source, event_id) was recorded before."""
+        values = {
+            "source": source.value,
+            "event_id": event_id[:255],
+            "status": "received",
+            "kinds": "",
+            "outcome": "",
+            "content_type": content_type[:100],
+            "payload_enc": self._payloads().seal(payload),
+            "received_at": received_at,
+        }
+        dialect = self._conn.dialect.name
+        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(inbound_events)
+        row = self._conn.execute(
+            stmt.values(values)
+            .on_conflict_do_nothing(index_elements=["source", "event_id"])
+            .returning(inbound_events.c.id)
+        ).first()
+        return None if row is None else int(row[0])
+
+    def settle(
+        self,
+        inbound_id: int,
+        *,
+        status: str,
+        tenant_id: uuid.UUID | None,
+        kinds: str,
+        outcome: str,
+    ) -> None:
+        self._conn.execute(
+            update(inbound_events)
+            .where(inbound_events.c.id == inbound_id)
+            .values(status=status, tenant_id=tenant_id, kinds=kinds[:200], outcome=outcome[:500])
+        )
+
+    def inbound(
+        self, *, status: str | None = None, tenant_id: uuid.UUID | None = None, limit: int = 100
+    ) -> list[InboundRecord]:
+        query = select(inbound_events).order_by(inbound_events.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(inbound_events.c.status == status)
+        if tenant_id is not None:
+            query = query.where(inbound_events.c.tenant_id == tenant_id)
+        return [
+            InboundRecord(
+                id=r.id,
+                source=SignalSource(r.source),
+                event_id=r.event_id,
+                tenant_id=r.tenant_id,
+                status=r.status,
+                kinds=r.kinds,
+                outcome=r.outcome,
+                content_type=r.content_type,
+                received_at=r.received_at,
+            )
+            for r in self._conn.execute(query)
+        ]
+
+    def payload(self, inbound_id: int) -> bytes | None:
+        sealed = self._conn.execute(
+            select(inbound_events.c.payload_enc).where(inbound_events.c.id == inbound_id)
+        ).scalar_one_or_none()
+        return None if sealed is None else self._payloads().open(sealed)
+
+    # -- what a report is about -----------------------------------------------------------------
+
+    def delivery_by_message_id(self, message_id: str) -> SentDelivery | None:
+        return self._sent(deliveries.c.message_id == message_id)
+
+    def delivery_by_provider_id(self, provider_message_id: str) -> SentDelivery | None:
+        return self._sent(deliveries.c.provider_message_id == provider_message_id)
+
+    def latest_sent_to(
+        self, contact_ids: Sequence[uuid.UUID], channel: Channel
+    ) -> SentDelivery | None:
+        """The last message on ``channel`` that left for any of these contacts."""
+        if not contact_ids:
+            return None
+        d = deliveries.c
+        return self._sent(
+            d.contact_id.in_(list(contact_ids)),
+            d.channel == channel.value,
+            d.sent_at.is_not(None),
+            order=d.sent_at.desc(),
+        )
+
+    def _sent(self, *where: ColumnElement[bool], order: Any = None) -> SentDelivery | None:
+        d = deliveries.c
+        query = select(
+            d.id, d.tenant_id, d.campaign_id, d.contact_id, d.channel, d.category, d.status
+        ).where(*where)
+        if order is not None:
+            query = query.order_by(order)
+        row = self._conn.execute(query.limit(1)).first()
+        if row is None:
+            return None
+        return SentDelivery(
+            id=row.id,
+            tenant_id=row.tenant_id,
+            campaign_id=row.campaign_id,
+            contact_id=row.contact_id,
+            channel=Channel(row.channel),
+            category=Category(row.category),
+            status=DeliveryStatus(row.status),
+        )
+
+    def report_delivery(
+        self,
+        delivery_id: int,
+        status: DeliveryStatus,
+        now: datetime,
+        error_code: str | None = None,
+    ) -> bool:
+        """Move a sent delivery to what a later report says (delivered, bounced, complained,
+        failed); False when its state does not allow it (a report never moves one back)."""
+        allowed = _REPORTABLE.get(status)
+        if allowed is None:
+            raise ValueError(f"a report cannot set {status.value}")
+        values: dict[str, object] = {"status": status.value, "updated_at": now}
+        if error_code is not None:
+            values["error_code"] = error_code[:64]
+        result = self._conn.execute(
+            update(deliveries)
+            .where(and_(deliveries.c.id == delivery_id, deliveries.c.status.in_(allowed)))
+            .values(values)
+        )
+        return bool(result.rowcount)
+
+    def contacts_with_point(
+        self, channel: Channel, point_key: bytes
+    ) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(tenant id, contact id) of every contact, in any tenant, with this address."""
+        column = _POINT_COLUMN[channel]
+        query = select(contacts.c.tenant_id, contacts.c.id).where(
+            column == point_key, contacts.c.erased_at.is_(None)
+        )
+        return [(r.tenant_id, r.id) for r in self._conn.execute(query)]
+
+    def open_service_window(self, point_key: bytes, at: datetime) -> int:
+        """Every contact with this WhatsApp number: the person wrote at ``at``."""
+        c = contacts.c
+        result = self._conn.execute(
+            update(contacts)
+            .where(
+                c.whatsapp_key == point_key,
+                (c.whatsapp_last_inbound_at.is_(None)) | (c.whatsapp_last_inbound_at < at),
+            )
+            .values(whatsapp_last_inbound_at=at)
+        )
+        return int(result.rowcount)
+
+    # -- consequences ----------------------------------------------------------------------------
+
+    def open_case(self, case: ComplaintCase, contact_id: uuid.UUID | None, inbound_id: int) -> None:
+        self._conn.execute(
+            insert(complaint_cases).values(
+                id=case.id,
+                tenant_id=case.tenant_id,
+                campaign_id=case.campaign_id,
+                delivery_id=case.delivery_id,
+                contact_id=contact_id,
+                channel=case.channel.value,
+                feedback_type=case.feedback_type.value,
+                source=case.source.value,
+                inbound_event_id=inbound_id,
+                status=case.status,
+                opened_at=case.opened_at,
+            )
+        )
+
+    def cases(self, tenant_id: uuid.UUID, limit: int = 100) -> list[ComplaintCase]:
+        c = complaint_cases.c
+        query = (
+            select(complaint_cases)
+            .where(c.tenant_id == tenant_id)
+            .order_by(c.opened_at.desc())
+            .limit(limit)
+        )
+        return [
+            ComplaintCase(
+                id=r.id,
+                tenant_id=r.tenant_id,
+                campaign_id=r.campaign_id,
+                delivery_id=r.delivery_id,
+                channel=Channel(r.channel),
+                feedback_type=FeedbackType(r.feedback_type),
+                source=SignalSource(r.source),
+                status=r.status,
+                opened_at=r.opened_at,
+            )
+            for r in self._conn.execute(query)
+        ]
+
+    def soft_bounce(self, point_key: bytes, status: str, now: datetime) -> int:
+        """Count one more soft bounce in a row for this address; the new count."""
+        b = bounce_streaks.c
+        current = self._conn.execute(
+            select(b.soft_bounces).where(b.point_key == point_key)
+        ).scalar_one_or_none()
+        if current is None:
+            dialect = self._conn.dialect.name
+            stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(bounce_streaks)
+            self._conn.execute(
+                stmt.values(
+                    point_key=point_key, soft_bounces=0, last_status="", updated_at=now
+                ).on_conflict_do_nothing(index_elements=["point_key"])
+            )
+        self._conn.execute(
+            update(bounce_streaks)
+            .where(b.point_key == point_key)
+            .values(soft_bounces=b.soft_bounces + 1, last_status=status[:16], updated_at=now)
+        )
+        return int(
+            self._conn.execute(select(b.soft_bounces).where(b.point_key == point_key)).scalar_one()
+        )
+
+    def reset_bounces(self, point_key: bytes) -> None:
+        self._conn.execute(bounce_streaks.delete().where(bounce_streaks.c.point_key == point_key))
+
+    def alert(
+        self,
+        tenant_id: uuid.UUID,
+        kind: str,
+        detail: str,
+        inbound_id: int | None,
+        now: datetime,
+    ) -> None:
+        self._conn.execute(
+            insert(tenant_alerts).values(
+                tenant_id=tenant_id,
+                kind=kind[:32],
+                detail=detail[:500],
+                inbound_event_id=inbound_id,
+                created_at=now,
+            )
+        )
+
+    def alerts(self, tenant_id: uuid.UUID, limit: int = 100) -> list[tuple[str, str, datetime]]:
+        a = tenant_alerts.c
+        query = (
+            select(a.kind, a.detail, a.created_at)
+            .where(a.tenant_id == tenant_id)
+            .order_by(a.id.desc())
+            .limit(limit)
+        )
+        return [(r.kind, r.detail, r.created_at) for r in self._conn.execute(query)]
+
+    def count_cases(self, tenant_id: uuid.UUID) -> int:
+        return int(
+            self._conn.execute(
+                select(func.count()).where(complaint_cases.c.tenant_id == tenant_id)
+            ).scalar_one()
+        )
