@@ -117,6 +117,7 @@ class OutboundComposer:
             from_address=from_address,
             from_name=tenant.name,
             envelope_from=f"bounces@{domain}",
+            verp=True,
             postal_address=tenant.profile.postal_address or "",
             legal_name=tenant.profile.legal_name,
             reply_to=tenant.profile.contact_email,

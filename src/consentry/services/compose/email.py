@@ -67,6 +67,15 @@ class SenderIdentity:
     legal_name: str
     reply_to: str | None = None
     dkim: DkimSigner | None = None
+    # Per-message return path: ``local+<Message-ID left part>@domain``, so that a bounce or a
+    # complaint report that lost the original headers still names the message it is about.
+    verp: bool = False
+
+    def return_path(self, message_id: str) -> str:
+        if not self.verp:
+            return self.envelope_from
+        local, _, domain = self.envelope_from.rpartition("@")
+        return f"{local.split('+', 1)[0]}+{message_id.partition('@')[0]}@{domain}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +232,7 @@ class EmailComposer:
         return EmailMessage(
             delivery_id=delivery_id,
             tenant_id=self.tenant_id,
-            mail_from=self.identity.envelope_from,
+            mail_from=self.identity.return_path(message_id),
             rcpt_to=to_address,
             data=data,
             message_id=message_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import re
@@ -438,3 +439,11 @@ def test_marketing_bodies_keep_the_content_and_add_the_footer(text: str, html: s
     assert body(parsed, "plain") == expected_body(composer.text_part(content, LINKS))
     assert body(parsed, "plain").startswith(expected_body(text.rstrip()))
     assert body(parsed, "html") == expected_body(composer.html_part(content, LINKS) or "")
+
+
+def test_a_verp_return_path_carries_the_message_id() -> None:
+    identity = dataclasses.replace(IDENTITY, envelope_from="bounces@garage.example", verp=True)
+    assert identity.return_path("42.0a1b2c3d4e5f@garage.example") == (
+        "bounces+42.0a1b2c3d4e5f@garage.example"
+    )
+    assert IDENTITY.return_path("42.0a1b2c3d4e5f@garage.example") == IDENTITY.envelope_from
