@@ -59,7 +59,7 @@ from consentry.services.ports import UnitOfWork
 log = logging.getLogger(__name__)
 
 KEYWORD_SOURCE = "keyword"  # suppressions a START may lift carry this source prefix
-_MESSAGE_ID = re.compile(r"<?\s*([^<>\s]+@[^<>\s]+?)\s*>?")
+_MESSAGE_ID = re.compile(r"<?\s*([^<>\s@]+@[^<>\s]+)\s*>?")
 _VERP = re.compile(r"^[^+@]+\+(?P<left>[^@]+)@(?P<domain>.+)$")
 _EMAILISH = re.compile(r"\S+@\S+")
 
@@ -86,7 +86,8 @@ class IngestResult:
     inbound_id: int | None
     duplicate: bool
     status: str  # applied, ignored, review, unattributed, duplicate
-    applied: list[str] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)  # what changed, in words without PII
+    notes: list[str] = field(default_factory=list)  # what was considered and left alone
     replies: list[str] = field(default_factory=list)  # texts to answer the person with
     mailto_tokens: list[str] = field(default_factory=list)  # applied by the unsubscribe service
 
@@ -132,7 +133,7 @@ def ingest(
             status=result.status,
             tenant_id=applier.tenant_id(),
             kinds=kinds,
-            outcome="; ".join(result.applied) or "nothing to apply",
+            outcome="; ".join(result.applied + result.notes) or "nothing to apply",
         )
         uow.commit()
     log.info(
@@ -169,7 +170,7 @@ def ingest_provider_events(
                 status=result.status,
                 tenant_id=applier.tenant_id(),
                 kinds="ProviderEvent",
-                outcome="; ".join(result.applied) or "nothing to apply",
+                outcome="; ".join(result.applied + result.notes) or "nothing to apply",
             )
             uow.commit()
         results.append(result)
@@ -192,7 +193,8 @@ class _Applier:
         self.source = source
         self.policy = policy
         self.at = at
-        self.applied: list[str] = []
+        self.applied: list[str] = []  # what changed
+        self.notes: list[str] = []  # what was considered and left alone
         self.replies: list[str] = []
         self.mailto: list[str] = []
         self.tenants: set[uuid.UUID] = set()
@@ -215,6 +217,7 @@ class _Applier:
             duplicate=False,
             status=status,
             applied=self.applied,
+            notes=self.notes,
             replies=self.replies,
             mailto_tokens=self.mailto,
         )
@@ -301,7 +304,7 @@ class _Applier:
     def keyword(self, k: Keyword) -> None:
         point_key = self.phone_key(k.sender)
         if point_key is None:
-            self.applied.append("sender number not valid: nothing applied")
+            self.notes.append("sender number not valid: nothing applied")
             return
         if k.kind is KeywordKind.OPT_OUT:
             added = self.suppress(
@@ -319,7 +322,7 @@ class _Applier:
                     self.policy.replies.opt_out(self.brand_for(k.channel, point_key))
                 )
             if not added:
-                self.applied.append("already opted out by keyword")
+                self.notes.append("already opted out by keyword")
         elif k.kind is KeywordKind.OPT_IN:
             lifted = 0
             for s in self.uow.suppressions.active_for(None, point_key, k.channel):
@@ -378,7 +381,7 @@ class _Applier:
             note="marketing opt-out button",
         )
         if not added:
-            self.applied.append("already opted out of WhatsApp marketing")
+            self.notes.append("already opted out of WhatsApp marketing")
 
     def block(self, b: Block) -> None:
         point_key = self.phone_key(b.sender)
@@ -398,7 +401,7 @@ class _Applier:
             latest = self.uow.signals.latest_sent_to([c for _, c in contacts], Channel.WHATSAPP)
             if latest is None:
                 self.unattributed = True
-                self.applied.append("report not attributable to a message we sent")
+                self.notes.append("report not attributable to a message we sent")
                 return
             self.open_case(latest, Channel.WHATSAPP, FeedbackType.ABUSE)
 
@@ -437,7 +440,7 @@ class _Applier:
 
     def bounce(self, b: Bounce) -> None:
         if b.kind is BounceKind.DELAYED:
-            self.applied.append(f"delayed ({b.status}): not a bounce")
+            self.notes.append(f"delayed ({b.status}): not a bounce")
             return
         sent = self.find_sent(b.original_message_id, message_id_from_verp(b.original_envelope_id))
         if sent is None:
@@ -488,11 +491,11 @@ class _Applier:
         sent = self.find_sent(c.original_message_id, message_id_from_verp(c.original_mail_from))
         if sent is None:
             self.unattributed = True
-            self.applied.append(f"{c.feedback_type.value} report not attributable")
+            self.notes.append(f"{c.feedback_type.value} report not attributable")
             return
         self.tenants.add(sent.tenant_id)
         if c.feedback_type not in SUPPRESSING_FEEDBACK:
-            self.applied.append(f"{c.feedback_type.value} report: nothing suppressed")
+            self.notes.append(f"{c.feedback_type.value} report: nothing suppressed")
             return
         point_key = self.point_of(sent, c.recipient)
         if point_key is None:
