@@ -112,6 +112,9 @@ class Bounce:
     original_message_id: str | None = None  # the Message-ID of the message that bounced
     original_envelope_id: str | None = None
     reporting_mta: str = ""
+    # The envelope address the report was delivered to: the VERP return path of the message
+    # that bounced (``bounces+<Message-ID left part>@<domain>``), when it was one.
+    return_path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
