@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request, Response
 from consentry import __version__
 from consentry.bootstrap import Container, bootstrap
 from consentry.config import Settings
-from consentry.web import logs, problems
+from consentry.web import logs, pages, problems
 from consentry.web.idempotency import idempotency_middleware
 from consentry.web.limits import BodyLimit, RateLimiter, rate_limit_middleware
 from consentry.web.routes import (
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         messages,
     ):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
+    pages.install(app)
     limits_from = settings or (container.settings if container else Settings())
     # Added innermost first: idempotency runs after the rate limit, inside the body limit.
     app.middleware("http")(idempotency_middleware)

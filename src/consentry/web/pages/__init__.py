@@ -1,0 +1,25 @@
+"""Server-rendered pages: the captured outbox, unsubscribe and the preference centre.
+
+Pages are HTML without JavaScript, built from one autoescaped Jinja2 environment (``render``),
+with strict security headers and CSRF tokens on every form (``csrf``). They are not part of the
+API's OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Response
+
+from consentry.web.pages.render import STYLESHEET_PATH, security_headers, stylesheet
+
+assets = APIRouter(include_in_schema=False)
+
+
+@assets.get(STYLESHEET_PATH)
+def pages_stylesheet() -> Response:
+    return stylesheet()
+
+
+def install(app: FastAPI) -> None:
+    """Add the pages' routes and their security headers to ``app``."""
+    app.middleware("http")(security_headers)
+    app.include_router(assets)

@@ -1,0 +1,87 @@
+"""Rendering the server-side pages: one Jinja2 environment (autoescaped), security headers.
+
+The pages work without JavaScript and load nothing but their own stylesheet, so the Content
+Security Policy can be strict. Links on the public pages carry secret tokens in their path:
+``Referrer-Policy: no-referrer`` keeps them from leaking to any site a page links to, and
+``Cache-Control: no-store`` keeps them (and the personal data on the pages) out of caches.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from consentry.web.pages.csrf import CSRF_FIELD, csrf_nonce, csrf_token, set_csrf_cookie
+
+HERE = Path(__file__).parent
+STYLESHEET = HERE / "static" / "pages.css"
+STYLESHEET_PATH = "/assets/pages.css"
+# Every path the pages answer on; the security headers apply to exactly these.
+PAGE_PREFIXES = ("/outbox", "/u/", "/p/", "/preferences/", "/login", "/assets/")
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'; object-src 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+@functools.cache
+def environment() -> Environment:
+    """Built on first use, not at import time."""
+    return Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"], default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+    form_action: str | None = None,
+) -> HTMLResponse:
+    """Render ``template``; with ``form_action``, the page gets a CSRF token for that path."""
+    values: dict[str, Any] = {"stylesheet": STYLESHEET_PATH, "csrf_field": CSRF_FIELD}
+    values.update(context or {})
+    nonce, new = csrf_nonce(request)
+    if form_action is not None:
+        values["csrf_token"] = csrf_token(request, nonce, form_action)
+    html = environment().get_template(template).render(values)
+    response = HTMLResponse(html, status_code=status)
+    if form_action is not None and new:
+        set_csrf_cookie(request, response, nonce)
+    return response
+
+
+def stylesheet() -> Response:
+    return Response(STYLESHEET.read_bytes(), media_type="text/css")
+
+
+def is_page(path: str) -> bool:
+    return path.startswith(PAGE_PREFIXES)
+
+
+async def security_headers(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Middleware: the page headers on every page response, errors included."""
+    response = await call_next(request)
+    if is_page(request.url.path):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+    return response
