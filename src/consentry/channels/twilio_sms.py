@@ -12,8 +12,12 @@ The last case is a choice: a 2xx we cannot read is most likely not Twilio's own 
 or captive portal page), and retrying is safe because every attempt carries the delivery's
 ``I-Twilio-Idempotency-Token``, with which Twilio ignores a repeat of a request it already took.
 
-Status callbacks are form posts signed with ``X-Twilio-Signature`` (HMAC-SHA1 of the URL followed
-by the POST parameters sorted by name, each name then value, keyed with the auth token).
+Status callbacks and inbound messages are form posts signed with ``X-Twilio-Signature``
+(HMAC-SHA1 of the URL followed by the POST parameters sorted by name, each name then value, keyed
+with the auth token). ``parse_webhook`` reads status callbacks; ``parse_inbound`` reads a message
+a person sent (``MessageSid``, ``From``, ``To``, ``Body``) into an ``InboundMessage`` and a
+``Keyword``. With Advanced Opt-Out Twilio has already matched the keyword itself and says so in
+``OptOutType`` (STOP, START, HELP); its reading wins over ours, since Twilio acts on it anyway.
 """
 
 from __future__ import annotations
@@ -41,7 +45,16 @@ from consentry.domain.delivery import (
     TransientDeliveryError,
 )
 from consentry.domain.errors import InvalidInput
+from consentry.domain.keywords import KeywordLists, classify
 from consentry.domain.model import Channel
+from consentry.domain.signals import (
+    InboundMessage,
+    Keyword,
+    KeywordKind,
+    ParsedInput,
+    SignalSource,
+    Unrecognised,
+)
 
 log = logging.getLogger("consentry.channels.twilio")
 
@@ -59,6 +72,12 @@ _STATUSES = {
     "failed": DeliveryStatus.FAILED,
     "canceled": DeliveryStatus.FAILED,
 }
+_OPT_OUT_TYPES = {
+    "STOP": KeywordKind.OPT_OUT,
+    "START": KeywordKind.OPT_IN,
+    "HELP": KeywordKind.HELP,
+}
+_MAX_BODY_TEXT = 1600  # ten concatenated segments: the longest SMS Twilio delivers
 # Parameters kept in ProviderEvent.raw; To, From, Body and the caller's location are personal.
 _KEPT = frozenset({"AccountSid", "ApiVersion", "ErrorCode", "MessageSid", "MessageStatus",
                    "MessagingServiceSid", "SmsSid", "SmsStatus"})  # fmt: skip
@@ -175,13 +194,7 @@ class TwilioSmsChannel:
         """One event from a status callback; [] for an inbound message (another feature) or a
         status this adapter does not know yet."""
         del headers  # the body alone carries the report
-        try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
-        except ValueError as exc:  # UnicodeDecodeError too
-            raise InvalidInput("a Twilio callback is a form-encoded UTF-8 body") from exc
-        fields = dict(pairs)
-        if len(fields) != len(pairs):
-            raise InvalidInput("a Twilio callback names each parameter once")
+        fields = _form(body)
         sid = fields.get("MessageSid") or fields.get("SmsSid") or ""
         status = fields.get("MessageStatus") or fields.get("SmsStatus") or ""
         error_code = fields.get("ErrorCode") or None
@@ -206,6 +219,52 @@ class TwilioSmsChannel:
             )
         ]
 
+    def parse_inbound(
+        self, body: bytes, keywords: Mapping[str, KeywordLists] | None = None
+    ) -> ParsedInput:
+        """A message a person sent: an ``InboundMessage`` and a ``Keyword`` classified with
+        ``keywords`` (the defaults when None). A status callback posted here instead is
+        ``Unrecognised`` (``parse_webhook`` reads those); InvalidInput for a body that is no
+        Twilio form or lacks the message sid, sender or recipient."""
+        fields = _form(body)
+        if "MessageStatus" in fields and "Body" not in fields:
+            return ParsedInput(
+                source=SignalSource.TWILIO,
+                event_id="sha256:" + hashlib.sha256(body).hexdigest(),
+                signals=(Unrecognised("a status callback, not an inbound message"),),
+            )
+        sid = fields.get("MessageSid") or fields.get("SmsMessageSid") or fields.get("SmsSid") or ""
+        sender, recipient = fields.get("From", "").strip(), fields.get("To", "").strip()
+        if not _SID.fullmatch(sid) or not sender or not recipient:
+            raise InvalidInput("an inbound Twilio message has a MessageSid, a From and a To")
+        text = fields.get("Body", "")[:_MAX_BODY_TEXT]
+        kind, language = classify(text, keywords)
+        twilio_kind = _OPT_OUT_TYPES.get(fields.get("OptOutType", "").strip().upper())
+        if twilio_kind is not None and twilio_kind is not kind:
+            kind, language = twilio_kind, None
+        at = self._clock()  # inbound webhooks carry no timestamp: as recent as their arrival
+        return ParsedInput(
+            source=SignalSource.TWILIO,
+            event_id=sid,
+            signals=(
+                InboundMessage(Channel.SMS, sender, recipient, at),
+                Keyword(Channel.SMS, sender, recipient, kind, text, language),
+            ),
+            received_at=at,
+        )
+
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
+
+
+def _form(body: bytes) -> dict[str, str]:
+    """The parameters of a Twilio webhook; InvalidInput unless a UTF-8 form naming each once."""
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+    except ValueError as exc:  # UnicodeDecodeError too
+        raise InvalidInput("a Twilio callback is a form-encoded UTF-8 body") from exc
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        raise InvalidInput("a Twilio callback names each parameter once")
+    return fields

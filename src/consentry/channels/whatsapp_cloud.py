@@ -18,6 +18,22 @@ could send twice; a lost answer is rarer than a proxy error, and a missed remind
 
 Webhooks are JSON signed with ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body,
 keyed with the app secret>``; the subscription handshake is ``verify_subscription``.
+``parse_webhook`` reads the delivery reports (``statuses``) of a webhook, ``parse_inbound`` what
+people did, one ``ParsedInput`` each::
+
+    messages[] (any type but system)     -> InboundMessage: opens or extends the 24-hour window
+      type text                          -> + Keyword (STOP and its variants, per language)
+      type button / interactive reply
+        that is a marketing opt-out       -> + ButtonOptOut ("Stop promotions", a STOP payload)
+      type system (number or identity
+        changed: not the person writing)  -> Unrecognised
+    user_preferences[] marketing "stop"  -> ButtonOptOut (stopped in WhatsApp's own settings)
+    user_preferences[] "resume"          -> Unrecognised: marketing again needs a new opt-in
+
+Meta sends no webhook when a person blocks or reports a business: messages to them then fail
+with 131026 ("undeliverable"), which has other causes too (no WhatsApp account, old client), so
+it is no evidence of a block and ``Block`` is not produced from the Cloud API. The marketing
+opt-out that Meta does report on a send (131050) arrives in ``statuses`` and is ``parse_webhook``'s.
 """
 
 from __future__ import annotations
@@ -25,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import httpx
@@ -42,7 +58,18 @@ from consentry.domain.delivery import (
     WhatsAppMessage,
 )
 from consentry.domain.errors import InvalidInput
+from consentry.domain.keywords import KeywordLists, classify, normalise
 from consentry.domain.model import Channel
+from consentry.domain.signals import (
+    ButtonOptOut,
+    InboundMessage,
+    Keyword,
+    KeywordKind,
+    ParsedInput,
+    Signal,
+    SignalSource,
+    Unrecognised,
+)
 
 OPT_OUT_CODE = 131050  # "user has chosen to stop receiving marketing messages" from the business
 TRANSIENT_CODES = frozenset({1, 2, 4, 80007, 130429, 131016, 131056, 133004})
@@ -82,11 +109,15 @@ def request_body(message: WhatsAppMessage) -> bytes:
     return json.dumps(request_payload(message), ensure_ascii=False).encode("utf-8")
 
 
+_STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "optout"})
+_MAX_TEXT = 4096  # the longest text body WhatsApp delivers
+
+
 def verify_subscription(params: Mapping[str, str], verify_token: str) -> str | None:
     """The GET handshake Meta makes when a webhook is configured: the ``hub.challenge`` to echo
     back, or None when the mode or the verify token is wrong."""
     given = params.get("hub.verify_token", "").encode()
-    if params.get("hub.mode") != "subscribe":
+    if params.get("hub.mode") != "subscribe" or not verify_token:
         return None
     if not hmac.compare_digest(given, verify_token.encode()):
         return None
@@ -119,7 +150,9 @@ class WhatsAppCloudChannel:
         client: httpx.Client | None = None,
         *,
         timeout: float = 10.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self._clock = clock
         self._base = f"{base_url.rstrip('/')}/{api_version}"
         self._headers = {
             "Authorization": f"Bearer {access_token}",
@@ -167,24 +200,176 @@ class WhatsAppCloudChannel:
         """The delivery reports (``statuses``) of a webhook; inbound ``messages`` in the same
         envelope belong to another feature and are skipped here."""
         del headers
-        try:
-            envelope = json.loads(body)
-        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-            raise InvalidInput("a Cloud API webhook is a JSON object") from exc
-        if not isinstance(envelope, dict):
-            raise InvalidInput("a Cloud API webhook is a JSON object")
         events: list[ProviderEvent | None] = []
-        for entry in _list(envelope, "entry"):
-            for change in _list(entry, "changes"):
-                value = change.get("value", {})
-                if not isinstance(value, dict):
-                    raise InvalidInput("a Cloud API change's value is an object")
-                events += [_event(status) for status in _list(value, "statuses")]
+        for value in _values(body):
+            events += [_event(status) for status in _list(value, "statuses")]
         return [event for event in events if event is not None]
+
+    def parse_inbound(
+        self, body: bytes, keywords: Mapping[str, KeywordLists] | None = None
+    ) -> list[ParsedInput]:
+        """What people did, one ``ParsedInput`` per message or preference change (see the
+        module docstring); [] for a webhook of delivery reports only. InvalidInput for a body
+        that is not a Cloud API webhook."""
+        parsed: list[ParsedInput] = []
+        for value in _values(body):
+            business = _business_number(value)
+            parsed += [self._message(item, business, keywords) for item in _list(value, "messages")]
+            parsed += [
+                self._preference(item, business) for item in _list(value, "user_preferences")
+            ]
+        return parsed
+
+    def verify_subscription(
+        self, mode: str, token: str, challenge: str, verify_token: str
+    ) -> str | None:
+        """The subscription handshake (``hub.mode``, ``hub.verify_token``, ``hub.challenge``):
+        the challenge to echo, or None; the token is compared in constant time."""
+        params = {"hub.mode": mode, "hub.verify_token": token, "hub.challenge": challenge}
+        return verify_subscription(params, verify_token) or None
+
+    def _message(
+        self,
+        item: dict[str, object],
+        business: str,
+        keywords: Mapping[str, KeywordLists] | None,
+    ) -> ParsedInput:
+        event_id = _item_id(item, "message")
+        sender = _number(item.get("from"))
+        kind = item.get("type")
+        if sender is None:
+            return _parsed(event_id, Unrecognised("a Cloud API message without a sender"))
+        if kind == "system":
+            # A number or identity change that WhatsApp reports: the person wrote nothing.
+            return _parsed(event_id, Unrecognised("a WhatsApp system message"))
+        at = _timestamp(item.get("timestamp")) or self._clock()
+        signals: list[Signal] = [InboundMessage(Channel.WHATSAPP, sender, business, at)]
+        if kind == "text":
+            text_object = item.get("text")
+            text = text_object.get("body") if isinstance(text_object, dict) else None
+            if isinstance(text, str):
+                word, language = classify(text[:_MAX_TEXT], keywords)
+                signals.append(
+                    Keyword(Channel.WHATSAPP, sender, business, word, text[:_MAX_TEXT], language)
+                )
+        elif kind in ("button", "interactive"):
+            payload = _reply_payload(item)
+            if payload is not None and _is_stop(*payload, keywords=keywords):
+                signals.append(ButtonOptOut(sender, business, payload[0] or payload[1]))
+        return _parsed(event_id, *signals, received_at=at)
+
+    def _preference(self, item: dict[str, object], business: str) -> ParsedInput:
+        event_id = _item_id(item, "user_preferences")
+        sender = _number(item.get("wa_id"))
+        category, choice = item.get("category"), item.get("value")
+        if sender is None or category != "marketing_messages":
+            return _parsed(event_id, Unrecognised("a user preference this adapter does not read"))
+        if choice == "stop":
+            at = _timestamp(item.get("timestamp")) or self._clock()
+            return _parsed(
+                event_id, ButtonOptOut(sender, business, "user_preferences:stop"), received_at=at
+            )
+        # "resume": the person allows marketing again in WhatsApp, but consent for a topic
+        # still needs a new affirmative act with its own evidence.
+        return _parsed(event_id, Unrecognised(f"marketing messages preference {choice!s:.20}"))
 
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
+
+
+def _values(body: bytes) -> list[dict[str, object]]:
+    """The ``entry[].changes[].value`` objects of a webhook; InvalidInput for anything else."""
+    try:
+        envelope = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InvalidInput("a Cloud API webhook is a JSON object") from exc
+    if not isinstance(envelope, dict):
+        raise InvalidInput("a Cloud API webhook is a JSON object")
+    values: list[dict[str, object]] = []
+    for entry in _list(envelope, "entry"):
+        for change in _list(entry, "changes"):
+            value = change.get("value", {})
+            if not isinstance(value, dict):
+                raise InvalidInput("a Cloud API change's value is an object")
+            values.append(value)
+    return values
+
+
+def _number(value: object) -> str | None:
+    """A WhatsApp id or display number (digits, no ``+``) in E.164 form."""
+    if not isinstance(value, str):
+        return None
+    digits = value.strip().removeprefix("+")
+    if not (digits.isascii() and digits.isdigit()) or not 6 <= len(digits) <= 15:
+        return None
+    return "+" + digits
+
+
+def _business_number(value: Mapping[str, object]) -> str:
+    metadata = value.get("metadata")
+    if not isinstance(metadata, dict):
+        return ""
+    display = _number(metadata.get("display_phone_number"))
+    if display is not None:
+        return display
+    phone_number_id = metadata.get("phone_number_id")
+    return phone_number_id[:64] if isinstance(phone_number_id, str) else ""
+
+
+def _item_id(item: Mapping[str, object], kind: str) -> str:
+    """The wamid of a message, else a stable digest of the item (preference changes have none)."""
+    wamid = item.get("id")
+    if isinstance(wamid, str) and 0 < len(wamid) <= 200 and kind == "message":
+        return wamid
+    canonical = json.dumps(item, sort_keys=True, ensure_ascii=True, default=str)
+    return f"{kind}:sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _timestamp(value: object) -> datetime | None:
+    seconds = _int(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        seconds = int(value[:15])
+    if seconds is None:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _reply_payload(item: Mapping[str, object]) -> tuple[str, str] | None:
+    """(payload or id, text or title) of a template quick-reply or an interactive reply."""
+    button = item.get("button")
+    if isinstance(button, dict):
+        payload, text = button.get("payload"), button.get("text")
+    else:
+        interactive = item.get("interactive")
+        if not isinstance(interactive, dict):
+            return None
+        reply = interactive.get("button_reply") or interactive.get("list_reply")
+        if not isinstance(reply, dict):
+            return None
+        payload, text = reply.get("id"), reply.get("title")
+    return (
+        payload[:256] if isinstance(payload, str) else "",
+        text[:256] if isinstance(text, str) else "",
+    )
+
+
+def _is_stop(payload: str, text: str, *, keywords: Mapping[str, KeywordLists] | None) -> bool:
+    """Whether a reply button is a marketing opt-out: its payload or label has a stop word
+    ("STOP_PROMOTIONS", "Stop promotions", "unsubscribe"), or its label is an opt-out keyword."""
+    for words in (normalise(payload), normalise(text)):
+        if _STOP_WORDS & set(words) or any(
+            words[i : i + 2] == ("opt", "out") for i in range(len(words))
+        ):
+            return True
+    return classify(text, keywords)[0] is KeywordKind.OPT_OUT
+
+
+def _parsed(event_id: str, *signals: Signal, received_at: datetime | None = None) -> ParsedInput:
+    return ParsedInput(SignalSource.WHATSAPP, event_id, tuple(signals), received_at=received_at)
 
 
 def _event(status: dict[str, object]) -> ProviderEvent | None:
