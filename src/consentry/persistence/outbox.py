@@ -9,7 +9,7 @@ from datetime import datetime
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, and_, insert, select, true
 
 from consentry.domain.delivery import EmailMessage, OutboundMessage, SmsMessage
 from consentry.domain.errors import NotFound
@@ -100,13 +100,22 @@ class SqlOutbox:
                 )
             return found
 
-    def list(self, tenant_id: uuid.UUID | None, limit: int = 50) -> list[CapturedMessage]:
-        """Newest first, without the raw bytes (``get`` has them)."""
-        where = None if tenant_id is None else C.tenant_id == tenant_id
+    def list(
+        self, tenant_id: uuid.UUID | None, limit: int = 50, before: int | None = None
+    ) -> list[CapturedMessage]:
+        """Newest first (ids below ``before``, for paging), without the raw bytes."""
+        where = and_(
+            true() if tenant_id is None else C.tenant_id == tenant_id,
+            true() if before is None else C.id < before,
+        )
         return self._load(where, limit, with_raw=False)
 
-    def get(self, capture_id: int) -> CapturedMessage:
-        found = self._load(C.id == capture_id, 1, with_raw=True)
+    def get(self, capture_id: int, tenant_id: uuid.UUID | None = None) -> CapturedMessage:
+        """One message; with ``tenant_id``, another tenant's message is not found either."""
+        where = C.id == capture_id
+        if tenant_id is not None:
+            where = and_(where, C.tenant_id == tenant_id)
+        found = self._load(where, 1, with_raw=True)
         if not found:
             raise CapturedMessageNotFound(f"captured message {capture_id} not found")
         return found[0]

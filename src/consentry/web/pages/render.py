@@ -9,6 +9,7 @@ Security Policy can be strict. Links on the public pages carry secret tokens in 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from consentry.web.pages.csrf import CSRF_FIELD, csrf_nonce, csrf_token, set_csrf_cookie
+from consentry.web.problems import PROBLEM
 
 HERE = Path(__file__).parent
 STYLESHEET = HERE / "static" / "pages.css"
@@ -76,12 +78,39 @@ def is_page(path: str) -> bool:
     return path.startswith(PAGE_PREFIXES)
 
 
+async def _as_html(request: Request, response: Response) -> Response:
+    """A problem answer on a page, for a browser: the same status and code, as a page."""
+    chunks = [chunk async for chunk in response.body_iterator]  # type: ignore[attr-defined]
+    body = b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks)
+    try:
+        found = json.loads(body)
+        heading, detail, code = found["title"], found["detail"], found["code"]
+    except (ValueError, KeyError, TypeError):
+        heading, detail, code = "Something went wrong", "The request could not be completed.", ""
+    page = render(
+        request,
+        "error.html",
+        {"heading": heading, "message": detail, "code": code},
+        status=response.status_code,
+    )
+    for name in ("retry-after", "www-authenticate"):
+        if name in response.headers:
+            page.headers[name] = response.headers[name]
+    return page
+
+
 async def security_headers(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
-    """Middleware: the page headers on every page response, errors included."""
+    """Middleware: the page headers on every page response, errors included; a browser
+    (``Accept: text/html``) gets errors as a page rather than problem+json."""
     response = await call_next(request)
-    if is_page(request.url.path):
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
+    if not is_page(request.url.path):
+        return response
+    if response.headers.get("content-type", "").startswith(
+        PROBLEM
+    ) and "text/html" in request.headers.get("accept", ""):
+        response = await _as_html(request, response)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
     return response

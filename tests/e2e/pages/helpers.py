@@ -1,0 +1,109 @@
+"""Seeding for the page tests: captured messages, operators, consenting contacts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from email.message import EmailMessage as MimeMessage
+from email.utils import make_msgid
+
+from tests.e2e.pages.conftest import Api, Seeded
+
+from consentry.domain.access import Role
+from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentMethod, Evidence
+from consentry.domain.delivery import EmailMessage, SmsMessage
+from consentry.domain.model import Channel
+from consentry.services import access
+from consentry.services.consent import ConsentRequest, record_consent
+from consentry.services.contacts import ContactInput, add_contact
+
+PASSWORD = "correct horse battery staple"
+
+
+def capture_email(
+    api: Api, tenant: Seeded, *, to: str, subject: str, body: str, delivery: int
+) -> int:
+    mime = MimeMessage()
+    mime["From"] = f"{tenant.name} <news@{tenant.slug}.example>"
+    mime["To"] = to
+    mime["Subject"] = subject
+    mime["Message-ID"] = make_msgid(domain=f"{tenant.slug}.example")
+    mime.set_content(body)
+    message = EmailMessage(
+        delivery_id=delivery,
+        tenant_id=tenant.id,
+        mail_from=f"bounces@{tenant.slug}.example",
+        rcpt_to=to,
+        data=bytes(mime),
+        message_id=mime["Message-ID"].strip("<>"),
+    )
+    return api.container.outbox().capture(message, datetime.now(UTC))
+
+
+def capture_sms(api: Api, tenant: Seeded, *, to: str, body: str, delivery: int) -> int:
+    message = SmsMessage(delivery, tenant.id, to, "+15005550006", body, uuid.uuid4().hex)
+    return api.container.outbox().capture(message, datetime.now(UTC))
+
+
+def operator(api: Api, *, tenant: Seeded | None = None) -> tuple[str, str]:
+    """A user (platform operator, or a tenant operator of ``tenant``): (email, password)."""
+    email = f"op-{uuid.uuid4().hex[:8]}@operators.example"
+    access.create_user(
+        api.container.uow(),
+        email=email,
+        password=PASSWORD,
+        role=Role.TENANT_OPERATOR if tenant else Role.PLATFORM_OPERATOR,
+        tenant_slug=tenant.slug if tenant else None,
+    )
+    return email, PASSWORD
+
+
+def session_token(api: Api, email: str) -> str:
+    return access.login(api.container.uow(), email, PASSWORD).token
+
+
+WEB_EVIDENCE = Evidence(
+    method=ConsentMethod.WEB_FORM,
+    source="https://shop.example/signup",
+    ip_address="198.51.100.20",
+    user_agent="Mozilla/5.0 (seed)",
+)
+
+
+def consenting_contact(
+    api: Api,
+    tenant: Seeded,
+    *,
+    email: str,
+    phone: str | None = None,
+    topics: tuple[str, ...] = ("offers",),
+) -> uuid.UUID:
+    """A contact who gave express consent to ``topics`` by email (and SMS with a phone)."""
+    contact = add_contact(
+        api.container.uow(),
+        tenant.slug,
+        ContactInput(name="Jane Roe", email=email, phone=phone, country="GB"),
+    )
+    evidence = Evidence(
+        method=WEB_EVIDENCE.method,
+        source=WEB_EVIDENCE.source,
+        ip_address=WEB_EVIDENCE.ip_address,
+        user_agent=WEB_EVIDENCE.user_agent,
+        policy_document_id=tenant.disclosure_id,
+    )
+    channels = [Channel.EMAIL] + ([Channel.SMS] if phone else [])
+    for topic in topics:
+        for channel in channels:
+            record_consent(
+                api.container.uow(),
+                tenant.slug,
+                ConsentRequest(
+                    str(contact.id),
+                    topic,
+                    channel,
+                    ConsentAction.GRANTED,
+                    ConsentBasis.EXPRESS,
+                    evidence,
+                ),
+            )
+    return contact.id
