@@ -27,8 +27,9 @@ from consentry.persistence.migrate import upgrade
 from consentry.persistence.outbox import SqlOutbox
 from consentry.persistence.uow import SqlUnitOfWork
 from consentry.services.clock import utcnow
+from consentry.services.compose.tokens import UnsubscribeTokens
 from consentry.services.dispatch import DispatchConfig, Dispatcher, RateLimiter
-from consentry.services.outbound import OutboundComposer, OutboundConfig
+from consentry.services.outbound import TOKEN_PURPOSE, OutboundComposer, OutboundConfig
 from consentry.services.ports import ChannelAdapter
 
 
@@ -53,6 +54,10 @@ class Container:
         if self._composer is None:
             self._composer = OutboundComposer(self.keys, outbound_config(self.settings), utcnow)
         return self._composer
+
+    def unsubscribe_tokens(self) -> UnsubscribeTokens:
+        """Reads (and mints) the tokens in unsubscribe and preference links."""
+        return UnsubscribeTokens(self.keys.derive(TOKEN_PURPOSE))
 
     def dispatcher(self, *, worker_id: str | None = None) -> Dispatcher:
         """A dispatcher with the configured channels; close it when done."""

@@ -10,12 +10,21 @@ from email.utils import make_msgid
 from tests.e2e.pages.conftest import Api, Seeded
 
 from consentry.domain.access import Role
-from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentMethod, Evidence
+from consentry.domain.consent import (
+    ConsentAction,
+    ConsentBasis,
+    ConsentEvent,
+    ConsentMethod,
+    Evidence,
+)
 from consentry.domain.delivery import EmailMessage, SmsMessage
 from consentry.domain.model import Channel
+from consentry.domain.suppression import Suppression
 from consentry.services import access
+from consentry.services.compose.tokens import TokenClaims
 from consentry.services.consent import ConsentRequest, record_consent
 from consentry.services.contacts import ContactInput, add_contact
+from consentry.services.gate import explain_decision
 
 PASSWORD = "correct horse battery staple"
 
@@ -107,3 +116,39 @@ def consenting_contact(
                 ),
             )
     return contact.id
+
+
+def link_token(
+    api: Api,
+    tenant: Seeded,
+    contact_id: uuid.UUID,
+    topic: str = "offers",
+    channel: Channel = Channel.EMAIL,
+) -> str:
+    """The token a message's unsubscribe and preference links carry, minted as the composer does."""
+    with api.container.uow() as uow:
+        topic_id = uow.topics.by_key(tenant.id, topic).id
+        contact = uow.contacts.get(tenant.id, contact_id)
+        point_key = uow.contacts.point_key(contact, channel)
+    assert point_key is not None
+    claims = TokenClaims(tenant.id, contact_id, topic_id, channel, point_key, datetime.now(UTC))
+    return api.container.unsubscribe_tokens().mint(claims)
+
+
+def verdict(
+    api: Api, tenant: Seeded, contact_id: uuid.UUID, topic: str, channel: Channel
+) -> tuple[str, tuple[str, ...]]:
+    """What the gate decides now for this topic and channel: (verdict, reasons)."""
+    found = explain_decision(api.container.uow(), tenant.slug, str(contact_id), topic, channel)
+    decision = found.explanation.decision
+    return decision.verdict.value, decision.reasons
+
+
+def ledger(api: Api, tenant: Seeded, contact_id: uuid.UUID) -> list[ConsentEvent]:
+    with api.container.uow() as uow:
+        return uow.ledger.history(tenant.id, contact_id)
+
+
+def suppressions(api: Api, tenant: Seeded) -> list[Suppression]:
+    with api.container.uow() as uow:
+        return uow.suppressions.list(tenant.id)
