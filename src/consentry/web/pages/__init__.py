@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI, Response
 
-from consentry.web.pages import outbox, signin, unsubscribe
+from consentry.web.pages import outbox, preferences, signin, unsubscribe
 from consentry.web.pages.render import STYLESHEET_PATH, security_headers, stylesheet
 
 assets = APIRouter(include_in_schema=False)
@@ -22,6 +22,13 @@ def pages_stylesheet() -> Response:
 
 def install(app: FastAPI) -> None:
     """Add the pages' routes and their security headers to ``app``."""
+    app.state.preference_limits = preferences.EntryLimits()
     app.middleware("http")(security_headers)
-    for router in (assets, signin.router, outbox.router, unsubscribe.router):
+    for router in (
+        assets,
+        signin.router,
+        outbox.router,
+        unsubscribe.router,
+        preferences.router,
+    ):
         app.include_router(router)
