@@ -29,9 +29,14 @@ CHROMIUM = Path(os.environ.get("CONSENTRY_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the run; each test opens its own context (cookies, storage)."""
+    """One headless Chromium per test module; each test opens its own context.
+
+    Playwright's sync API keeps an event loop running in this thread while it is open, which
+    makes every later ``asyncio.run`` in the same process fail; module scope stops it as soon as
+    the browser tests are done instead of at the end of the session.
+    """
     if not CHROMIUM.exists():
         if IN_CI:
             pytest.fail(f"Chromium is required in CI but {CHROMIUM} is missing")
