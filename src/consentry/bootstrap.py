@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import unquote, urlsplit
@@ -15,6 +16,7 @@ from consentry.channels.twilio_sms import TwilioSmsChannel
 from consentry.channels.whatsapp_cloud import WhatsAppCloudChannel
 from consentry.config import Settings
 from consentry.domain.errors import ConfigurationError, KeyUnavailable
+from consentry.domain.keywords import DEFAULT_KEYWORDS, KeywordLists, KeywordReplyTexts
 from consentry.domain.model import Channel
 from consentry.persistence.crypto import (
     FileKeyRing,
@@ -31,6 +33,7 @@ from consentry.services.compose.tokens import UnsubscribeTokens
 from consentry.services.dispatch import DispatchConfig, Dispatcher, RateLimiter
 from consentry.services.outbound import TOKEN_PURPOSE, OutboundComposer, OutboundConfig
 from consentry.services.ports import ChannelAdapter
+from consentry.services.signals import SignalPolicy
 
 
 @dataclass
@@ -40,6 +43,8 @@ class Container:
     keys: FileKeyRing
 
     _composer: OutboundComposer | None = field(default=None, repr=False)
+    _twilio: TwilioSmsChannel | None = field(default=None, repr=False)
+    _whatsapp: WhatsAppCloudChannel | None = field(default=None, repr=False)
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self.keys)
@@ -58,6 +63,42 @@ class Container:
     def unsubscribe_tokens(self) -> UnsubscribeTokens:
         """Reads (and mints) the tokens in unsubscribe and preference links."""
         return UnsubscribeTokens(self.keys.derive(TOKEN_PURPOSE))
+
+    def twilio_webhooks(self) -> TwilioSmsChannel | None:
+        """The Twilio adapter that verifies and reads Twilio's webhooks, when its credentials
+        are set (whether or not SMS is sent through Twilio); None otherwise."""
+        s = self.settings
+        if not s.twilio_account_sid or s.twilio_auth_token is None:
+            return None
+        if self._twilio is None:
+            self._twilio = TwilioSmsChannel(
+                s.twilio_account_sid, s.twilio_auth_token.get_secret_value(), s.twilio_base_url
+            )
+        return self._twilio
+
+    def whatsapp_webhooks(self) -> WhatsAppCloudChannel | None:
+        """The Cloud API adapter that verifies and reads Meta's webhooks, when the app secret
+        is set; None otherwise."""
+        s = self.settings
+        if s.whatsapp_app_secret is None:
+            return None
+        if self._whatsapp is None:
+            token = s.whatsapp_access_token.get_secret_value() if s.whatsapp_access_token else ""
+            self._whatsapp = WhatsAppCloudChannel(
+                token, s.whatsapp_app_secret.get_secret_value(), s.whatsapp_base_url
+            )
+        return self._whatsapp
+
+    def keyword_lists(self) -> Mapping[str, KeywordLists]:
+        """The SMS and WhatsApp keywords understood (every language in the defaults)."""
+        return DEFAULT_KEYWORDS
+
+    def signal_policy(self) -> SignalPolicy:
+        s = self.settings
+        replies = KeywordReplyTexts(support_contact=s.sms_help_contact, frequency=s.sms_frequency)
+        return SignalPolicy(
+            replies=replies, brand=s.sms_brand, soft_bounce_limit=s.soft_bounce_limit
+        )
 
     def dispatcher(self, *, worker_id: str | None = None) -> Dispatcher:
         """A dispatcher with the configured channels; close it when done."""

@@ -137,6 +137,35 @@ class Settings(BaseSettings):
         description="How long a claimed batch belongs to its worker; a worker that dies "
         "loses it after this long.",
     )
+    whatsapp_verify_token: SecretStr | None = Field(
+        default=None,
+        description="The token Meta echoes in the webhook subscription handshake.",
+    )
+    sms_brand: str = Field(
+        default="consentry",
+        description="The name keyword replies give on the shared SMS number when the person "
+        "is known to several tenants (else the tenant's own name).",
+    )
+    sms_help_contact: str = Field(
+        default="",
+        description="Support contact named in HELP replies (an email address or phone number).",
+    )
+    sms_frequency: str = Field(
+        default="Message frequency varies.",
+        description="The frequency stated in the opt-in confirmation.",
+    )
+    soft_bounce_limit: int = Field(
+        default=3, ge=1, le=100, description="Soft bounces in a row that suppress an address."
+    )
+    inbound_smtp_host: str = Field(
+        default="127.0.0.1", description="Where `consentry inbound-smtp` listens."
+    )
+    inbound_smtp_port: int = Field(default=2525, ge=1, le=65535, description="Its port.")
+    inbound_max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="The largest bounce, complaint or unsubscribe mail accepted.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -21,6 +21,7 @@ from consentry.cli.delivery import (
     worker,
 )
 from consentry.cli.records import contact_app, policy_app, tenant_app, topic_app
+from consentry.cli.signals import inbound_mail, inbound_smtp
 from consentry.domain.errors import KeyUnavailable, LedgerTampered, UnknownValue
 from consentry.domain.explain import Outcome
 from consentry.domain.gate import Decision, Verdict
@@ -56,6 +57,8 @@ app.command()(serve)
 app.command()(send)
 app.command()(outbox)
 app.command()(worker)
+app.command("inbound-smtp")(inbound_smtp)
+app.command("inbound-mail")(inbound_mail)
 keys_app = typer.Typer(help="Encryption keys for personal data.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 

@@ -20,6 +20,7 @@ as carriers apply STOP to the sending number whoever the sender was.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import uuid
@@ -175,6 +176,29 @@ def ingest_provider_events(
             uow.commit()
         results.append(result)
     return results
+
+
+def keep_rejected(
+    uow: UnitOfWork,
+    source: SignalSource,
+    payload: bytes,
+    content_type: str,
+    *,
+    why: str,
+    now: datetime | None = None,
+) -> int | None:
+    """Keep an authentic payload that could not be parsed, for inspection; nothing is applied.
+    Its event id is the payload's SHA-256, so a resent copy is kept once."""
+    now = now or utcnow()
+    with uow:
+        event_id = "sha256:" + hashlib.sha256(payload).hexdigest()
+        inbound_id = uow.signals.record(source, event_id, content_type, payload, now)
+        if inbound_id is not None:
+            uow.signals.settle(
+                inbound_id, status="rejected", tenant_id=None, kinds="", outcome=why[:500]
+            )
+        uow.commit()
+    return inbound_id
 
 
 class _Applier:
@@ -442,7 +466,8 @@ class _Applier:
         if b.kind is BounceKind.DELAYED:
             self.notes.append(f"delayed ({b.status}): not a bounce")
             return
-        sent = self.find_sent(b.original_message_id, message_id_from_verp(b.original_envelope_id))
+        verp = message_id_from_verp(b.return_path) or message_id_from_verp(b.original_envelope_id)
+        sent = self.find_sent(b.original_message_id, verp)
         if sent is None:
             self.unattributed = True
             return
@@ -569,6 +594,7 @@ __all__ = [
     "SignalPolicy",
     "ingest",
     "ingest_provider_events",
+    "keep_rejected",
     "message_id_from",
     "message_id_from_verp",
 ]

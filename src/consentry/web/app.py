@@ -26,6 +26,7 @@ from consentry.web.routes import (
     health,
     messages,
     suppressions,
+    webhooks,
 )
 
 log = logging.getLogger("consentry.http")
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         decisions,
         campaigns,
         messages,
+        webhooks,
     ):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     pages.install(app)
