@@ -75,12 +75,26 @@ def _bodies(scenario: str, contacts: list[str], count: int, first: int, seed: in
     return out
 
 
-def _requests(spec: dict[str, Any], total: int) -> tuple[str, dict[str, str], list[bytes]]:
+Request = tuple[str, dict[str, str], bytes]  # path, headers of its own, body
+
+
+def _requests(spec: dict[str, Any], total: int) -> tuple[dict[str, str], list[Request]]:
+    """Common headers and every request of the run, in order.
+
+    A spec with ``requests_file`` brings its requests prepared (signed webhooks, unsubscribe
+    links: see signals_load.py), a JSON list of ``[path, headers, body]``; they are reused in
+    turn when the run needs more than the file holds.
+    """
+    if "requests_file" in spec:
+        prepared = json.loads(Path(spec["requests_file"]).read_text())
+        first = spec["first"]
+        chosen = [prepared[(first + i) % len(prepared)] for i in range(total)]
+        return {}, [(path, headers, body.encode()) for path, headers, body in chosen]
     contacts = json.loads(Path(spec["contacts_file"]).read_text())[spec["scenario"]]
     bodies = _bodies(spec["scenario"], contacts, total, spec["first"], spec["seed"])
     path = "/v1/decisions" if spec["scenario"] == "decisions" else "/v1/consent"
     headers = {"Authorization": f"Bearer {spec['token']}", "Content-Type": "application/json"}
-    return path, headers, bodies
+    return headers, [(path, {}, body) for body in bodies]
 
 
 async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +108,7 @@ async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
 
     rate, warmup, duration = spec["rate"], spec["warmup"], spec["duration"]
     total = int(rate * (warmup + duration))
-    path, headers, bodies = _requests(spec, total)
+    headers, requests = _requests(spec, total)
     loop = asyncio.get_running_loop()
     measured: list[tuple[float, float, int]] = []  # (latency s, service s, status)
     failures: dict[str, int] = {}
@@ -118,7 +132,8 @@ async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
                 continue
             lateness.append(sent - due)
             try:
-                async with session.post(path, data=bodies[i]) as response:
+                path, own_headers, body = requests[i]
+                async with session.post(path, data=body, headers=own_headers) as response:
                     await response.read()
                     status = response.status
             except (aiohttp.ClientError, TimeoutError) as exc:

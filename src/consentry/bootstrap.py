@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import Engine
 
 from consentry.channels.capture import CaptureChannel
 from consentry.channels.ratelimit import LocalRateLimiter, RedisRateLimiter
+from consentry.channels.sendgrid_events import SendGridEvents
 from consentry.channels.smtp import SmtpChannel, SmtpRelay
 from consentry.channels.twilio_sms import TwilioSmsChannel
 from consentry.channels.whatsapp_cloud import WhatsAppCloudChannel
 from consentry.config import Settings
-from consentry.domain.errors import ConfigurationError, KeyUnavailable
-from consentry.domain.keywords import DEFAULT_KEYWORDS, KeywordLists, KeywordReplyTexts
+from consentry.domain.errors import ConfigurationError, InvalidInput, KeyUnavailable
+from consentry.domain.keywords import (
+    DEFAULT_KEYWORDS,
+    KeywordLists,
+    KeywordReplyTexts,
+    extend_keywords,
+)
 from consentry.domain.model import Channel
 from consentry.persistence.crypto import (
     FileKeyRing,
@@ -45,6 +53,8 @@ class Container:
     _composer: OutboundComposer | None = field(default=None, repr=False)
     _twilio: TwilioSmsChannel | None = field(default=None, repr=False)
     _whatsapp: WhatsAppCloudChannel | None = field(default=None, repr=False)
+    _sendgrid: SendGridEvents | None = field(default=None, repr=False)
+    _keywords: Mapping[str, KeywordLists] | None = field(default=None, repr=False)
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self.keys)
@@ -89,13 +99,29 @@ class Container:
             )
         return self._whatsapp
 
+    def sendgrid_webhooks(self) -> SendGridEvents | None:
+        """Verifies and reads SendGrid's Event Webhook, when its verification key is set."""
+        key = self.settings.sendgrid_webhook_public_key
+        if not key:
+            return None
+        if self._sendgrid is None:
+            self._sendgrid = SendGridEvents(key)
+        return self._sendgrid
+
     def keyword_lists(self) -> Mapping[str, KeywordLists]:
-        """The SMS and WhatsApp keywords understood (every language in the defaults)."""
-        return DEFAULT_KEYWORDS
+        """The SMS and WhatsApp keywords understood: every default language, plus the words
+        and replies of ``CONSENTRY_SMS_KEYWORDS_FILE``."""
+        if self._keywords is None:
+            self._keywords = load_keywords(self.settings.sms_keywords_file)
+        return self._keywords
 
     def signal_policy(self) -> SignalPolicy:
         s = self.settings
-        replies = KeywordReplyTexts(support_contact=s.sms_help_contact, frequency=s.sms_frequency)
+        replies = KeywordReplyTexts(
+            support_contact=s.sms_help_contact,
+            frequency=s.sms_frequency,
+            lists=self.keyword_lists(),
+        )
         return SignalPolicy(
             replies=replies, brand=s.sms_brand, soft_bounce_limit=s.soft_bounce_limit
         )
@@ -194,6 +220,23 @@ def build_adapters(settings: Settings, outbox: SqlOutbox) -> dict[Channel, Chann
     elif settings.whatsapp_channel != "capture":
         raise ConfigurationError("CONSENTRY_WHATSAPP_CHANNEL is 'capture' or 'cloud'")
     return adapters
+
+
+def load_keywords(path: Path | None) -> Mapping[str, KeywordLists]:
+    """The default keywords extended by a JSON keywords file; ConfigurationError if unusable."""
+    if path is None:
+        return DEFAULT_KEYWORDS
+    where = f"CONSENTRY_SMS_KEYWORDS_FILE {path}"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{where}: one object keyed by language code")
+    try:
+        return extend_keywords(data)
+    except InvalidInput as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
 
 
 def build_limiter(settings: Settings) -> RateLimiter | None:

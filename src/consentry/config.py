@@ -141,6 +141,16 @@ class Settings(BaseSettings):
         default=None,
         description="The token Meta echoes in the webhook subscription handshake.",
     )
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None,
+        description="The Event Webhook verification key SendGrid shows (base64 DER or PEM): "
+        "bounce and spam-report events are accepted at /webhooks/sendgrid when it is set.",
+    )
+    sms_keywords_file: Path | None = Field(
+        default=None,
+        description="A JSON file of extra SMS keywords and reply texts per language, added to "
+        "the defaults (see docs/signals.md).",
+    )
     sms_brand: str = Field(
         default="consentry",
         description="The name keyword replies give on the shared SMS number when the person "

@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from string import Template
 
+from consentry.domain.errors import InvalidInput
 from consentry.domain.signals import KeywordKind
 
 # The default reply texts stay within the GSM-7 alphabet (it has ä, ö, ü and é, not á or ê):
@@ -299,11 +300,68 @@ class KeywordReplyTexts:
         return help_reply(brand, self.support_contact, language=self.language, lists=self.lists)
 
 
+_LIST_FIELDS = ("opt_out", "opt_in", "help", "fillers", "refusal", "negators")
+_REPLY_FIELDS = ("help_reply", "opt_out_reply", "opt_in_reply")
+_MAX_ENTRIES = 500
+_MAX_TEXT = 320  # two SMS segments
+
+
+def extend_keywords(
+    custom: Mapping[str, object], base: Mapping[str, KeywordLists] = DEFAULT_KEYWORDS
+) -> dict[str, KeywordLists]:
+    """``base`` with a deployment's own words and replies (the parsed JSON of a keywords file).
+
+    ``custom`` maps a language code to an object with any of the list fields (``opt_out``,
+    ``opt_in``, ``help``, ``fillers``, ``refusal``, ``negators``: lists of words or phrases) and
+    reply texts (``help_reply``, ``opt_out_reply``, ``opt_in_reply``). Words are **added** to a
+    known language's lists, so the carrier-standard words can never be configured away; reply
+    texts replace the defaults. A new language needs at least one opt-out word. InvalidInput
+    names the first thing wrong.
+    """
+    out = dict(base)
+    for code, entry in custom.items():
+        where = f"keywords.{code}"
+        if not isinstance(entry, Mapping) or not code.isascii() or not 1 <= len(code) <= 16:
+            raise InvalidInput(f"{where}: an object per language code", field=where)
+        unknown = set(entry) - {*_LIST_FIELDS, *_REPLY_FIELDS}
+        if unknown:
+            raise InvalidInput(f"{where}: unknown field {sorted(unknown)[0]}", field=where)
+        changes: dict[str, object] = {}
+        known = out.get(code)
+        for name in _LIST_FIELDS:
+            words = entry.get(name, [])
+            if (
+                not isinstance(words, list)
+                or len(words) > _MAX_ENTRIES
+                or not all(
+                    isinstance(w, str) and normalise(w) and len(w) <= _MAX_TEXT for w in words
+                )
+            ):
+                raise InvalidInput(f"{where}.{name}: a list of words or phrases", field=where)
+            have: tuple[str, ...] = getattr(known, name) if known else ()
+            changes[name] = have + tuple(w for w in words if w not in have)
+        for name in _REPLY_FIELDS:
+            if name in entry:
+                text = entry[name]
+                if not isinstance(text, str) or not text.strip() or len(text) > _MAX_TEXT:
+                    raise InvalidInput(f"{where}.{name}: a text of at most {_MAX_TEXT} characters",
+                                       field=where)  # fmt: skip
+                changes[name] = text
+        if known is None:
+            if not changes["opt_out"]:
+                raise InvalidInput(f"{where}: a new language needs opt_out words", field=where)
+            out[code] = KeywordLists(language=code, **changes)  # type: ignore[arg-type]
+        else:
+            out[code] = replace(known, **changes)  # type: ignore[arg-type]
+    return out
+
+
 __all__ = [
     "DEFAULT_KEYWORDS",
     "KeywordLists",
     "KeywordReplyTexts",
     "classify",
+    "extend_keywords",
     "help_reply",
     "normalise",
     "opt_in_reply",

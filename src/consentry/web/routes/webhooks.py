@@ -9,6 +9,7 @@ inspection and answered 400. Providers retry on 5xx, so a replay is expected and
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
@@ -32,6 +33,7 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 FORM = "application/x-www-form-urlencoded"
 _TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 _MAX_BODY = 256 * 1024  # provider webhooks are small; the app-wide body limit is larger
+_MAX_BATCH = 1024 * 1024  # an email provider batches up to a thousand or so events
 
 
 def _container(request: Request) -> Container:
@@ -135,12 +137,15 @@ async def whatsapp(request: Request) -> Response:
     content_type = request.headers.get("content-type", "application/json")
 
     def apply() -> int:
+        # The whole body is read before any of it is applied: one that does not parse is
+        # rejected as a whole, not after the signals ahead of the bad part took effect.
+        inbound = channel.parse_inbound(body, c.keyword_lists())
+        events = channel.parse_webhook(request.headers, body)
         applied = 0
-        for parsed in channel.parse_inbound(body, c.keyword_lists()):
+        for parsed in inbound:
             applied += not ingest(
                 c.uow(), parsed, body, content_type, policy=c.signal_policy()
             ).duplicate
-        events = channel.parse_webhook(request.headers, body)
         results = ingest_provider_events(
             c.uow(), SignalSource.WHATSAPP, events, body, content_type=content_type
         )
@@ -151,6 +156,38 @@ async def whatsapp(request: Request) -> Response:
     except InvalidInput as exc:
         await run_in_threadpool(
             keep_rejected, c.uow(), SignalSource.WHATSAPP, body, content_type, why=str(exc)
+        )
+        return problem(400, exc.code, str(exc))
+    return Response(status_code=200)
+
+
+@router.post("/sendgrid", summary="SendGrid Event Webhook: bounces and spam reports (signed)")
+async def sendgrid(request: Request) -> Response:
+    c = _container(request)
+    events = c.sendgrid_webhooks()
+    if events is None:
+        return _not_configured("SendGrid")
+    body = await request.body()
+    if len(body) > _MAX_BATCH:
+        return problem(413, "BODY_TOO_LARGE", f"an event batch is at most {_MAX_BATCH} bytes")
+    if not events.verify(request.headers, body):
+        return _unsigned()
+    content_type = request.headers.get("content-type", "application/json")
+
+    def apply() -> None:
+        # Each event is its own inbound record, de-duplicated on its sg_event_id and kept as
+        # its own JSON: a batch's other recipients are not stored with it.
+        parsed_events = events.parse(body)
+        raw_events = json.loads(body)
+        for parsed, raw in zip(parsed_events, raw_events, strict=True):
+            payload = json.dumps(raw, ensure_ascii=False, separators=(",", ":")).encode()
+            ingest(c.uow(), parsed, payload, "application/json", policy=c.signal_policy())
+
+    try:
+        await run_in_threadpool(apply)
+    except InvalidInput as exc:
+        await run_in_threadpool(
+            keep_rejected, c.uow(), SignalSource.PROVIDER, body, content_type, why=str(exc)
         )
         return problem(400, exc.code, str(exc))
     return Response(status_code=200)
