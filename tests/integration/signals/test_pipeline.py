@@ -318,3 +318,47 @@ def test_provider_reports_move_deliveries_on_and_record_provider_opt_outs(world:
     assert [(s.reason, s.channel) for s in _active(world)] == [
         (SuppressionReason.PROVIDER, Channel.EMAIL)
     ]
+
+
+def test_a_complaint_stops_the_queued_deliveries_of_a_running_campaign_and_later_ones(
+    world: World,
+) -> None:
+    """Reach: a "no" that arrives while a campaign is queued stops that person's delivery at its
+    dispatch check, and the next campaign does not plan them at all."""
+    (bo, bo_message_id), (cy, _) = _send(world, 2)
+    running = create_campaign(
+        world.new_uow(), SLUG, CampaignInput(name="summer", topic="promotions", template="spring"),
+        actor="test",
+    )  # fmt: skip
+    launch_campaign(world.new_uow(), SLUG, str(running.id), world.container.composer().reviewer)
+
+    report = Complaint(bo.email, FeedbackType.ABUSE, original_message_id=bo_message_id)
+    assert _ingest(world, report).status == "applied"
+    drain(world.container)
+
+    with world.container.engine.connect() as conn:
+        summer = dict(
+            conn.execute(
+                select(deliveries.c.contact_id, deliveries.c.status).where(
+                    deliveries.c.campaign_id == running.id
+                )
+            ).all()
+        )
+    assert summer == {bo.id: "suppressed", cy.id: "sent"}
+
+    later = create_campaign(
+        world.new_uow(), SLUG, CampaignInput(name="autumn", topic="promotions", template="spring"),
+        actor="test",
+    )  # fmt: skip
+    launch_campaign(world.new_uow(), SLUG, str(later.id), world.container.composer().reviewer)
+    drain(world.container)
+    with world.container.engine.connect() as conn:
+        autumn = dict(
+            conn.execute(
+                select(deliveries.c.contact_id, deliveries.c.status).where(
+                    deliveries.c.campaign_id == later.id
+                )
+            ).all()
+        )
+    assert autumn.get(cy.id) == "sent"
+    assert autumn.get(bo.id, "suppressed") == "suppressed"  # refused when planned, or not planned
