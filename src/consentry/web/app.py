@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             extra={
                 "request_id": request.state.request_id,
                 "method": request.method,
-                "path": request.url.path,
+                "path": _logged_path(request),
                 "status": response.status_code,
                 "ms": round((time.perf_counter() - started) * 1000, 2),
                 "principal": principal.actor if principal else None,
@@ -105,6 +105,15 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         return response
 
     return app
+
+
+def _logged_path(request: Request) -> str:
+    """The route's template (``/u/{token}``) rather than the path: unsubscribe and preference
+    links carry a bearer token that must not end up in logs. Unrouted paths are logged as
+    they came, capped."""
+    route = request.scope.get("route")
+    template = getattr(route, "path", None)
+    return template if isinstance(template, str) else request.url.path[:200]
 
 
 def app_from_environment() -> FastAPI:

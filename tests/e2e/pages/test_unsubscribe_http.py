@@ -160,3 +160,16 @@ def test_the_page_buttons_unsubscribe_from_everything_marketing(api: Api, acme: 
     assert again.status_code == 200
     assert len(ledger(api, acme, jane)) == events
     assert len(suppressions(api, acme)) == 1
+
+
+def test_the_request_log_names_the_route_and_never_the_token(
+    api: Api, acme: Seeded, caplog: pytest.LogCaptureFixture
+) -> None:
+    jane = consenting_contact(api, acme, email="jane@example.com")
+    token = link_token(api, acme, jane)
+    with caplog.at_level("INFO", logger="consentry.http"):
+        assert api.client().get(f"/u/{token}").status_code == 200
+        assert api.client().post(f"/u/{token}", data=ONE_CLICK).status_code == 200
+    paths = [getattr(r, "path", None) for r in caplog.records if r.name == "consentry.http"]
+    assert paths.count("/u/{token}") == 2
+    assert token not in caplog.text
