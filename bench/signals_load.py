@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ SCENARIOS = {
     "whatsapp": (STATUSES, 1000, 1000.0),
     "sendgrid": (BOUNCES, 1000, 1000.0),
 }
+Make = Callable[[int], list[list[Any]]]  # requests for a run of this many
 console = Console(width=None if sys.stdout.isatty() else 150)
 
 
@@ -89,9 +91,11 @@ def one_click_requests(links: list[str]) -> list[list[Any]]:
     return [[f"/u/{token}", form, "List-Unsubscribe=One-Click"] for token in links]
 
 
-def twilio_requests(url: str, people: int, count: int) -> list[list[Any]]:
+def twilio_requests(url: str, people: int, count: int, first: int = 0) -> list[list[Any]]:
+    """Every person in turn, STOP on one pass and START on the next (``first`` carries the turn
+    on from the previous run), so every message changes something."""
     out = []
-    for i in range(count):
+    for i in range(first, first + count):
         params = {
             "MessageSid": "SM" + secrets.token_hex(16),
             "AccountSid": TWILIO_SID,
@@ -106,6 +110,18 @@ def twilio_requests(url: str, people: int, count: int) -> list[list[Any]]:
         }
         out.append(["/webhooks/twilio/sms", headers, urlencode(params)])
     return out
+
+
+class TwilioTurns:
+    """Twilio requests for successive runs, carrying the STOP/START turn from one to the next."""
+
+    def __init__(self, url: str, people: int) -> None:
+        self.url, self.people, self.sent = url, people, 0
+
+    def __call__(self, count: int) -> list[list[Any]]:
+        out = twilio_requests(self.url, self.people, count, self.sent)
+        self.sent += count
+        return out
 
 
 def whatsapp_requests(count: int) -> list[list[Any]]:
@@ -218,9 +234,12 @@ class Run:
         self.server = server
         self.used: dict[str, int] = {}
 
-    def measure(self, scenario: str, prepared: Path, events_per_second: float) -> dict[str, Any]:
+    def measure(self, scenario: str, make: Make, events_per_second: float) -> dict[str, Any]:
         per_request, _, p99_target = SCENARIOS[scenario]
         rate = events_per_second / per_request
+        count = int(rate * (self.args.warmup + self.args.duration)) + 1
+        prepared = Path(tempfile.mkstemp(prefix=f"signals-{scenario}-", suffix=".json")[1])
+        prepared.write_text(json.dumps(make(count)))
         spec = {
             "scenario": scenario,
             "rate": rate,
@@ -247,6 +266,7 @@ class Run:
                 ).stdout
         finally:
             Path(f.name).unlink()
+            prepared.unlink()
         busy1, total1 = api_load._cpu_busy()
         cpu1 = self.server.cpu_seconds()
         after = _counts()
@@ -277,7 +297,7 @@ class Run:
         )
         return result
 
-    def search(self, scenario: str, prepared: Path, first: dict[str, Any]) -> dict[str, Any]:
+    def search(self, scenario: str, make: Make, first: dict[str, Any]) -> dict[str, Any]:
         """Halve or grow from the target to bracket the highest rate that meets it."""
         target = SCENARIOS[scenario][1]
         met = target if first["met"] else None
@@ -289,7 +309,7 @@ class Run:
             )
             if met and missed and missed - met <= max(10.0, 0.1 * missed):
                 break
-            result = self.measure(scenario, prepared, round(rate))
+            result = self.measure(scenario, make, round(rate))
             steps.append(result)
             if result["met"]:
                 met = rate
@@ -329,18 +349,14 @@ def main() -> None:
     chosen = args.only or list(SCENARIOS)
     console.log("preparing signed requests")
     links = mint_links() if "one-click" in chosen else []
-    volume = int(max(SCENARIOS[s][1] for s in chosen) * 1.6 * (args.warmup + args.duration))
-    prepared_lists = {
-        "one-click": lambda: one_click_requests(links),
-        "twilio": lambda: twilio_requests(server.url, len(seeded.contact_ids), volume),
-        "whatsapp": lambda: whatsapp_requests(volume // STATUSES),
-        "sendgrid": lambda: sendgrid_requests(key, volume // BOUNCES),
+    # Webhook events are fresh in every run (a replayed event id would only be de-duplicated);
+    # the unsubscribe links are as many as the consented contacts, used in turn across runs.
+    makers: dict[str, Make] = {
+        "one-click": lambda _count: one_click_requests(links),
+        "twilio": TwilioTurns(server.url, len(seeded.contact_ids)),
+        "whatsapp": whatsapp_requests,
+        "sendgrid": lambda count: sendgrid_requests(key, count),
     }
-    files = {}
-    for scenario in chosen:
-        path = Path(tempfile.mkstemp(prefix=f"signals-{scenario}-", suffix=".json")[1])
-        path.write_text(json.dumps(prepared_lists[scenario]()))
-        files[scenario] = path
     results: dict[str, Any] = {
         "machine": machine.describe(),
         "workers": args.workers,
@@ -358,14 +374,12 @@ def main() -> None:
         engine.dispose()
         for scenario in chosen:
             out: dict[str, Any] = {"target_events_per_second": SCENARIOS[scenario][1]}
-            out["at_target"] = run.measure(scenario, files[scenario], SCENARIOS[scenario][1])
+            out["at_target"] = run.measure(scenario, makers[scenario], SCENARIOS[scenario][1])
             if not args.no_search:
-                out["search"] = run.search(scenario, files[scenario], out["at_target"])
+                out["search"] = run.search(scenario, makers[scenario], out["at_target"])
             results["scenarios"][scenario] = out
     finally:
         server.stop()
-        for path in files.values():
-            path.unlink(missing_ok=True)
     results["load_average_after"] = os.getloadavg()
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     console.print(f"results written to {RESULTS}")
