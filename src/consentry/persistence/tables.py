@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 
 from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentMethod, ConsentStatus
@@ -42,6 +43,12 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+
+def _partial_index(name: str, *columns: str, unique: bool = False) -> Index:
+    """An index of the rows whose last column is set (PostgreSQL and SQLite alike)."""
+    where = text(f"{columns[-1]} IS NOT NULL")
+    return Index(name, *columns, unique=unique, postgresql_where=where, sqlite_where=where)
 
 
 def _one_of(column: str, values: type[StrEnum]) -> CheckConstraint:
@@ -427,11 +434,15 @@ deliveries = Table(
     Column("sent_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("campaign_id", "contact_id", name="uq_deliveries_campaign_contact"),
-    UniqueConstraint("tenant_id", "idempotency_key", name="uq_deliveries_tenant_idempotency"),
+    # Campaign rows have no idempotency key, Message-ID, provider id or send time when they are
+    # planned: partial indexes leave them out, so planning a million rows does not write a
+    # million entries of NULL into each (every query below names a value, which implies the
+    # index's condition).
+    _partial_index("uq_deliveries_tenant_idempotency", "tenant_id", "idempotency_key", unique=True),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_campaign_status", "campaign_id", "status"),
-    Index("ix_deliveries_contact_sent", "contact_id", "sent_at"),
-    Index("ix_deliveries_provider", "provider_message_id"),
+    _partial_index("ix_deliveries_contact_sent", "contact_id", "sent_at"),
+    _partial_index("ix_deliveries_provider", "provider_message_id"),
     _one_of("status", DeliveryStatus),
     _one_of("channel", Channel),
     _one_of("category", Category),
@@ -515,4 +526,4 @@ tenant_alerts = Table(
     Index("ix_tenant_alerts_tenant", "tenant_id", "id"),
 )
 
-Index("ix_deliveries_message_id", deliveries.c.message_id)
+deliveries.append_constraint(_partial_index("ix_deliveries_message_id", "message_id"))

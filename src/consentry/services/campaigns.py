@@ -160,12 +160,11 @@ def launch_campaign(
             raise ContentNotCompliant(
                 "content review failed: " + "; ".join(f"{c}: {m}" for c, m in errors), errors
             )
-        counts = uow.deliveries.plan(tenant, campaign, _intent(uow, tenant, campaign), now)
-        uow.campaigns.set_planned(campaign.id, counts, now)
         later = campaign.scheduled_at is not None and campaign.scheduled_at > now
+        intent = _intent(uow, tenant, campaign)
+        counts = uow.deliveries.plan(tenant, campaign, intent, now, queue=not later)
+        uow.campaigns.set_planned(campaign.id, counts, now)
         target = CampaignStatus.SCHEDULED if later else CampaignStatus.RUNNING
-        if not later:
-            uow.deliveries.queue_planned(campaign.id, now)
         uow.campaigns.set_status(campaign.id, CampaignStatus.DRAFT, target, now)
         audit(uow, context, tenant.id, "campaign.launch", "campaign", campaign.id)
         uow.commit()

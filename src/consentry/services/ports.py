@@ -360,7 +360,13 @@ class Deliveries(Protocol):
     (persistence/deliveries.py). Transitions are compare-and-set on status and lease owner."""
 
     def plan(
-        self, tenant: Tenant, campaign: Campaign, intent: Intent, now: datetime
+        self,
+        tenant: Tenant,
+        campaign: Campaign,
+        intent: Intent,
+        now: datetime,
+        *,
+        queue: bool = False,
     ) -> dict[str, int]: ...
     def simulate(
         self, tenant: Tenant, intent: Intent, now: datetime, campaign: Campaign, sample: int = 20
