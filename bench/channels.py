@@ -70,7 +70,8 @@ def _child(args: list[str], port: int) -> Iterator[None]:
 def smtp_sink(port: int) -> tuple[str, list[str]]:
     postfix = shutil.which("smtp-sink")
     if postfix:
-        return "postfix smtp-sink", [postfix, "-c", f"127.0.0.1:{port}", "1000"]
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []  # it will not run as root
+        return "postfix smtp-sink", [postfix, *user, "-c", f"127.0.0.1:{port}", "1000"]
     command = [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}"]
     return "aiosmtpd Sink", [*command, "-c", "aiosmtpd.handlers.Sink"]
 

@@ -596,7 +596,9 @@ def smtp_sink() -> Iterator[dict[str, Any]]:
     port = _free_port()
     postfix = Path("/usr/sbin/smtp-sink")
     if postfix.exists():
-        kind, command = "postfix smtp-sink", [str(postfix), f"127.0.0.1:{port}", "1000"]
+        # smtp-sink refuses to run as root without a user to drop to.
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        kind, command = "postfix smtp-sink", [str(postfix), *user, f"127.0.0.1:{port}", "1000"]
     else:
         console.print(
             "Postfix's smtp-sink is not installed ([bold]apt-get install postfix[/] provides "
