@@ -406,15 +406,20 @@ campaigns = Table(
     _one_of("channel", Channel),
 )
 
+# No foreign keys: a campaign plans a million rows in one INSERT ... SELECT, and checking five
+# keys per row cost two thirds of it (18 of 27 s on PostgreSQL). The planner takes contacts
+# from the contacts table in that statement and the campaign, topic and template from rows it
+# read in the same transaction, and none of these parents is ever deleted (contacts are erased
+# in place), so the keys could only ever be checked, never broken.
 deliveries = Table(
     "deliveries",
     metadata,
     Column("id", RowId, primary_key=True, autoincrement=True),
-    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
-    Column("campaign_id", Uuid, ForeignKey("campaigns.id")),  # NULL: a transactional message
-    Column("contact_id", Uuid, ForeignKey("contacts.id"), nullable=False),
-    Column("topic_id", Uuid, ForeignKey("topics.id"), nullable=False),
-    Column("template_id", Uuid, ForeignKey("templates.id"), nullable=False),
+    Column("tenant_id", Uuid, nullable=False),
+    Column("campaign_id", Uuid),  # NULL: a transactional message
+    Column("contact_id", Uuid, nullable=False),
+    Column("topic_id", Uuid, nullable=False),
+    Column("template_id", Uuid, nullable=False),
     Column("channel", String(16), nullable=False),
     Column("category", String(16), nullable=False),
     Column("status", String(16), nullable=False),

@@ -119,27 +119,54 @@ def ingest(
     now: datetime | None = None,
 ) -> IngestResult:
     """Record and apply one authentic inbound payload, once. Commits."""
+    return ingest_many(uow, [(parsed, payload)], content_type, policy=policy, now=now)[0]
+
+
+def ingest_many(
+    uow: UnitOfWork,
+    items: Sequence[tuple[ParsedInput, bytes]],
+    content_type: str,
+    *,
+    policy: SignalPolicy,
+    now: datetime | None = None,
+) -> list[IngestResult]:
+    """Record and apply the inputs of one delivery from a provider (a batch of events, each
+    with its own payload) in one transaction: all of them or, on an error, none, so that the
+    provider's retry finds nothing half-applied. Each is still recorded, and de-duplicated,
+    under its own event id. Commits."""
     now = now or utcnow()
     with uow:
-        inbound_id = uow.signals.record(parsed.source, parsed.event_id, content_type, payload, now)
-        if inbound_id is None:
-            return IngestResult(None, duplicate=True, status="duplicate")
-        applier = _Applier(uow, inbound_id, parsed.source, policy, parsed.received_at or now)
-        for signal in parsed.signals:
-            applier.apply(signal)
-        result = applier.result()
-        kinds = ",".join(sorted({type(s).__name__ for s in parsed.signals}))
-        uow.signals.settle(
-            inbound_id,
-            status=result.status,
-            tenant_id=applier.tenant_id(),
-            kinds=kinds,
-            outcome="; ".join(result.applied + result.notes) or "nothing to apply",
-        )
+        results = [_record_and_apply(uow, parsed, payload, content_type, policy, now)
+                   for parsed, payload in items]  # fmt: skip
         uow.commit()
-    log.info(
-        "signal",
-        extra={"inbound_id": inbound_id, "source": parsed.source.value, "status": result.status},
+    for result, (parsed, _) in zip(results, items, strict=True):
+        if not result.duplicate:
+            facts = {"inbound_id": result.inbound_id, "source": parsed.source.value}
+            log.info("signal", extra=facts | {"status": result.status})
+    return results
+
+
+def _record_and_apply(  # noqa: PLR0917  (the pipeline's own helper)
+    uow: UnitOfWork,
+    parsed: ParsedInput,
+    payload: bytes,
+    content_type: str,
+    policy: SignalPolicy,
+    now: datetime,
+) -> IngestResult:
+    inbound_id = uow.signals.record(parsed.source, parsed.event_id, content_type, payload, now)
+    if inbound_id is None:
+        return IngestResult(None, duplicate=True, status="duplicate")
+    applier = _Applier(uow, inbound_id, parsed.source, policy, parsed.received_at or now)
+    for signal in parsed.signals:
+        applier.apply(signal)
+    result = applier.result()
+    uow.signals.settle(
+        inbound_id,
+        status=result.status,
+        tenant_id=applier.tenant_id(),
+        kinds=",".join(sorted({type(s).__name__ for s in parsed.signals})),
+        outcome="; ".join(result.applied + result.notes) or "nothing to apply",
     )
     return result
 
@@ -154,11 +181,12 @@ def ingest_provider_events(
     now: datetime | None = None,
 ) -> list[IngestResult]:
     """Delivery reports from a provider webhook: each one recorded under its own event id (a
-    Twilio callback carries one, a WhatsApp webhook may carry several) and applied once."""
+    Twilio callback carries one, a WhatsApp webhook may carry several) and applied once, all
+    in one transaction."""
     now = now or utcnow()
     results = []
-    for event in events:
-        with uow:
+    with uow:
+        for event in events:
             inbound_id = uow.signals.record(source, event.event_id, content_type, payload, now)
             if inbound_id is None:
                 results.append(IngestResult(None, duplicate=True, status="duplicate"))
@@ -173,8 +201,8 @@ def ingest_provider_events(
                 kinds="ProviderEvent",
                 outcome="; ".join(result.applied + result.notes) or "nothing to apply",
             )
-            uow.commit()
-        results.append(result)
+            results.append(result)
+        uow.commit()
     return results
 
 
@@ -593,6 +621,7 @@ __all__ = [
     "KeywordReplies",
     "SignalPolicy",
     "ingest",
+    "ingest_many",
     "ingest_provider_events",
     "keep_rejected",
     "message_id_from",

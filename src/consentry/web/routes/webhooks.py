@@ -23,6 +23,7 @@ from consentry.domain.signals import SignalSource
 from consentry.services.signals import (
     IngestResult,
     ingest,
+    ingest_many,
     ingest_provider_events,
     keep_rejected,
 )
@@ -141,11 +142,10 @@ async def whatsapp(request: Request) -> Response:
         # rejected as a whole, not after the signals ahead of the bad part took effect.
         inbound = channel.parse_inbound(body, c.keyword_lists())
         events = channel.parse_webhook(request.headers, body)
-        applied = 0
-        for parsed in inbound:
-            applied += not ingest(
-                c.uow(), parsed, body, content_type, policy=c.signal_policy()
-            ).duplicate
+        people = ingest_many(
+            c.uow(), [(parsed, body) for parsed in inbound], content_type, policy=c.signal_policy()
+        )
+        applied = sum(not r.duplicate for r in people)
         results = ingest_provider_events(
             c.uow(), SignalSource.WHATSAPP, events, body, content_type=content_type
         )
@@ -178,10 +178,11 @@ async def sendgrid(request: Request) -> Response:
         # Each event is its own inbound record, de-duplicated on its sg_event_id and kept as
         # its own JSON: a batch's other recipients are not stored with it.
         parsed_events = events.parse(body)
-        raw_events = json.loads(body)
-        for parsed, raw in zip(parsed_events, raw_events, strict=True):
-            payload = json.dumps(raw, ensure_ascii=False, separators=(",", ":")).encode()
-            ingest(c.uow(), parsed, payload, "application/json", policy=c.signal_policy())
+        items = [
+            (parsed, json.dumps(raw, ensure_ascii=False, separators=(",", ":")).encode())
+            for parsed, raw in zip(parsed_events, json.loads(body), strict=True)
+        ]
+        ingest_many(c.uow(), items, "application/json", policy=c.signal_policy())
 
     try:
         await run_in_threadpool(apply)
