@@ -125,7 +125,7 @@ class Settings(BaseSettings):
         default=500, ge=1, le=10_000, description="Deliveries a worker claims at a time."
     )
     delivery_window: int = Field(
-        default=32,
+        default=128,
         ge=1,
         le=1_000,
         description="Messages in flight at once per worker: each window is checked by the gate, "

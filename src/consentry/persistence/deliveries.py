@@ -47,7 +47,7 @@ from consentry.domain.errors import AlreadyExists
 from consentry.domain.gate import Intent, Verdict
 from consentry.domain.model import Category, Channel, Tenant
 from consentry.persistence.eligibility import (
-    _no_jit,
+    _audience_settings,
     eligibility_select,
     primary_reason,
     summary_select,
@@ -125,7 +125,7 @@ class SqlDeliveries:
         recipients per primary reason ("ALLOW" for those planned to go). With ``queue`` the
         rows that may go are written ``queued`` at once (a campaign launched now), which spares
         an UPDATE of every one of them."""
-        _no_jit(self._conn)
+        _audience_settings(self._conn)
         campaign_id, template_id = campaign.id, campaign.template_id
         audience = self.audience(campaign.list_id, campaign.audience)
         gate = eligibility_select(self._conn, tenant, intent, now, audience=audience).subquery("g")
@@ -176,7 +176,7 @@ class SqlDeliveries:
         sample: int = 20,
     ) -> Simulation:
         """Counts by primary reason and a sample of refused recipients; writes nothing."""
-        _no_jit(self._conn)
+        _audience_settings(self._conn)
         audience = self.audience(campaign.list_id, campaign.audience)
         prefix, query = summary_select(self._conn, tenant, intent, now, audience)
         by_reason: dict[str, int] = {}
