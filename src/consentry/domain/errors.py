@@ -14,7 +14,8 @@ Hierarchy::
     │   ├── EvidenceIncomplete        EVIDENCE_INCOMPLETE
     │   ├── DisclosureMismatch        DISCLOSURE_MISMATCH
     │   ├── AddressMissing            ADDRESS_MISSING
-    │   └── ConsentForMinor           CONSENT_MINOR
+    │   ├── ConsentForMinor           CONSENT_MINOR
+    │   └── (imports: domain/imports.py)
     ├── NotFound                      (the object does not exist in the caller's tenant)
     │   ├── TenantNotFound            TENANT_NOT_FOUND
     │   ├── TopicNotFound             TOPIC_NOT_FOUND

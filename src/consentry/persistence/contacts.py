@@ -47,7 +47,8 @@ class SqlContactRepository:
             return None
         return self._keys.blind_index(kind, point_index_value(kind, value))
 
-    def _columns(self, contact: Contact) -> dict[str, Any]:
+    def columns(self, contact: Contact) -> dict[str, Any]:
+        """The stored columns of a contact besides its ids and times: sealed and indexed."""
         seal = self._crypto.seal
         tid = contact.tenant_id
         dob = None if contact.date_of_birth is None else contact.date_of_birth.isoformat()
@@ -74,7 +75,7 @@ class SqlContactRepository:
         }
 
     def add(self, contact: Contact) -> None:
-        values = self._columns(contact)
+        values = self.columns(contact)
         try:
             with self._conn.begin_nested():
                 self._conn.execute(
@@ -90,7 +91,7 @@ class SqlContactRepository:
             raise AlreadyExists("a contact with this email address exists", field="email") from exc
 
     def update(self, contact: Contact) -> None:
-        values = self._columns(contact)
+        values = self.columns(contact)
         try:
             with self._conn.begin_nested():
                 result = self._conn.execute(

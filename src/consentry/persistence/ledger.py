@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -24,6 +24,7 @@ from consentry.domain.consent import (
 )
 from consentry.domain.errors import NotFound
 from consentry.domain.model import Channel
+from consentry.persistence.bulk import bulk_insert
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import chain_heads, consent_events, consent_states
 from consentry.persistence.tenancy import CONSENT_CHAIN
@@ -68,6 +69,20 @@ def _bare_evidence(row: Any) -> Evidence:
         inbound_message_id=row.inbound_message_id,
         relationship=None if row.relationship is None else Relationship(row.relationship),
     )
+
+
+_EVENT_COLUMNS = (
+    "id", "tenant_id", "seq", "contact_id", "point_key", "topic_id", "channel", "action", "basis",
+    "method", "source_enc", "source_digest", "ip_enc", "ip_digest", "user_agent_enc",
+    "user_agent_digest", "note_enc", "note_digest", "policy_document_id", "disclosure_hash",
+    "actor", "import_batch_id", "inbound_message_id", "relationship", "occurred_at",
+    "recorded_at", "expires_at", "prev_hash", "hash",
+)  # fmt: skip
+
+_STATE_COLUMNS = (
+    "tenant_id", "topic_id", "channel", "contact_id", "point_key", "status", "basis",
+    "confirmed", "event_id", "seq", "granted_at", "expires_at", "updated_at",
+)  # fmt: skip
 
 
 class SqlConsentLedger:
@@ -126,6 +141,55 @@ class SqlConsentLedger:
             .values(seq=event.seq, hash=event.hash)
         )
         return event
+
+    def append_many(
+        self, events: Sequence[tuple[ConsentEvent, EvidenceDigests]]
+    ) -> list[ConsentEvent]:
+        """Append events in order as one batch: the chain head is locked and moved once, each
+        event chained to the one before it exactly as ``append`` would; inserted in bulk."""
+        if not events:
+            return []
+        tid = events[0][0].tenant_id
+        head = self._conn.execute(
+            select(chain_heads.c.seq, chain_heads.c.hash)
+            .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tid)
+            .with_for_update()
+        ).one()
+        seq, prev = int(head.seq), str(head.hash)
+        chained: list[ConsentEvent] = []
+        rows: list[tuple[Any, ...]] = []
+        seal = self._crypto.seal
+        for original, digests in events:
+            if original.tenant_id != tid:
+                raise ValueError("one batch appends to one tenant's chain")
+            seq += 1
+            numbered = replace(original, seq=seq, prev_hash=prev)
+            event = replace(numbered, hash=link_hash(prev, canonical_event(numbered, digests)))
+            prev = event.hash
+            chained.append(event)
+            ev = event.evidence
+            rows.append(
+                (
+                    event.id, tid, event.seq, event.contact_id, event.point_key, event.topic_id,
+                    event.channel.value, event.action.value, event.basis.value, ev.method.value,
+                    seal(tid, "consent_events.source_enc", ev.source), digests.source,
+                    seal(tid, "consent_events.ip_enc", ev.ip_address), digests.ip_address,
+                    seal(tid, "consent_events.user_agent_enc", ev.user_agent),
+                    digests.user_agent, seal(tid, "consent_events.note_enc", ev.note),
+                    digests.note, ev.policy_document_id, ev.disclosure_hash, ev.actor,
+                    ev.import_batch_id, ev.inbound_message_id,
+                    None if ev.relationship is None else ev.relationship.value,
+                    event.occurred_at, event.recorded_at, event.expires_at, event.prev_hash,
+                    event.hash,
+                )
+            )  # fmt: skip
+        bulk_insert(self._conn, consent_events, _EVENT_COLUMNS, rows)
+        self._conn.execute(
+            update(chain_heads)
+            .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tid)
+            .values(seq=seq, hash=prev)
+        )
+        return chained
 
     def _full(self, row: Any) -> ConsentEvent:
         tid = row.tenant_id
@@ -292,6 +356,22 @@ class SqlConsentStates:
                     **values,
                 )
             )
+
+    def add_many(self, states: Sequence[ConsentState]) -> None:
+        """Insert states known not to exist yet (contact points new to the tenant), in bulk."""
+        bulk_insert(
+            self._conn,
+            consent_states,
+            _STATE_COLUMNS,
+            [
+                (
+                    s.tenant_id, s.topic_id, s.channel.value, s.contact_id, s.point_key,
+                    s.status.value, s.basis.value, s.confirmed, s.event_id, s.seq, s.granted_at,
+                    s.expires_at, s.updated_at,
+                )
+                for s in states
+            ],
+        )  # fmt: skip
 
     def for_tenant(self, tenant_id: uuid.UUID) -> list[ConsentState]:
         rows = self._conn.execute(

@@ -29,6 +29,7 @@ from sqlalchemy import (
 
 from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentMethod, ConsentStatus
 from consentry.domain.delivery import CampaignStatus, DeliveryStatus
+from consentry.domain.imports import Acquisition, ImportStatus, Severity
 from consentry.domain.model import Category, Channel, PolicyKind, PolicyStatus, TenantStatus
 from consentry.domain.suppression import SuppressionReason, SuppressionScope
 from consentry.persistence.types import UTCDateTime
@@ -532,3 +533,60 @@ tenant_alerts = Table(
 )
 
 deliveries.append_constraint(_partial_index("ix_deliveries_message_id", "message_id"))
+
+# -- imports: attested lists, and the row-level report of each -----------------------------------
+
+imports = Table(
+    "imports",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("topic_id", Uuid, ForeignKey("topics.id"), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("keep_good_rows", Boolean, nullable=False),
+    Column("file_name", String(300), nullable=False),
+    Column("file_sha256", String(64), nullable=False),
+    Column("file_bytes", BigInteger, nullable=False),
+    Column("rows_total", BigInteger, nullable=False),
+    Column("rows_done", BigInteger, nullable=False),
+    Column("mapping", Text, nullable=False),  # JSON: field -> column
+    Column("required", String(200), nullable=False),  # per-row evidence required, comma-separated
+    # The attestation: what the importer declared about the list, and who.
+    Column("source", String(500), nullable=False),
+    Column("opt_in_method", String(32), nullable=False),
+    Column("collected_from", Date, nullable=False),
+    Column("collected_to", Date, nullable=False),
+    Column("website", String(500)),
+    Column("acquisition", String(16), nullable=False),
+    Column("attested", Boolean, nullable=False),
+    Column("attested_by", String(200), nullable=False),
+    Column("disclosure_document_id", Uuid, ForeignKey("policy_documents.id")),
+    Column("disclosure_text", Text),
+    Column("confirmation_required", Boolean, nullable=False),
+    Column("counts", Text, nullable=False),  # JSON: imported, pending, skipped, errors, ...
+    Column("error_code", String(64)),
+    Column("error_detail", String(500)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Index("ix_imports_tenant", "tenant_id", "created_at"),
+    _one_of("channel", Channel),
+    _one_of("status", ImportStatus),
+    _one_of("acquisition", Acquisition),
+)
+
+import_issues = Table(
+    "import_issues",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("import_id", Uuid, ForeignKey("imports.id"), nullable=False),
+    Column("line", BigInteger, nullable=False),
+    Column("field", String(64)),
+    Column("code", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("message", String(500), nullable=False),
+    Column("value_enc", LargeBinary),  # the offending cell, sealed under the tenant's key
+    Index("ix_import_issues_import", "import_id", "id"),
+    _one_of("severity", Severity),
+)

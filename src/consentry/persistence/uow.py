@@ -19,6 +19,7 @@ from consentry.persistence.deliveries import SqlDeliveries
 from consentry.persistence.eligibility import SqlGateQueries
 from consentry.persistence.engine import READ_ONLY
 from consentry.persistence.fences import SqlFences
+from consentry.persistence.imports import SqlImportRows, SqlImports
 from consentry.persistence.ledger import SqlConsentLedger, SqlConsentStates
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.signals import SqlSignals
@@ -53,6 +54,8 @@ class SqlUnitOfWork:
     deliveries: SqlDeliveries
     fences: SqlFences
     signals: SqlSignals
+    imports: SqlImports
+    import_rows: SqlImportRows
 
     def __init__(self, engine: Engine, keys: KeyRing, *, read_only: bool = False) -> None:
         self._engine = engine
@@ -93,6 +96,8 @@ class SqlUnitOfWork:
         self.deliveries = SqlDeliveries(conn, crypto)
         self.fences = SqlFences(conn)
         self.signals = SqlSignals(conn, self.keys)
+        self.imports = SqlImports(conn, crypto)
+        self.import_rows = SqlImportRows(conn, self.contacts)
         return self
 
     def __exit__(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -20,7 +20,7 @@ from consentry.domain.campaigns import (
     Simulation,
 )
 from consentry.domain.chain import ChainLink
-from consentry.domain.consent import ConsentEvent, ConsentState, EvidenceDigests
+from consentry.domain.consent import ConsentEvent, ConsentState, ConsentStatus, EvidenceDigests
 from consentry.domain.delivery import (
     CampaignStatus,
     DeliveryStatus,
@@ -29,6 +29,7 @@ from consentry.domain.delivery import (
     SendResult,
 )
 from consentry.domain.gate import Decision, Intent, RecipientFacts
+from consentry.domain.imports import ImportCounts, ImportRecord, ImportStatus, RowIssue
 from consentry.domain.model import (
     BusinessProfile,
     Category,
@@ -155,6 +156,12 @@ class ConsentLedger(Protocol):
         """Assign the next sequence number and chain hash of the tenant, insert, return it."""
         ...
 
+    def append_many(
+        self, events: Sequence[tuple[ConsentEvent, EvidenceDigests]]
+    ) -> list[ConsentEvent]:
+        """Append one tenant's events in order, chained as ``append`` would, in one batch."""
+        ...
+
     def history(self, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> list[ConsentEvent]: ...
     def get(self, tenant_id: uuid.UUID, event_id: uuid.UUID) -> ConsentEvent: ...
     def links(self, tenant_id: uuid.UUID) -> Generator[ChainLink, None, None]: ...
@@ -176,6 +183,10 @@ class ConsentStates(Protocol):
         self, tenant_id: uuid.UUID, contact_id: uuid.UUID, topic_id: uuid.UUID, channel: Channel
     ) -> ConsentState | None: ...
     def put(self, state: ConsentState) -> None: ...
+    def add_many(self, states: Sequence[ConsentState]) -> None:
+        """Insert states of contact points that have none yet, in bulk."""
+        ...
+
     def for_contact(self, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> list[ConsentState]: ...
     def for_tenant(self, tenant_id: uuid.UUID) -> list[ConsentState]: ...
 
@@ -492,6 +503,66 @@ class Signals(Protocol):
     def alerts(self, tenant_id: uuid.UUID, limit: int = 100) -> list[tuple[str, str, datetime]]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ExistingPoint:
+    """A contact point an import row names that the tenant already has."""
+
+    contact_id: uuid.UUID
+    adult_on: date | None
+    # Consent states of the point on the import's topic and its umbrella:
+    # (topic id, status, confirmed, recorded by this same import).
+    states: tuple[tuple[uuid.UUID, ConsentStatus, bool, bool], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportLookup:
+    existing: dict[bytes, ExistingPoint]  # point key -> the contact that has it
+    email_owners: dict[bytes, uuid.UUID]  # email blind index -> contact
+    suppressed: dict[bytes, str]  # point key -> reason of an active suppression on the channel
+
+
+class ImportRecords(Protocol):
+    """Import records with their attestation and file hash, and their row-level reports."""
+
+    def add(self, record: ImportRecord) -> None: ...
+    def get(self, tenant_id: uuid.UUID, import_id: uuid.UUID) -> ImportRecord: ...
+    def finish(
+        self,
+        import_id: uuid.UUID,
+        *,
+        status: ImportStatus,
+        counts: ImportCounts,
+        rows_done: int,
+        at: datetime | None,
+        disclosure_document_id: uuid.UUID | None = None,
+        error: tuple[str, str] | None = None,
+    ) -> None: ...
+    def add_issues(
+        self, tenant_id: uuid.UUID, import_id: uuid.UUID, issues: Iterable[RowIssue]
+    ) -> None: ...
+    def issues(
+        self, tenant_id: uuid.UUID, import_id: uuid.UUID, after: int = 0, limit: int | None = None
+    ) -> Iterator[tuple[int, RowIssue]]:
+        """(cursor, issue) pairs in file order after ``after``."""
+        ...
+
+
+class ImportRows(Protocol):
+    """Set-based reads and bulk writes of one batch of import rows."""
+
+    def lookup(
+        self,
+        tenant_id: uuid.UUID,
+        channel: Channel,
+        *,
+        topic_ids: Sequence[uuid.UUID],
+        point_keys: Sequence[bytes],
+        email_keys: Sequence[bytes],
+        import_id: uuid.UUID,
+    ) -> ImportLookup: ...
+    def add_contacts(self, new: Sequence[Contact]) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. ``with uow:`` begins it; leaving without ``commit()`` rolls back."""
 
@@ -539,6 +610,10 @@ class UnitOfWork(Protocol):
     def fences(self) -> Fences: ...
     @property
     def signals(self) -> Signals: ...
+    @property
+    def imports(self) -> ImportRecords: ...
+    @property
+    def import_rows(self) -> ImportRows: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(

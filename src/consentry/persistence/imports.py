@@ -1,0 +1,308 @@
+"""Import records with their attestation and report, and the set-based lookups of an import."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, or_, select, update
+
+from consentry.domain.consent import ConsentStatus
+from consentry.domain.imports import (
+    Acquisition,
+    Attestation,
+    ImportCounts,
+    ImportNotFound,
+    ImportRecord,
+    ImportStatus,
+    OptInMethod,
+    RowIssue,
+    Severity,
+)
+from consentry.domain.model import Channel, Contact
+from consentry.persistence.bulk import bulk_insert
+from consentry.persistence.contacts import SqlContactRepository, key_column
+from consentry.persistence.rows import FieldCrypto
+from consentry.persistence.tables import (
+    consent_events,
+    consent_states,
+    contacts,
+    import_issues,
+    imports,
+    suppressions,
+    topics,
+)
+from consentry.services.ports import ExistingPoint, ImportLookup
+
+_ISSUE_BATCH = 2000
+
+
+def _record(row: Any) -> ImportRecord:
+    counts = json.loads(row.counts)
+    return ImportRecord(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        topic_id=row.topic_id,
+        topic_key=row.topic_key,
+        channel=Channel(row.channel),
+        status=ImportStatus(row.status),
+        dry_run=row.dry_run,
+        keep_good_rows=row.keep_good_rows,
+        file_name=row.file_name,
+        file_sha256=row.file_sha256,
+        file_bytes=row.file_bytes,
+        rows_total=row.rows_total,
+        rows_done=row.rows_done,
+        mapping=json.loads(row.mapping),
+        required=tuple(r for r in row.required.split(",") if r),
+        attestation=Attestation(
+            source=row.source,
+            opt_in_method=OptInMethod(row.opt_in_method),
+            collected_from=row.collected_from,
+            collected_to=row.collected_to,
+            acquisition=Acquisition(row.acquisition),
+            attested=row.attested,
+            attested_by=row.attested_by,
+            website=row.website,
+            disclosure_document_id=row.disclosure_document_id,
+            disclosure_text=row.disclosure_text,
+        ),
+        created_at=row.created_at,
+        counts=ImportCounts(**counts),
+        disclosure_document_id=row.disclosure_document_id,
+        confirmation_required=row.confirmation_required,
+        error_code=row.error_code,
+        error_detail=row.error_detail,
+        finished_at=row.finished_at,
+    )
+
+
+class SqlImports:
+    """Import records (the attestation and file hash kept as declared) and their reports."""
+
+    def __init__(self, conn: Connection, crypto: FieldCrypto) -> None:
+        self._conn = conn
+        self._crypto = crypto
+
+    def add(self, record: ImportRecord) -> None:
+        a = record.attestation
+        self._conn.execute(
+            insert(imports).values(
+                id=record.id,
+                tenant_id=record.tenant_id,
+                topic_id=record.topic_id,
+                channel=record.channel.value,
+                status=record.status.value,
+                dry_run=record.dry_run,
+                keep_good_rows=record.keep_good_rows,
+                file_name=record.file_name[:300],
+                file_sha256=record.file_sha256,
+                file_bytes=record.file_bytes,
+                rows_total=record.rows_total,
+                rows_done=record.rows_done,
+                mapping=json.dumps(record.mapping, sort_keys=True),
+                required=",".join(record.required),
+                source=a.source,
+                opt_in_method=a.opt_in_method.value,
+                collected_from=a.collected_from,
+                collected_to=a.collected_to,
+                website=a.website,
+                acquisition=a.acquisition.value,
+                attested=a.attested,
+                attested_by=a.attested_by,
+                disclosure_document_id=record.disclosure_document_id,
+                disclosure_text=a.disclosure_text,
+                confirmation_required=record.confirmation_required,
+                counts=json.dumps(asdict(record.counts)),
+                created_at=record.created_at,
+            )
+        )
+
+    def get(self, tenant_id: uuid.UUID, import_id: uuid.UUID) -> ImportRecord:
+        row = self._conn.execute(
+            select(imports, topics.c.key.label("topic_key"))
+            .join(topics, topics.c.id == imports.c.topic_id)
+            .where(imports.c.tenant_id == tenant_id, imports.c.id == import_id)
+        ).one_or_none()
+        if row is None:
+            raise ImportNotFound(f"import {import_id} not found", field="import")
+        return _record(row)
+
+    def finish(
+        self,
+        import_id: uuid.UUID,
+        *,
+        status: ImportStatus,
+        counts: ImportCounts,
+        rows_done: int,
+        at: datetime | None,
+        disclosure_document_id: uuid.UUID | None = None,
+        error: tuple[str, str] | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "status": status.value,
+            "counts": json.dumps(asdict(counts)),
+            "rows_done": rows_done,
+            "finished_at": at,
+        }
+        if disclosure_document_id is not None:
+            values["disclosure_document_id"] = disclosure_document_id
+        if error is not None:
+            values["error_code"], values["error_detail"] = error[0], error[1][:500]
+        self._conn.execute(update(imports).where(imports.c.id == import_id).values(**values))
+
+    def add_issues(
+        self, tenant_id: uuid.UUID, import_id: uuid.UUID, issues: Iterable[RowIssue]
+    ) -> None:
+        batch: list[tuple[Any, ...]] = []
+        for issue in issues:
+            batch.append(
+                (
+                    import_id,
+                    issue.line,
+                    issue.field,
+                    issue.code,
+                    issue.severity.value,
+                    issue.message[:500],
+                    self._crypto.seal(tenant_id, "import_issues.value", issue.value),
+                )
+            )
+            if len(batch) >= _ISSUE_BATCH:
+                self._insert_issues(batch)
+                batch = []
+        self._insert_issues(batch)
+
+    def _insert_issues(self, batch: list[tuple[Any, ...]]) -> None:
+        columns = ("import_id", "line", "field", "code", "severity", "message", "value_enc")
+        bulk_insert(self._conn, import_issues, columns, batch)
+
+    def issues(
+        self, tenant_id: uuid.UUID, import_id: uuid.UUID, after: int = 0, limit: int | None = None
+    ) -> Iterator[tuple[int, RowIssue]]:
+        """The report in file order, with a cursor; values decrypted."""
+        query = (
+            select(import_issues)
+            .where(import_issues.c.import_id == import_id, import_issues.c.id > after)
+            .order_by(import_issues.c.id)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        result = self._conn.execute(query, execution_options={"yield_per": 2000})
+        try:
+            for row in result:
+                yield (
+                    int(row.id),
+                    RowIssue(
+                        line=row.line,
+                        field=row.field,
+                        code=row.code,
+                        severity=Severity(row.severity),
+                        message=row.message,
+                        value=self._crypto.open(tenant_id, "import_issues.value", row.value_enc),
+                    ),
+                )
+        finally:
+            result.close()
+
+
+class SqlImportRows:
+    """The set-based reads and bulk writes of one import batch."""
+
+    def __init__(self, conn: Connection, contacts_repo: SqlContactRepository) -> None:
+        self._conn = conn
+        self._contacts = contacts_repo
+
+    def lookup(
+        self,
+        tenant_id: uuid.UUID,
+        channel: Channel,
+        *,
+        topic_ids: Sequence[uuid.UUID],
+        point_keys: Sequence[bytes],
+        email_keys: Sequence[bytes],
+        import_id: uuid.UUID,
+    ) -> ImportLookup:
+        found: dict[bytes, ExistingPoint] = {}
+        emails: dict[bytes, uuid.UUID] = {}
+        suppressed: dict[bytes, str] = {}
+        point_column = key_column(channel)
+        if point_keys:
+            rows = self._conn.execute(
+                select(contacts.c.id, point_column.label("k"), contacts.c.adult_on).where(
+                    contacts.c.tenant_id == tenant_id, point_column.in_(point_keys)
+                )
+            )
+            owners = {bytes(r.k): (r.id, r.adult_on) for r in rows}
+            states: dict[uuid.UUID, list[tuple[uuid.UUID, ConsentStatus, bool, bool]]] = {}
+            if owners:
+                ids = [owner for owner, _ in owners.values()]
+                state_rows = self._conn.execute(
+                    select(
+                        consent_states.c.contact_id,
+                        consent_states.c.topic_id,
+                        consent_states.c.point_key,
+                        consent_states.c.status,
+                        consent_states.c.confirmed,
+                        consent_events.c.import_batch_id,
+                    )
+                    .join(consent_events, consent_events.c.id == consent_states.c.event_id)
+                    .where(
+                        consent_states.c.tenant_id == tenant_id,
+                        consent_states.c.contact_id.in_(ids),
+                        consent_states.c.channel == channel.value,
+                        consent_states.c.topic_id.in_(topic_ids),
+                    )
+                )
+                by_owner = {owner: key for key, (owner, _) in owners.items()}
+                for s in state_rows:
+                    # A state recorded for an earlier address of the contact is not theirs now.
+                    if bytes(s.point_key) != by_owner.get(s.contact_id):
+                        continue
+                    states.setdefault(s.contact_id, []).append(
+                        (
+                            s.topic_id,
+                            ConsentStatus(s.status),
+                            s.confirmed,
+                            s.import_batch_id == import_id,
+                        )
+                    )
+            for key, (owner, adult_on) in owners.items():
+                found[key] = ExistingPoint(owner, adult_on, tuple(states.get(owner, ())))
+            blocks = self._conn.execute(
+                select(suppressions.c.point_key, suppressions.c.reason).where(
+                    suppressions.c.point_key.in_(point_keys),
+                    suppressions.c.channel == channel.value,
+                    suppressions.c.lifted_at.is_(None),
+                    or_(suppressions.c.tenant_id == tenant_id, suppressions.c.tenant_id.is_(None)),
+                )
+            )
+            for b in blocks:
+                suppressed.setdefault(bytes(b.point_key), b.reason)
+        if email_keys:
+            rows = self._conn.execute(
+                select(contacts.c.id, contacts.c.email_key).where(
+                    and_(contacts.c.tenant_id == tenant_id, contacts.c.email_key.in_(email_keys))
+                )
+            )
+            emails = {bytes(r.email_key): r.id for r in rows}
+        return ImportLookup(found, emails, suppressed)
+
+    def add_contacts(self, new: Sequence[Contact]) -> None:
+        """Insert new contacts, sealed and indexed exactly as ``SqlContactRepository.add``."""
+        if not new:
+            return
+        rows: list[tuple[Any, ...]] = []
+        names: tuple[str, ...] = ()
+        for contact in new:
+            values = self._contacts.columns(contact)
+            if not names:
+                names = ("id", "tenant_id", "created_at", "updated_at", *values)
+            rows.append(
+                (contact.id, contact.tenant_id, contact.created_at, contact.created_at,
+                 *values.values())
+            )  # fmt: skip
+        bulk_insert(self._conn, contacts, names, rows)
