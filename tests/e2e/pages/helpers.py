@@ -150,5 +150,7 @@ def ledger(api: Api, tenant: Seeded, contact_id: uuid.UUID) -> list[ConsentEvent
 
 
 def suppressions(api: Api, tenant: Seeded) -> list[Suppression]:
+    """The tenant's own suppressions. Platform-wide ones (SMS keywords) also bind the tenant,
+    but on the shared PostgreSQL database other tests' keywords add those at any time."""
     with api.container.uow() as uow:
-        return uow.suppressions.list(tenant.id)
+        return [s for s in uow.suppressions.list(tenant.id) if s.tenant_id == tenant.id]
