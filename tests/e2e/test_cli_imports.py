@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from consentry.cli.app import app
 from tests.e2e.conftest import CLEAN_ENV, Cli
+
+from consentry.cli.app import app
 
 ROWS = (
     "Email,Name,Signed up,IP\n"
