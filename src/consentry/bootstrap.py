@@ -18,6 +18,7 @@ from consentry.channels.smtp import SmtpChannel, SmtpRelay
 from consentry.channels.twilio_sms import TwilioSmsChannel
 from consentry.channels.whatsapp_cloud import WhatsAppCloudChannel
 from consentry.config import Settings
+from consentry.domain.delivery import OutboundMessage
 from consentry.domain.errors import ConfigurationError, InvalidInput, KeyUnavailable
 from consentry.domain.keywords import (
     DEFAULT_KEYWORDS,
@@ -37,7 +38,9 @@ from consentry.persistence.migrate import upgrade
 from consentry.persistence.outbox import SqlOutbox
 from consentry.persistence.uow import SqlUnitOfWork
 from consentry.services.clock import utcnow
+from consentry.services.compose.confirmation import CONFIRMATION_PURPOSE, ConfirmationTokens
 from consentry.services.compose.tokens import UnsubscribeTokens
+from consentry.services.confirmations import ConfirmationConfig, ResendLimits
 from consentry.services.dispatch import DispatchConfig, Dispatcher, RateLimiter
 from consentry.services.outbound import TOKEN_PURPOSE, OutboundComposer, OutboundConfig
 from consentry.services.ports import ChannelAdapter
@@ -55,6 +58,7 @@ class Container:
     _whatsapp: WhatsAppCloudChannel | None = field(default=None, repr=False)
     _sendgrid: SendGridEvents | None = field(default=None, repr=False)
     _keywords: Mapping[str, KeywordLists] | None = field(default=None, repr=False)
+    _resend_limits: ResendLimits | None = field(default=None, repr=False)
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self.keys)
@@ -73,6 +77,38 @@ class Container:
     def unsubscribe_tokens(self) -> UnsubscribeTokens:
         """Reads (and mints) the tokens in unsubscribe and preference links."""
         return UnsubscribeTokens(self.keys.derive(TOKEN_PURPOSE))
+
+    def confirmation_tokens(self) -> ConfirmationTokens:
+        """Mints and reads the tokens of confirmed opt-in links (a key of their own)."""
+        lifetime = timedelta(days=self.settings.confirmation_lifetime_days)
+        return ConfirmationTokens(self.keys.derive(CONFIRMATION_PURPOSE), lifetime=lifetime)
+
+    def confirmation_config(self) -> ConfirmationConfig:
+        s = self.settings
+        return ConfirmationConfig(
+            public_base_url=s.public_base_url,
+            sms_sender=s.sms_sender,
+            sms_frequency=s.sms_frequency,
+            sms_help_contact=s.sms_help_contact,
+            resend_interval=timedelta(seconds=s.confirmation_resend_seconds),
+        )
+
+    def resend_limits(self) -> ResendLimits:
+        """Confirmation requests sent by this process, per address and topic."""
+        if self._resend_limits is None:
+            interval = timedelta(seconds=self.settings.confirmation_resend_seconds)
+            self._resend_limits = ResendLimits(interval)
+        return self._resend_limits
+
+    def send_now(self, message: OutboundMessage) -> None:
+        """Send one message outside any campaign (confirmation requests) through the
+        configured channel."""
+        adapters = build_adapters(self.settings, self.outbox())
+        try:
+            adapters[message.channel].send(message)
+        finally:
+            for adapter in adapters.values():
+                adapter.close()
 
     def twilio_webhooks(self) -> TwilioSmsChannel | None:
         """The Twilio adapter that verifies and reads Twilio's webhooks, when its credentials
@@ -123,7 +159,11 @@ class Container:
             lists=self.keyword_lists(),
         )
         return SignalPolicy(
-            replies=replies, brand=s.sms_brand, soft_bounce_limit=s.soft_bounce_limit
+            replies=replies,
+            brand=s.sms_brand,
+            soft_bounce_limit=s.soft_bounce_limit,
+            confirmation_lifetime=timedelta(days=s.confirmation_lifetime_days),
+            sms_frequency=s.sms_frequency,
         )
 
     def dispatcher(self, *, worker_id: str | None = None) -> Dispatcher:

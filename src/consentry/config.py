@@ -40,11 +40,6 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body the API accepts."
     )
-    import_max_bytes: int = Field(
-        default=104_857_600,
-        ge=1024,
-        description="Largest contact list file an import accepts (CLI and API upload).",
-    )
     api_rate_per_second: float = Field(
         default=200.0, gt=0, description="Sustained requests per second per API key or address."
     )
@@ -168,6 +163,18 @@ class Settings(BaseSettings):
     sms_frequency: str = Field(
         default="Message frequency varies.",
         description="The frequency stated in the opt-in confirmation.",
+    )
+    confirmation_lifetime_days: int = Field(
+        default=7,
+        ge=1,
+        le=90,
+        description="Days a confirmed opt-in request (email link or SMS YES) can be confirmed; "
+        "after that it lapses (consentry consent lapse-pending).",
+    )
+    confirmation_resend_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="Least time between two confirmation requests to one address for one topic.",
     )
     soft_bounce_limit: int = Field(
         default=3, ge=1, le=100, description="Soft bounces in a row that suppress an address."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import typer
 from rich.table import Table
@@ -19,6 +19,7 @@ from consentry.domain.consent import (
 from consentry.domain.errors import UnknownValue
 from consentry.domain.model import Channel
 from consentry.domain.suppression import SuppressionReason, SuppressionScope
+from consentry.services import confirmations as confirmation_service
 from consentry.services import consent as consent_service
 from consentry.services import suppressions as suppression_service
 
@@ -63,8 +64,13 @@ def _record(
     evidence: Evidence,
     at: str | None,
 ) -> None:
-    recorded = consent_service.record_consent(
-        state(ctx).container().uow(),
+    c = state(ctx).container()
+    done = confirmation_service.request_consent(
+        c.uow(),
+        c.confirmation_tokens(),
+        c.confirmation_config(),
+        c.resend_limits(),
+        c.send_now,
         tenant,
         consent_service.ConsentRequest(
             contact=contact,
@@ -76,11 +82,14 @@ def _record(
             occurred_at=_when(at),
         ),
     )
+    recorded = done.recorded
     e = recorded.event
     console.print(
         f"{e.action.value} recorded: event {e.id} (seq {e.seq}); "
         f"{topic} by {channel.value} is now {recorded.state.status.value}"
     )
+    if done.sent:
+        console.print(f"confirmation request sent by {channel.value}")
 
 
 def _evidence(
@@ -192,6 +201,16 @@ def confirm(
         evidence,
         at,
     )
+
+
+@consent_app.command("lapse-pending")
+@handle_errors
+def lapse_pending(ctx: typer.Context) -> None:
+    """Lapse every confirmation request older than CONSENTRY_CONFIRMATION_LIFETIME_DAYS."""
+    c = state(ctx).container()
+    lifetime = timedelta(days=c.settings.confirmation_lifetime_days)
+    count = confirmation_service.lapse_pending(c.uow(), lifetime=lifetime)
+    console.print(f"{count} pending request(s) lapsed")
 
 
 @consent_app.command("withdraw")

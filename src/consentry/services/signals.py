@@ -26,7 +26,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from consentry.domain.delivery import DeliveryStatus, ProviderEvent, ProviderSignal
@@ -55,6 +55,8 @@ from consentry.domain.signals import (
 from consentry.domain.suppression import Suppression, SuppressionReason, SuppressionScope
 from consentry.services.addresses import normalize_email, normalize_phone
 from consentry.services.clock import utcnow
+from consentry.services.compose.confirmation import sms_disclosures
+from consentry.services.confirmations import confirm_by_reply
 from consentry.services.ports import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,8 @@ class SignalPolicy:
     replies: KeywordReplies | None = None
     brand: str = "consentry"  # who answers on the shared numbers when the tenant is not known
     soft_bounce_limit: int = 3
+    confirmation_lifetime: timedelta = timedelta(days=7)  # how long a YES can confirm
+    sms_frequency: str = "Message frequency varies."  # stated again after a confirmation
 
 
 @dataclass(slots=True)
@@ -158,6 +162,7 @@ def _record_and_apply(  # noqa: PLR0917  (the pipeline's own helper)
     if inbound_id is None:
         return IngestResult(None, duplicate=True, status="duplicate")
     applier = _Applier(uow, inbound_id, parsed.source, policy, parsed.received_at or now)
+    applier.message_id = parsed.event_id
     for signal in parsed.signals:
         applier.apply(signal)
     result = applier.result()
@@ -252,6 +257,7 @@ class _Applier:
         self.tenants: set[uuid.UUID] = set()
         self.review = False
         self.unattributed = False
+        self.message_id: str | None = None  # the provider's id of the inbound message
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
@@ -376,6 +382,7 @@ class _Applier:
             if not added:
                 self.notes.append("already opted out by keyword")
         elif k.kind is KeywordKind.OPT_IN:
+            self.confirm_pending(k, point_key)
             lifted = 0
             for s in self.uow.suppressions.active_for(None, point_key, k.channel):
                 if (
@@ -408,6 +415,24 @@ class _Applier:
                     self.inbound_id,
                     self.at,
                 )
+
+    def confirm_pending(self, k: Keyword, point_key: bytes) -> None:
+        """YES to a double opt-in request confirms it (evidence: the keyword and this inbound
+        message); the reply repeats the program's disclosures, as the first message after the
+        confirmation must (CTIA Messaging Principles)."""
+        if k.channel is not Channel.SMS:
+            return
+        confirmed = confirm_by_reply(
+            self.uow,
+            point_key,
+            self.message_id or f"inbound:{self.inbound_id}",
+            lifetime=self.policy.confirmation_lifetime,
+            now=self.at,
+        )
+        for tenant, topic in confirmed:
+            self.tenants.add(tenant.id)
+            self.applied.append(f"confirmed the sms double opt-in for topic {topic.key}")
+            self.replies.append(sms_disclosures(tenant.name, topic.name, self.policy.sms_frequency))
 
     def inbound_message(self, m: InboundMessage) -> None:
         if m.channel is not Channel.WHATSAPP:

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from consentry.domain.access import Forbidden, Unauthenticated
+from consentry.domain.confirmation import RateLimited
 from consentry.domain.errors import (
     Conflict,
     ConsentryError,
@@ -97,6 +98,10 @@ def problem(
 
 async def _consentry_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ConsentryError)  # noqa: S101  (registered for this type only)
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
+        extra = {"retry_after": exc.retry_after}
+        return problem(429, exc.code, exc.message, field=exc.field, extra=extra, headers=headers)
     return problem(status_for(exc), exc.code, exc.message, field=exc.field)
 
 

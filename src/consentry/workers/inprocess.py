@@ -6,12 +6,15 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
 from consentry.bootstrap import Container
 from consentry.services.campaigns import start_due_campaigns
+from consentry.services.confirmations import lapse_pending
 from consentry.services.dispatch import BatchReport
 
 log = logging.getLogger("consentry.worker")
+LAPSE_EVERY_SECONDS = 3600.0  # unconfirmed requests lapse within an hour of their expiry
 
 
 def drain(
@@ -29,9 +32,23 @@ def drain(
         dispatcher.close()
 
 
+def lapse_expired_requests(container: Container) -> int:
+    """Lapse confirmation requests past their lifetime (``consentry consent lapse-pending``)."""
+    lifetime = timedelta(days=container.settings.confirmation_lifetime_days)
+    lapsed = lapse_pending(container.uow(), lifetime=lifetime)
+    if lapsed:
+        log.info("lapsed %d unconfirmed request(s)", lapsed)
+    return lapsed
+
+
 def run_forever(container: Container, poll_seconds: float = 1.0) -> None:
-    """``consentry worker`` without a broker: drain, sleep, repeat until interrupted."""
+    """``consentry worker`` without a broker: drain, sleep, repeat until interrupted; once an
+    hour, lapse the confirmation requests past their lifetime."""
+    next_lapse = 0.0
     while True:
+        if time.monotonic() >= next_lapse:
+            lapse_expired_requests(container)
+            next_lapse = time.monotonic() + LAPSE_EVERY_SECONDS
         report = drain(container)
         if report.claimed:
             log.info(

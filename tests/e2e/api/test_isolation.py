@@ -174,6 +174,20 @@ def _consent_variants(w: World) -> list[Variant]:
     ]
 
 
+def _resend_variants(w: World) -> list[Variant]:
+    def resend(contact: str, topic: str = "offers") -> Call:
+        return Call(json={"contact": contact, "topic": topic, "channel": "email"})
+
+    return [
+        *((label, resend(b), resend(m)) for label, b, m in _contact_refs(w)),
+        (
+            "B's topic for A's contact",
+            resend(w.alice["id"], "bravo-only"),
+            resend(w.alice["id"], unique("no-topic")),
+        ),
+    ]
+
+
 def _decision(contact: str, topic: str = "offers") -> dict[str, str]:
     return {"contact": contact, "topic": topic, "channel": "email"}
 
@@ -332,6 +346,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("DELETE", "/v1/contacts/{contact_id}"): Route("tenant"),
     ("GET", "/v1/contacts/{contact_id}/consent"): Route("tenant"),
     ("POST", "/v1/consent"): Route("tenant", variants=_consent_variants),
+    ("POST", "/v1/consent/confirmation"): Route("tenant", variants=_resend_variants),
     ("POST", "/v1/decisions"): Route("tenant", variants=_decision_variants),
     ("POST", "/v1/decisions/batch"): Route("tenant", variants=_batch_variants),
     ("GET", "/v1/suppressions"): Route(

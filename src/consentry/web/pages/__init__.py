@@ -1,4 +1,5 @@
-"""Server-rendered pages: the captured outbox, unsubscribe and the preference centre.
+"""Server-rendered pages: the captured outbox, unsubscribe, the preference centre and
+confirmation links.
 
 Pages are HTML without JavaScript, built from one autoescaped Jinja2 environment (``render``),
 with strict security headers and CSRF tokens on every form (``csrf``). They are not part of the
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI, Response
 
-from consentry.web.pages import outbox, preferences, signin, unsubscribe
+from consentry.web.pages import confirm, outbox, preferences, signin, unsubscribe
 from consentry.web.pages.render import STYLESHEET_PATH, security_headers, stylesheet
 
 assets = APIRouter(include_in_schema=False)
@@ -30,5 +31,6 @@ def install(app: FastAPI) -> None:
         outbox.router,
         unsubscribe.router,
         preferences.router,
+        confirm.router,
     ):
         app.include_router(router)

@@ -6,13 +6,15 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from consentry.domain.access import Scope
+from consentry.domain.model import Channel
+from consentry.services import confirmations
 from consentry.services import consent as service
 from consentry.services.audit import RequestContext
 from consentry.web.deps import ContainerDep, TenantDep
-from consentry.web.schemas import ConsentEventOut, ConsentIn
+from consentry.web.schemas import ConsentEventOut, ConsentIn, Strict
 from consentry.web.scopes import needs
 
 router = APIRouter(prefix="/v1", tags=["consent"])
@@ -26,6 +28,15 @@ class RecordedOut(BaseModel):
     hash: str
     state: str
     confirmed: bool
+    confirmation_sent: bool = False
+
+
+class ResendIn(Strict):
+    contact: str = Field(
+        min_length=1, max_length=320, description="Contact id, email address or phone number."
+    )
+    topic: str = Field(min_length=1, max_length=64)
+    channel: Channel
 
 
 @router.post(
@@ -35,8 +46,14 @@ class RecordedOut(BaseModel):
     summary="Append a consent event with its evidence to the ledger",
 )
 def record(body: ConsentIn, c: ContainerDep, context: Writer, tenant: TenantDep) -> RecordedOut:
-    recorded = service.record_consent(
+    """A ``requested`` event on email or SMS also sends the confirmation request (a link by
+    email, a YES reply by SMS); see docs/confirmations.md."""
+    done = confirmations.request_consent(
         c.uow(),
+        c.confirmation_tokens(),
+        c.confirmation_config(),
+        c.resend_limits(),
+        c.send_now,
         tenant,
         service.ConsentRequest(
             contact=body.contact,
@@ -49,13 +66,36 @@ def record(body: ConsentIn, c: ContainerDep, context: Writer, tenant: TenantDep)
         ),
         context=context,
     )
+    event, state = done.recorded.event, done.recorded.state
     return RecordedOut(
-        event_id=recorded.event.id,
-        seq=recorded.event.seq,
-        hash=recorded.event.hash,
-        state=recorded.state.status.value,
-        confirmed=recorded.state.confirmed,
+        event_id=event.id,
+        seq=event.seq,
+        hash=event.hash,
+        state=state.status.value,
+        confirmed=state.confirmed,
+        confirmation_sent=done.sent,
     )
+
+
+@router.post(
+    "/consent/confirmation",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Send the confirmation request of a pending consent again (rate-limited)",
+)
+def resend(body: ResendIn, c: ContainerDep, context: Writer, tenant: TenantDep) -> dict[str, str]:
+    confirmations.resend_confirmation(
+        c.uow(),
+        c.confirmation_tokens(),
+        c.confirmation_config(),
+        c.resend_limits(),
+        c.send_now,
+        tenant,
+        body.contact,
+        body.topic,
+        body.channel,
+        context=context,
+    )
+    return {"status": "sent"}
 
 
 @router.get(

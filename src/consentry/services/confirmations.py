@@ -1,0 +1,460 @@
+"""Confirmed opt-in: the confirmation request, confirming it, resending it, and letting it lapse.
+
+A ``requested`` consent on email or SMS leaves the contact point pending (the gate refuses every
+message on the topic with CONSENT_PENDING) and sends one confirmation request, a service message:
+by email a link to ``/c/{token}``, by SMS a text asking to reply YES that names the brand, the
+program, the frequency, "Msg&data rates may apply", HELP and STOP. Confirming appends a
+``confirmed`` event (basis double_opt_in) with its own evidence: the page's URL without the token,
+IP address, user agent and time, or the keyword and the inbound message id of the YES reply.
+
+Tokens are stateless (services/compose/confirmation.py): a token confirms only the pending request
+it names, within the lifetime, so it is single use by construction. Requests older than the
+lifetime lapse (``lapse_pending``). Sending happens after commit, through ``send``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage as MimeMessage
+from email.utils import format_datetime, formataddr, make_msgid
+from urllib.parse import urlsplit
+
+from consentry.domain.confirmation import RateLimited, confirmation_refusal, request_expired
+from consentry.domain.consent import (
+    ConsentAction,
+    ConsentBasis,
+    ConsentEvent,
+    ConsentMethod,
+    ConsentState,
+    ConsentStatus,
+    Evidence,
+    EvidenceDigests,
+    apply_event,
+    validate_evidence,
+)
+from consentry.domain.delivery import EmailMessage, OutboundMessage, SmsMessage
+from consentry.domain.errors import Conflict, NotFound
+from consentry.domain.gate import SuppressionFact
+from consentry.domain.ids import new_id
+from consentry.domain.model import Channel, Contact, Tenant, Topic
+from consentry.services.audit import RequestContext, audit
+from consentry.services.clock import utcnow
+from consentry.services.compose.confirmation import (
+    NOT_VALID,
+    ConfirmationClaims,
+    ConfirmationTokens,
+    sms_confirmation_text,
+)
+from consentry.services.compose.tokens import InvalidToken
+from consentry.services.consent import ConsentRequest, Recorded, record_consent
+from consentry.services.contacts import resolve_contact
+from consentry.services.ports import UnitOfWork
+from consentry.services.tenants_ref import TenantRef, find_tenant
+
+NOT_A_DELIVERY = 0  # a confirmation request belongs to no campaign or send
+CONFIRMING_CHANNELS = frozenset({Channel.EMAIL, Channel.SMS})
+Send = Callable[[OutboundMessage], None]
+
+
+class NotPending(Conflict):
+    """There is no pending request to (re)send a confirmation for."""
+
+    code = "CONSENT_NOT_PENDING"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmationConfig:
+    public_base_url: str
+    sms_sender: str
+    sms_frequency: str = "Message frequency varies."
+    sms_help_contact: str = ""
+    resend_interval: timedelta = timedelta(minutes=5)
+
+
+class ResendLimits:
+    """One confirmation request per contact point, topic and channel per ``interval``.
+
+    Kept in the process (like the preference centre's entry limits): replicas each apply it.
+    """
+
+    def __init__(self, interval: timedelta) -> None:
+        self._interval = interval
+        self._last: dict[bytes, datetime] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: bytes, now: datetime) -> None:
+        """Record a send now, or raise RateLimited with the seconds left to wait."""
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._interval:
+                wait = math.ceil((last + self._interval - now).total_seconds())
+                raise RateLimited(
+                    f"a confirmation was sent recently; try again in {wait} seconds",
+                    retry_after=max(wait, 1),
+                )
+            self._last[key] = now
+
+
+@dataclass(frozen=True, slots=True)
+class Requested:
+    recorded: Recorded
+    sent: bool  # a confirmation request went out
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmationView:
+    """What a confirmation link is about: the business, the topic, the channel."""
+
+    claims: ConfirmationClaims
+    tenant: Tenant
+    contact: Contact
+    topic: Topic
+
+    @property
+    def business_name(self) -> str:
+        return self.tenant.profile.legal_name or self.tenant.name
+
+    @property
+    def channel(self) -> Channel:
+        return self.claims.channel
+
+
+def _suppression_facts(
+    uow: UnitOfWork, tenant_id: uuid.UUID, state: ConsentState
+) -> tuple[SuppressionFact, ...]:
+    found = uow.suppressions.active_for(tenant_id, state.point_key, state.channel)
+    return tuple(SuppressionFact(s.reason, s.scope, s.tenant_id is None) for s in found)
+
+
+def _message(  # noqa: PLR0917  (one request: who, to what, under which settings)
+    uow: UnitOfWork,
+    tokens: ConfirmationTokens,
+    config: ConfirmationConfig,
+    tenant: Tenant,
+    contact: Contact,
+    topic: Topic,
+    state: ConsentState,
+    now: datetime,
+) -> OutboundMessage | None:
+    """The confirmation request for a pending state, or None when it may not go."""
+    refused = confirmation_refusal(
+        state.status,
+        state.granted_at,
+        tokens.lifetime,
+        tenant.status,
+        _suppression_facts(uow, tenant.id, state),
+        now,
+    )
+    address = contact.address_for(state.channel)
+    if refused is not None or address is None or state.channel not in CONFIRMING_CHANNELS:
+        return None
+    if state.channel is Channel.SMS:
+        text = sms_confirmation_text(
+            tenant.name, topic.name, config.sms_frequency, config.sms_help_contact
+        )
+        return SmsMessage(
+            NOT_A_DELIVERY, tenant.id, address, config.sms_sender, text, uuid.uuid4().hex
+        )
+    claims = ConfirmationClaims(
+        tenant.id, contact.id, topic.id, state.channel, state.point_key, state.event_id, now
+    )
+    url = f"{config.public_base_url.rstrip('/')}/c/{tokens.mint(claims)}"
+    domains = uow.sender_domains.list(tenant.id)
+    domain = (
+        domains[0].domain if domains else (urlsplit(config.public_base_url).hostname or "local")
+    )
+    return _email(tenant, topic, address, domain, url, now, tokens.lifetime)
+
+
+def _email(  # noqa: PLR0917  (the parts of one message)
+    tenant: Tenant,
+    topic: Topic,
+    to: str,
+    domain: str,
+    url: str,
+    now: datetime,
+    lifetime: timedelta,
+) -> EmailMessage:
+    business = tenant.profile.legal_name or tenant.name
+    mime = MimeMessage()
+    mime["From"] = formataddr((tenant.name, f"{tenant.slug}@{domain}"))
+    mime["To"] = to
+    mime["Subject"] = f"Please confirm: {topic.name} from {tenant.name}"
+    mime["Date"] = format_datetime(now)
+    message_id = make_msgid(domain=domain)
+    mime["Message-ID"] = message_id
+    days = max(1, lifetime.days)
+    mime.set_content(
+        f"You asked to receive {topic.name} from {business} by email.\n\n"
+        f"Please confirm by opening this link and pressing Confirm:\n{url}\n\n"
+        f"The link works once and for {days} day{'s' if days != 1 else ''}. "
+        "If you did not ask for this, ignore this message: you will get nothing more.\n"
+    )
+    return EmailMessage(
+        delivery_id=NOT_A_DELIVERY,
+        tenant_id=tenant.id,
+        mail_from=f"bounces@{domain}",
+        rcpt_to=to,
+        data=bytes(mime),
+        message_id=message_id.strip("<>"),
+    )
+
+
+def _limit_key(
+    tenant_id: uuid.UUID, topic_id: uuid.UUID, channel: Channel, point_key: bytes
+) -> bytes:
+    parts = (tenant_id.bytes, topic_id.bytes, channel.value.encode(), point_key)
+    return hashlib.sha256(b"\x00".join(parts)).digest()
+
+
+def request_consent(  # noqa: PLR0917  (a use case with its collaborators)
+    uow: UnitOfWork,
+    tokens: ConfirmationTokens,
+    config: ConfirmationConfig,
+    limits: ResendLimits,
+    send: Send,
+    tenant_ref: TenantRef,
+    request: ConsentRequest,
+    *,
+    now: datetime | None = None,
+    context: RequestContext | None = None,
+) -> Requested:
+    """Record a consent event (``record_consent``: commits); when it is a ``requested`` event
+    on email or SMS, send the confirmation request after the commit."""
+    now = now or utcnow()
+    confirming = (
+        request.action is ConsentAction.REQUESTED and request.channel in CONFIRMING_CHANNELS
+    )
+    if confirming:
+        # Checked before anything is written: a refused request changes nothing.
+        limits.take(_request_key(uow, tenant_ref, request), now)
+    recorded = record_consent(uow, tenant_ref, request, now, context)
+    state = recorded.state
+    if not confirming:
+        return Requested(recorded, sent=False)
+    with uow:
+        tenant = uow.tenants.get(state.tenant_id)
+        topic = uow.topics.get(tenant.id, state.topic_id)
+        contact = uow.contacts.get(tenant.id, state.contact_id)
+        message = _message(uow, tokens, config, tenant, contact, topic, state, now)
+    if message is None:
+        return Requested(recorded, sent=False)
+    send(message)
+    return Requested(recorded, sent=True)
+
+
+def _request_key(uow: UnitOfWork, tenant_ref: TenantRef, request: ConsentRequest) -> bytes:
+    with uow:
+        tenant = find_tenant(uow, tenant_ref)
+        topic = uow.topics.by_key(tenant.id, request.topic)
+        contact = resolve_contact(uow, tenant, request.contact)
+        point_key = uow.contacts.point_key(contact, request.channel) or b""
+    return _limit_key(tenant.id, topic.id, request.channel, point_key)
+
+
+def resend_confirmation(  # noqa: PLR0917  (a use case with its collaborators)
+    uow: UnitOfWork,
+    tokens: ConfirmationTokens,
+    config: ConfirmationConfig,
+    limits: ResendLimits,
+    send: Send,
+    tenant_ref: TenantRef,
+    contact_ref: str,
+    topic_key: str,
+    channel: Channel,
+    *,
+    now: datetime | None = None,
+    context: RequestContext | None = None,
+) -> None:
+    """Send the confirmation request of a pending consent again. NotPending if there is none
+    that may be confirmed; RateLimited if one went out less than the resend interval ago.
+    Writes only an audit entry (through the API)."""
+    now = now or utcnow()
+    with uow:
+        tenant = find_tenant(uow, tenant_ref)
+        topic = uow.topics.by_key(tenant.id, topic_key)
+        contact = resolve_contact(uow, tenant, contact_ref)
+        state = uow.consent_states.get(tenant.id, contact.id, topic.id, channel)
+        message = (
+            None
+            if state is None
+            else _message(uow, tokens, config, tenant, contact, topic, state, now)
+        )
+        if state is None or message is None:
+            raise NotPending(
+                "there is no pending request to confirm for this topic and channel",
+                field="topic",
+            )
+        limits.take(_limit_key(tenant.id, topic.id, channel, state.point_key), now)
+        audit(uow, context, tenant.id, "consent.confirmation_resent", "contact", contact.id)
+        uow.commit()
+    send(message)
+
+
+# -- confirming ---------------------------------------------------------------------------------
+
+
+def _resolve(uow: UnitOfWork, claims: ConfirmationClaims) -> ConfirmationView:
+    try:
+        tenant = uow.tenants.get(claims.tenant_id)
+        topic = uow.topics.get(tenant.id, claims.topic_id)
+        contact = uow.contacts.get(tenant.id, claims.contact_id)
+    except NotFound:
+        raise InvalidToken(NOT_VALID) from None
+    return ConfirmationView(claims, tenant, contact, topic)
+
+
+def _confirmable(
+    state: ConsentState | None, claims: ConfirmationClaims, lifetime: timedelta, now: datetime
+) -> bool:
+    return (
+        state is not None
+        and state.status is ConsentStatus.PENDING
+        and state.event_id == claims.request_event_id
+        and state.point_key == claims.point_key
+        and state.granted_at is not None
+        and not request_expired(state.granted_at, lifetime, now)
+    )
+
+
+def read_confirmation(
+    uow: UnitOfWork, tokens: ConfirmationTokens, token: str, *, now: datetime | None = None
+) -> ConfirmationView:
+    """What a link would confirm; InvalidToken if it confirms nothing. Writes nothing: link
+    scanners fetch pages before people do."""
+    now = now or utcnow()
+    claims = tokens.read(token, now)
+    with uow:
+        view = _resolve(uow, claims)
+        state = uow.consent_states.get(
+            claims.tenant_id, claims.contact_id, claims.topic_id, claims.channel
+        )
+        if not _confirmable(state, claims, tokens.lifetime, now):
+            raise InvalidToken(NOT_VALID)
+        return view
+
+
+def append(  # noqa: PLR0917  (the ledger's coordinates, in their usual order)
+    uow: UnitOfWork,
+    state: ConsentState,
+    action: ConsentAction,
+    basis: ConsentBasis,
+    evidence: Evidence,
+    now: datetime,
+) -> ConsentEvent:
+    """Append one event about ``state``'s contact point and fold it in (the caller commits)."""
+    validate_evidence(action, basis, evidence)
+    event = ConsentEvent(
+        id=new_id(),
+        tenant_id=state.tenant_id,
+        contact_id=state.contact_id,
+        point_key=state.point_key,
+        topic_id=state.topic_id,
+        channel=state.channel,
+        action=action,
+        basis=basis,
+        evidence=evidence,
+        occurred_at=now,
+        recorded_at=now,
+    )
+    digest = uow.keys.digest
+    event = uow.ledger.append(
+        event,
+        EvidenceDigests(
+            source=digest(evidence.source),
+            ip_address=digest(evidence.ip_address),
+            user_agent=digest(evidence.user_agent),
+            note=digest(evidence.note),
+        ),
+    )
+    uow.consent_states.put(apply_event(state, event))
+    return event
+
+
+def confirm(
+    uow: UnitOfWork,
+    tokens: ConfirmationTokens,
+    token: str,
+    evidence: Evidence,
+    *,
+    now: datetime | None = None,
+) -> tuple[ConfirmationView, ConsentEvent]:
+    """Confirm the pending request a link names: appends a ``confirmed`` event (basis
+    double_opt_in) with ``evidence``; commits. InvalidToken, with nothing written, for a forged,
+    expired or used link, or one whose request was superseded or has lapsed."""
+    now = now or utcnow()
+    claims = tokens.read(token, now)
+    with uow:
+        view = _resolve(uow, claims)
+        # Two clicks at once: the second waits here, then finds the request confirmed.
+        uow.fences.exclusive([claims.point_key])
+        state = uow.consent_states.get(
+            claims.tenant_id, claims.contact_id, claims.topic_id, claims.channel
+        )
+        if state is None or not _confirmable(state, claims, tokens.lifetime, now):
+            raise InvalidToken(NOT_VALID)
+        event = append(
+            uow, state, ConsentAction.CONFIRMED, ConsentBasis.DOUBLE_OPT_IN, evidence, now
+        )
+        uow.commit()
+    return view, event
+
+
+def confirm_by_reply(
+    uow: UnitOfWork,
+    point_key: bytes,
+    inbound_message_id: str,
+    *,
+    lifetime: timedelta,
+    now: datetime,
+) -> list[tuple[Tenant, Topic]]:
+    """A YES from a number confirms every pending SMS request of that number still within its
+    lifetime; (tenant, topic) of each confirmed. Inside the caller's transaction."""
+    evidence = Evidence(method=ConsentMethod.KEYWORD, inbound_message_id=inbound_message_id)
+    confirmed: list[tuple[Tenant, Topic]] = []
+    for tenant_id, contact_id in uow.signals.contacts_with_point(Channel.SMS, point_key):
+        for state in uow.consent_states.for_contact(tenant_id, contact_id):
+            if (
+                state.channel is Channel.SMS
+                and state.point_key == point_key
+                and state.status is ConsentStatus.PENDING
+                and state.granted_at is not None
+                and not request_expired(state.granted_at, lifetime, now)
+            ):
+                append(
+                    uow, state, ConsentAction.CONFIRMED, ConsentBasis.DOUBLE_OPT_IN, evidence, now
+                )
+                tenant = uow.tenants.get(tenant_id)
+                confirmed.append((tenant, uow.topics.get(tenant_id, state.topic_id)))
+    return confirmed
+
+
+# -- lapsing ------------------------------------------------------------------------------------
+
+
+def lapse_pending(uow: UnitOfWork, *, lifetime: timedelta, now: datetime | None = None) -> int:
+    """Append a ``lapsed`` event for every request pending for longer than ``lifetime``, in
+    every tenant; the number lapsed. Commits once per tenant."""
+    now = now or utcnow()
+    evidence = Evidence(method=ConsentMethod.API, actor="system:lapse-pending")
+    with uow:
+        tenant_ids = [t.id for t in uow.tenants.list()]
+    lapsed = 0
+    for tenant_id in tenant_ids:
+        with uow:
+            for state in uow.consent_states.for_tenant(tenant_id):
+                if (
+                    state.status is ConsentStatus.PENDING
+                    and state.granted_at is not None
+                    and request_expired(state.granted_at, lifetime, now)
+                ):
+                    append(uow, state, ConsentAction.LAPSED, state.basis, evidence, now)
+                    lapsed += 1
+            uow.commit()
+    return lapsed
