@@ -20,6 +20,7 @@ from consentry.domain.errors import UnknownValue
 from consentry.domain.model import Channel
 from consentry.domain.suppression import SuppressionReason, SuppressionScope
 from consentry.services import confirmations as confirmation_service
+from consentry.services import confirming
 from consentry.services import consent as consent_service
 from consentry.services import suppressions as suppression_service
 
@@ -209,7 +210,7 @@ def lapse_pending(ctx: typer.Context) -> None:
     """Lapse every confirmation request older than CONSENTRY_CONFIRMATION_LIFETIME_DAYS."""
     c = state(ctx).container()
     lifetime = timedelta(days=c.settings.confirmation_lifetime_days)
-    count = confirmation_service.lapse_pending(c.uow(), lifetime=lifetime)
+    count = confirming.lapse_pending(c.uow(), lifetime=lifetime)
     console.print(f"{count} pending request(s) lapsed")
 
 

@@ -56,7 +56,7 @@ from consentry.domain.suppression import Suppression, SuppressionReason, Suppres
 from consentry.services.addresses import normalize_email, normalize_phone
 from consentry.services.clock import utcnow
 from consentry.services.compose.confirmation import sms_disclosures
-from consentry.services.confirmations import confirm_by_reply
+from consentry.services.confirming import confirm_by_reply
 from consentry.services.ports import UnitOfWork
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from consentry.bootstrap import Container
 from consentry.services.campaigns import start_due_campaigns
-from consentry.services.confirmations import lapse_pending
+from consentry.services.confirming import lapse_pending
 from consentry.services.dispatch import BatchReport
 
 log = logging.getLogger("consentry.worker")

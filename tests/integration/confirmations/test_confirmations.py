@@ -22,11 +22,16 @@ from consentry.domain.consent import (
     ConsentStatus,
     Evidence,
 )
-from consentry.domain.delivery import EmailMessage, OutboundMessage, SmsMessage
+from consentry.domain.delivery import (
+    EmailMessage,
+    OutboundMessage,
+    SmsMessage,
+    TransientDeliveryError,
+)
 from consentry.domain.model import Category, Channel
 from consentry.domain.signals import Keyword, KeywordKind, ParsedInput, SignalSource
 from consentry.domain.suppression import SuppressionReason
-from consentry.services import confirmations
+from consentry.services import confirmations, confirming
 from consentry.services.compose.confirmation import ConfirmationTokens
 from consentry.services.compose.tokens import InvalidToken
 from consentry.services.consent import ConsentRequest
@@ -149,10 +154,10 @@ def test_confirming_records_a_second_event_with_its_own_evidence_once(setup: Set
     setup.request()
     token = setup.token()
     later = NOW + timedelta(hours=2)
-    view = confirmations.read_confirmation(setup.new_uow(), setup.tokens, token, now=later)
+    view = confirming.read_confirmation(setup.new_uow(), setup.tokens, token, now=later)
     assert (view.business_name, view.topic.name) == ("shop LLC", "Weekly news")
     assert len(setup.events()) == 1  # reading the link changed nothing
-    _view, event = confirmations.confirm(setup.new_uow(), setup.tokens, token, PAGE, now=later)
+    _view, event = confirming.confirm(setup.new_uow(), setup.tokens, token, PAGE, now=later)
     assert (event.action, event.basis) == (ConsentAction.CONFIRMED, ConsentBasis.DOUBLE_OPT_IN)
     with setup.new_uow() as uow:
         stored = uow.ledger.history(event.tenant_id, event.contact_id)[-1]
@@ -163,9 +168,9 @@ def test_confirming_records_a_second_event_with_its_own_evidence_once(setup: Set
     assert setup.verdict("news") == ("allow", ())
     # Single use: the same link now confirms nothing, and says so as a forged one would.
     with pytest.raises(InvalidToken):
-        confirmations.read_confirmation(setup.new_uow(), setup.tokens, token, now=later)
+        confirming.read_confirmation(setup.new_uow(), setup.tokens, token, now=later)
     with pytest.raises(InvalidToken):
-        confirmations.confirm(setup.new_uow(), setup.tokens, token, PAGE, now=later)
+        confirming.confirm(setup.new_uow(), setup.tokens, token, PAGE, now=later)
     assert len(setup.events()) == 2
 
 
@@ -176,8 +181,8 @@ def test_a_new_request_makes_the_older_link_useless(setup: Setup) -> None:
     second = setup.token()
     later = NOW + timedelta(hours=1)
     with pytest.raises(InvalidToken):
-        confirmations.confirm(setup.new_uow(), setup.tokens, first, PAGE, now=later)
-    confirmations.confirm(setup.new_uow(), setup.tokens, second, PAGE, now=later)
+        confirming.confirm(setup.new_uow(), setup.tokens, first, PAGE, now=later)
+    confirming.confirm(setup.new_uow(), setup.tokens, second, PAGE, now=later)
 
 
 def test_expired_requests_cannot_be_confirmed_and_lapse(setup: Setup) -> None:
@@ -185,12 +190,12 @@ def test_expired_requests_cannot_be_confirmed_and_lapse(setup: Setup) -> None:
     token = setup.token()
     late = NOW + LIFETIME + timedelta(minutes=1)
     with pytest.raises(InvalidToken):
-        confirmations.confirm(setup.new_uow(), setup.tokens, token, PAGE, now=late)
+        confirming.confirm(setup.new_uow(), setup.tokens, token, PAGE, now=late)
     # Not yet past the lifetime: nothing lapses.
     early = NOW + LIFETIME - timedelta(minutes=1)
-    assert confirmations.lapse_pending(setup.new_uow(), lifetime=LIFETIME, now=early) == 0
-    assert confirmations.lapse_pending(setup.new_uow(), lifetime=LIFETIME, now=late) == 1
-    assert confirmations.lapse_pending(setup.new_uow(), lifetime=LIFETIME, now=late) == 0
+    assert confirming.lapse_pending(setup.new_uow(), lifetime=LIFETIME, now=early) == 0
+    assert confirming.lapse_pending(setup.new_uow(), lifetime=LIFETIME, now=late) == 1
+    assert confirming.lapse_pending(setup.new_uow(), lifetime=LIFETIME, now=late) == 0
     assert [a for a, _, _ in setup.events()] == [ConsentAction.REQUESTED, ConsentAction.LAPSED]
     assert setup.verdict("news")[1] == ("CONSENT_LAPSED",)
     # A lapsed request gets no more confirmation messages.
@@ -219,9 +224,9 @@ def test_resending_is_rate_limited_with_a_retry_after(setup: Setup) -> None:
     assert len(setup.sent) == 2
     # Both links name the same request: either confirms it, and then neither does anything.
     later = NOW + timedelta(minutes=10)
-    confirmations.confirm(setup.new_uow(), setup.tokens, setup.token(0), PAGE, now=later)
+    confirming.confirm(setup.new_uow(), setup.tokens, setup.token(0), PAGE, now=later)
     with pytest.raises(InvalidToken):
-        confirmations.confirm(setup.new_uow(), setup.tokens, setup.token(1), PAGE, now=later)
+        confirming.confirm(setup.new_uow(), setup.tokens, setup.token(1), PAGE, now=later)
     with pytest.raises(confirmations.NotPending):
         resend(timedelta(hours=1))
 
@@ -279,3 +284,29 @@ def test_a_late_yes_confirms_nothing(setup: Setup) -> None:
     result = ingest(setup.new_uow(), parsed, b"Body=YES", "text/plain", policy=SignalPolicy())
     assert result.applied == []
     assert len(setup.events()) == 1
+
+
+def test_a_request_whose_message_cannot_be_handed_over_stays_pending(setup: Setup) -> None:
+    def failing(_message: OutboundMessage) -> None:
+        raise TransientDeliveryError("relay unavailable")
+
+    done = confirmations.request_consent(
+        setup.new_uow(),
+        setup.tokens,
+        CONFIG,
+        setup.limits,
+        failing,
+        setup.slug,
+        ConsentRequest(
+            setup.contact,
+            "news",
+            Channel.EMAIL,
+            ConsentAction.REQUESTED,
+            ConsentBasis.EXPRESS,
+            setup.evidence,
+        ),
+        now=NOW,
+    )
+    assert not done.sent
+    assert done.recorded.state.status is ConsentStatus.PENDING
+    assert setup.verdict("news") == ("deny", ("CONSENT_PENDING",))

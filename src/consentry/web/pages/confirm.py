@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from consentry.bootstrap import Container
 from consentry.domain.consent import ConsentMethod, Evidence
-from consentry.services import confirmations
+from consentry.services import confirming
 from consentry.services.compose.tokens import InvalidToken
 from consentry.web.deps import ContainerDep
 from consentry.web.pages.csrf import CSRF_FIELD, check_csrf
@@ -41,7 +41,7 @@ def page_evidence(request: Request, c: Container) -> Evidence:
 @router.get("/c/{token}")
 def confirmation_page(token: str, request: Request, c: ContainerDep) -> Response:
     try:
-        view = confirmations.read_confirmation(c.read_uow(), c.confirmation_tokens(), token)
+        view = confirming.read_confirmation(c.read_uow(), c.confirmation_tokens(), token)
     except InvalidToken:
         return bad_link_page(request)
     context = {"view": view, "action": f"/c/{token}"}
@@ -54,7 +54,7 @@ async def confirm(token: str, request: Request, c: ContainerDep) -> Response:
     check_csrf(request, form.get(CSRF_FIELD))
     try:
         view, _event = await run_in_threadpool(
-            confirmations.confirm,
+            confirming.confirm,
             c.uow(),
             c.confirmation_tokens(),
             token,

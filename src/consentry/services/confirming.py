@@ -1,0 +1,215 @@
+"""Confirming a confirmed opt-in request, and letting unconfirmed ones lapse.
+
+A link's token (services/compose/confirmation.py) names the ``requested`` event it confirms; it
+confirms only that request, while it is still pending and within its lifetime, so it is single
+use with nothing stored. A YES reply confirms the pending SMS requests of the number it came
+from. ``lapse_pending`` appends ``lapsed`` for requests left unconfirmed past the lifetime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from consentry.domain.confirmation import request_expired
+from consentry.domain.consent import (
+    ConsentAction,
+    ConsentBasis,
+    ConsentEvent,
+    ConsentMethod,
+    ConsentState,
+    ConsentStatus,
+    Evidence,
+    EvidenceDigests,
+    apply_event,
+    validate_evidence,
+)
+from consentry.domain.errors import NotFound
+from consentry.domain.ids import new_id
+from consentry.domain.model import Channel, Contact, Tenant, Topic
+from consentry.services.clock import utcnow
+from consentry.services.compose.confirmation import (
+    NOT_VALID,
+    ConfirmationClaims,
+    ConfirmationTokens,
+)
+from consentry.services.compose.tokens import InvalidToken
+from consentry.services.ports import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmationView:
+    """What a confirmation link is about: the business, the topic, the channel."""
+
+    claims: ConfirmationClaims
+    tenant: Tenant
+    contact: Contact
+    topic: Topic
+
+    @property
+    def business_name(self) -> str:
+        return self.tenant.profile.legal_name or self.tenant.name
+
+    @property
+    def channel(self) -> Channel:
+        return self.claims.channel
+
+
+def _resolve(uow: UnitOfWork, claims: ConfirmationClaims) -> ConfirmationView:
+    try:
+        tenant = uow.tenants.get(claims.tenant_id)
+        topic = uow.topics.get(tenant.id, claims.topic_id)
+        contact = uow.contacts.get(tenant.id, claims.contact_id)
+    except NotFound:
+        raise InvalidToken(NOT_VALID) from None
+    return ConfirmationView(claims, tenant, contact, topic)
+
+
+def _confirmable(
+    state: ConsentState | None, claims: ConfirmationClaims, lifetime: timedelta, now: datetime
+) -> bool:
+    return (
+        state is not None
+        and state.status is ConsentStatus.PENDING
+        and state.event_id == claims.request_event_id
+        and state.point_key == claims.point_key
+        and state.granted_at is not None
+        and not request_expired(state.granted_at, lifetime, now)
+    )
+
+
+def read_confirmation(
+    uow: UnitOfWork, tokens: ConfirmationTokens, token: str, *, now: datetime | None = None
+) -> ConfirmationView:
+    """What a link would confirm; InvalidToken if it confirms nothing. Writes nothing: link
+    scanners fetch pages before people do."""
+    now = now or utcnow()
+    claims = tokens.read(token, now)
+    with uow:
+        view = _resolve(uow, claims)
+        state = uow.consent_states.get(
+            claims.tenant_id, claims.contact_id, claims.topic_id, claims.channel
+        )
+        if not _confirmable(state, claims, tokens.lifetime, now):
+            raise InvalidToken(NOT_VALID)
+        return view
+
+
+def append(  # noqa: PLR0917  (the ledger's coordinates, in their usual order)
+    uow: UnitOfWork,
+    state: ConsentState,
+    action: ConsentAction,
+    basis: ConsentBasis,
+    evidence: Evidence,
+    now: datetime,
+) -> ConsentEvent:
+    """Append one event about ``state``'s contact point and fold it in (the caller commits)."""
+    validate_evidence(action, basis, evidence)
+    event = ConsentEvent(
+        id=new_id(),
+        tenant_id=state.tenant_id,
+        contact_id=state.contact_id,
+        point_key=state.point_key,
+        topic_id=state.topic_id,
+        channel=state.channel,
+        action=action,
+        basis=basis,
+        evidence=evidence,
+        occurred_at=now,
+        recorded_at=now,
+    )
+    digest = uow.keys.digest
+    event = uow.ledger.append(
+        event,
+        EvidenceDigests(
+            source=digest(evidence.source),
+            ip_address=digest(evidence.ip_address),
+            user_agent=digest(evidence.user_agent),
+            note=digest(evidence.note),
+        ),
+    )
+    uow.consent_states.put(apply_event(state, event))
+    return event
+
+
+def confirm(
+    uow: UnitOfWork,
+    tokens: ConfirmationTokens,
+    token: str,
+    evidence: Evidence,
+    *,
+    now: datetime | None = None,
+) -> tuple[ConfirmationView, ConsentEvent]:
+    """Confirm the pending request a link names: appends a ``confirmed`` event (basis
+    double_opt_in) with ``evidence``; commits. InvalidToken, with nothing written, for a forged,
+    expired or used link, or one whose request was superseded or has lapsed."""
+    now = now or utcnow()
+    claims = tokens.read(token, now)
+    with uow:
+        view = _resolve(uow, claims)
+        # Two clicks at once: the second waits here, then finds the request confirmed.
+        uow.fences.exclusive([claims.point_key])
+        state = uow.consent_states.get(
+            claims.tenant_id, claims.contact_id, claims.topic_id, claims.channel
+        )
+        if state is None or not _confirmable(state, claims, tokens.lifetime, now):
+            raise InvalidToken(NOT_VALID)
+        event = append(
+            uow, state, ConsentAction.CONFIRMED, ConsentBasis.DOUBLE_OPT_IN, evidence, now
+        )
+        uow.commit()
+    return view, event
+
+
+def confirm_by_reply(
+    uow: UnitOfWork,
+    point_key: bytes,
+    inbound_message_id: str,
+    *,
+    lifetime: timedelta,
+    now: datetime,
+) -> list[tuple[Tenant, Topic]]:
+    """A YES from a number confirms every pending SMS request of that number still within its
+    lifetime; (tenant, topic) of each confirmed. Inside the caller's transaction."""
+    evidence = Evidence(method=ConsentMethod.KEYWORD, inbound_message_id=inbound_message_id)
+    confirmed: list[tuple[Tenant, Topic]] = []
+    for tenant_id, contact_id in uow.signals.contacts_with_point(Channel.SMS, point_key):
+        for state in uow.consent_states.for_contact(tenant_id, contact_id):
+            if (
+                state.channel is Channel.SMS
+                and state.point_key == point_key
+                and state.status is ConsentStatus.PENDING
+                and state.granted_at is not None
+                and not request_expired(state.granted_at, lifetime, now)
+            ):
+                append(
+                    uow, state, ConsentAction.CONFIRMED, ConsentBasis.DOUBLE_OPT_IN, evidence, now
+                )
+                tenant = uow.tenants.get(tenant_id)
+                confirmed.append((tenant, uow.topics.get(tenant_id, state.topic_id)))
+    return confirmed
+
+
+# -- lapsing ------------------------------------------------------------------------------------
+
+
+def lapse_pending(uow: UnitOfWork, *, lifetime: timedelta, now: datetime | None = None) -> int:
+    """Append a ``lapsed`` event for every request pending for longer than ``lifetime``, in
+    every tenant; the number lapsed. Commits once per tenant."""
+    now = now or utcnow()
+    evidence = Evidence(method=ConsentMethod.API, actor="system:lapse-pending")
+    with uow:
+        tenant_ids = [t.id for t in uow.tenants.list()]
+    lapsed = 0
+    for tenant_id in tenant_ids:
+        with uow:
+            for state in uow.consent_states.for_tenant(tenant_id):
+                if (
+                    state.status is ConsentStatus.PENDING
+                    and state.granted_at is not None
+                    and request_expired(state.granted_at, lifetime, now)
+                ):
+                    append(uow, state, ConsentAction.LAPSED, state.basis, evidence, now)
+                    lapsed += 1
+            uow.commit()
+    return lapsed
