@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body the API accepts."
     )
+    import_max_bytes: int = Field(
+        default=104_857_600,
+        ge=1024,
+        description="Largest contact list file an import accepts (CLI and API upload).",
+    )
     api_rate_per_second: float = Field(
         default=200.0, gt=0, description="Sustained requests per second per API key or address."
     )

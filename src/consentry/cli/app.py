@@ -20,6 +20,7 @@ from consentry.cli.delivery import (
     template_app,
     worker,
 )
+from consentry.cli.imports import import_contacts
 from consentry.cli.records import contact_app, policy_app, tenant_app, topic_app
 from consentry.cli.signals import inbound_mail, inbound_smtp
 from consentry.domain.errors import KeyUnavailable, LedgerTampered, UnknownValue
@@ -59,6 +60,7 @@ app.command()(outbox)
 app.command()(worker)
 app.command("inbound-smtp")(inbound_smtp)
 app.command("inbound-mail")(inbound_mail)
+app.command("import")(import_contacts)
 keys_app = typer.Typer(help="Encryption keys for personal data.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 

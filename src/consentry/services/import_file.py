@@ -61,6 +61,11 @@ def map_columns(header: list[str], mapping: Mapping[str, str], channel: Channel)
     cleaned = [h.strip() for h in header]
     if not any(cleaned):
         raise ImportHeader("line 1 is empty: the file needs a header line naming its columns")
+    known = any(_key(c) in ALIASES or c in mapping.values() for c in cleaned)
+    if not known and any("@" in c or c[:1].isdigit() or c[:1] == "+" for c in cleaned):
+        raise ImportHeader(
+            "line 1 looks like data, not a header: add a header line naming the columns"
+        )
     for name in mapping:
         if name not in FIELDS:
             raise ImportHeader(
@@ -84,10 +89,6 @@ def map_columns(header: list[str], mapping: Mapping[str, str], channel: Channel)
     if channel is Channel.WHATSAPP and required not in index and "phone" in index:
         required = "phone"  # WhatsApp numbers are often kept as the phone column
     if required not in index:
-        if not index and any("@" in c or c[:1].isdigit() or c[:1] == "+" for c in cleaned):
-            raise ImportHeader(
-                "line 1 looks like data, not a header: add a header line naming the columns"
-            )
         raise ImportHeader(
             f"no {required} column: name it in the header or map it (--map {required}=COLUMN)",
             field=required,

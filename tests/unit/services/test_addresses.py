@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, reject
 from hypothesis import strategies as st
 
@@ -185,3 +186,27 @@ def test_postal_whitespace_is_collapsed() -> None:
 
 def test_postal_index_case_folds() -> None:
     assert postal_key("Straße 1") == point_index_value(PointKind.POSTAL, "STRASSE 1")
+
+
+_LOCAL_CHARS = "abcXYZ019_%+-."
+_DOMAINS = ("example.com", "Example.ORG", "bücher.example", "xn--bcher-kva.example", "a-b.co",
+            "-bad.example", "localhost", "[127.0.0.1]", "exa mple.com", "x..y.com")  # fmt: skip
+
+
+@given(
+    st.text(alphabet=_LOCAL_CHARS, min_size=0, max_size=70),
+    st.sampled_from(_DOMAINS),
+)
+def test_the_fast_path_for_plain_addresses_agrees_with_the_full_validation(
+    local: str, domain: str
+) -> None:
+    address = f"{local}@{domain}"
+    try:
+        expected: str | None = validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError:
+        expected = None
+    try:
+        got: str | None = normalize_email(address)
+    except InvalidEmail:
+        got = None
+    assert got == expected
