@@ -26,7 +26,8 @@ from consentry.domain.consent import (
 )
 from consentry.domain.errors import NotFound
 from consentry.domain.ids import new_id
-from consentry.domain.model import Channel, Contact, Tenant, Topic
+from consentry.domain.model import Category, Channel, Contact, Tenant, Topic
+from consentry.domain.suppression import SuppressionReason, SuppressionScope
 from consentry.services.clock import utcnow
 from consentry.services.compose.confirmation import (
     NOT_VALID,
@@ -154,11 +155,32 @@ def confirm(
         )
         if state is None or not _confirmable(state, claims, tokens.lifetime, now):
             raise InvalidToken(NOT_VALID)
-        event = append(
-            uow, state, ConsentAction.CONFIRMED, ConsentBasis.DOUBLE_OPT_IN, evidence, now
-        )
+        event = _confirm(uow, state, view.topic, evidence, now, by="signal:confirmation_page")
         uow.commit()
     return view, event
+
+
+def _confirm(  # noqa: PLR0917  (the confirmation and who lifts what)
+    uow: UnitOfWork,
+    state: ConsentState,
+    topic: Topic,
+    evidence: Evidence,
+    now: datetime,
+    by: str,
+) -> ConsentEvent:
+    """Append ``confirmed`` and, for a marketing topic, lift the tenant's "unsubscribed from
+    marketing" block on that channel: confirming is a new affirmative act, as re-subscribing in
+    the preference centre is. Other marketing topics stay withdrawn in the ledger."""
+    event = append(uow, state, ConsentAction.CONFIRMED, ConsentBasis.DOUBLE_OPT_IN, evidence, now)
+    if topic.category is Category.MARKETING:
+        for block in uow.suppressions.active_for(state.tenant_id, state.point_key, state.channel):
+            if (
+                block.tenant_id == state.tenant_id
+                and block.reason is SuppressionReason.UNSUBSCRIBED
+                and block.scope is SuppressionScope.MARKETING
+            ):
+                uow.suppressions.lift(block.id, now, by)
+    return event
 
 
 def confirm_by_reply(
@@ -182,11 +204,9 @@ def confirm_by_reply(
                 and state.granted_at is not None
                 and not request_expired(state.granted_at, lifetime, now)
             ):
-                append(
-                    uow, state, ConsentAction.CONFIRMED, ConsentBasis.DOUBLE_OPT_IN, evidence, now
-                )
-                tenant = uow.tenants.get(tenant_id)
-                confirmed.append((tenant, uow.topics.get(tenant_id, state.topic_id)))
+                topic = uow.topics.get(tenant_id, state.topic_id)
+                _confirm(uow, state, topic, evidence, now, by=f"keyword:{inbound_message_id}")
+                confirmed.append((uow.tenants.get(tenant_id), topic))
     return confirmed
 
 

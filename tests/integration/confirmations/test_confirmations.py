@@ -30,7 +30,7 @@ from consentry.domain.delivery import (
 )
 from consentry.domain.model import Category, Channel
 from consentry.domain.signals import Keyword, KeywordKind, ParsedInput, SignalSource
-from consentry.domain.suppression import SuppressionReason
+from consentry.domain.suppression import SuppressionReason, SuppressionScope
 from consentry.services import confirmations, confirming
 from consentry.services.compose.confirmation import ConfirmationTokens
 from consentry.services.compose.tokens import InvalidToken
@@ -310,3 +310,20 @@ def test_a_request_whose_message_cannot_be_handed_over_stays_pending(setup: Setu
     assert not done.sent
     assert done.recorded.state.status is ConsentStatus.PENDING
     assert setup.verdict("news") == ("deny", ("CONSENT_PENDING",))
+
+
+def test_confirming_lifts_the_tenants_marketing_unsubscribe_on_that_channel(setup: Setup) -> None:
+    add_suppression(
+        setup.new_uow(),
+        setup.slug,
+        address="ana@example.com",
+        channels=[Channel.EMAIL],
+        reason=SuppressionReason.UNSUBSCRIBED,
+        scope=SuppressionScope.MARKETING,
+    )
+    assert setup.request().sent  # a marketing unsubscribe does not stop a new request
+    later = NOW + timedelta(hours=1)
+    confirming.confirm(setup.new_uow(), setup.tokens, setup.token(), PAGE, now=later)
+    assert setup.verdict("news") == ("allow", ())
+    # Only the confirmed topic: promotions still has no consent.
+    assert setup.verdict("promotions") == ("deny", ("NO_CONSENT",))

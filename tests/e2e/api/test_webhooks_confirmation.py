@@ -1,0 +1,77 @@
+"""SMS double opt-in end to end: requested through the API, the YES reply through Twilio's signed
+webhook, the confirmation in the ledger and the disclosures in the TwiML answer."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+from tests.e2e.api.conftest import Api, Seeded
+from tests.e2e.api.test_webhooks import (  # noqa: F401  (fixtures of the webhook tests)
+    WEB_FORM,
+    acme,
+    client,
+    hooks,
+    message_sid,
+    mobile,
+    person,
+    post_twilio,
+    provider,
+    twilio_form,
+    twiml_messages,
+)
+
+from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentMethod
+from consentry.domain.model import Category
+from consentry.services import tenancy
+
+
+def test_a_yes_reply_confirms_the_pending_sms_consent(
+    hooks: Api,  # noqa: F811  (the fixtures imported above)
+    acme: Seeded,  # noqa: F811
+    client: httpx.Client,  # noqa: F811
+    provider: httpx.Client,  # noqa: F811
+) -> None:
+    tenancy.create_topic(
+        hooks.container.uow(), acme.slug, key="alerts", name="Service alerts",
+        category=Category.MARKETING, requires_double_opt_in=True,
+    )  # fmt: skip
+    number = mobile()
+    jane = person(client, phone=number)
+    body = {
+        "action": "requested",
+        "contact": jane["id"],
+        "topic": "alerts",
+        "channel": "sms",
+        "evidence": WEB_FORM | {"policy_document_id": str(acme.disclosure_id)},
+    }
+    recorded = client.post("/v1/consent", json=body)
+    assert recorded.status_code == 201, recorded.text
+    assert recorded.json()["confirmation_sent"] is True
+    outbox = hooks.container.outbox()
+    request = outbox.get(outbox.list(acme.id, limit=1)[0].id).raw.decode()
+    for part in ("Acme+Ltd", "Service+alerts", "Msg%26data+rates+may+apply", "YES", "STOP"):
+        assert part in request, request
+
+    sid = message_sid()
+    yes = twilio_form(
+        "inbound_message.form", From=number, Body="YES", MessageSid=sid, SmsSid=sid,
+        SmsMessageSid=sid,
+    )  # fmt: skip
+    [reply] = twiml_messages(post_twilio(provider, yes))
+    assert reply.startswith("Acme Ltd Service alerts:")
+    assert "Msg&data rates may apply" in reply
+    assert "STOP" in reply
+    assert "HELP" in reply
+
+    with hooks.container.uow() as uow:
+        events = uow.ledger.history(acme.id, uuid.UUID(jane["id"]))
+    last = events[-1]
+    assert [e.action for e in events] == [ConsentAction.REQUESTED, ConsentAction.CONFIRMED]
+    assert last.basis is ConsentBasis.DOUBLE_OPT_IN
+    assert last.evidence.method is ConsentMethod.KEYWORD
+    assert last.evidence.inbound_message_id == sid
+    decided = client.post(
+        "/v1/decisions", json={"contact": jane["id"], "topic": "alerts", "channel": "sms"}
+    ).json()
+    assert "CONSENT_PENDING" not in decided["reasons"]
