@@ -364,10 +364,18 @@ def get_import(
 
 
 def export_report(
-    uow: UnitOfWork, tenant_ref: TenantRef, import_id: uuid.UUID
+    uow: UnitOfWork,
+    tenant_ref: TenantRef,
+    import_id: uuid.UUID,
+    *,
+    context: RequestContext | None = None,
 ) -> Iterator[list[str]]:
-    """Every row of a stored report as CSV rows (see ``report_rows``), streamed."""
+    """Every row of a stored report as CSV rows (see ``report_rows``), streamed; an API read
+    is audited before the first row."""
     with uow:
         tenant = find_tenant(uow, tenant_ref)
         uow.imports.get(tenant.id, import_id)
+        if context is not None:
+            audit(uow, context, tenant.id, "import.report", "import", import_id)
+            uow.commit()
         yield from report_rows(issue for _, issue in uow.imports.issues(tenant.id, import_id))

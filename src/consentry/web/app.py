@@ -24,6 +24,7 @@ from consentry.web.routes import (
     contacts,
     decisions,
     health,
+    imports,
     messages,
     suppressions,
     webhooks,
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         contacts,
         consent,
         suppressions,
+        imports,
         decisions,
         campaigns,
         messages,
@@ -78,7 +80,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             RateLimiter(limits_from.auth_rate_per_second, limits_from.auth_rate_burst),
         )
     )
-    app.add_middleware(BodyLimit, max_bytes=limits_from.api_max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=limits_from.api_max_body_bytes,
+        uploads={"/v1/imports": limits_from.import_max_bytes},
+    )
 
     @app.middleware("http")
     async def request_ids(

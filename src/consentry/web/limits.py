@@ -20,16 +20,64 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from consentry.web.problems import problem
 
 
-class BodyLimit:
-    """Refuse bodies over ``max_bytes`` with 413, whether or not Content-Length is honest."""
+class _UploadTooLarge(Exception):
+    """Raised into the application when a streamed upload passes its limit."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodyLimit:
+    """Refuse bodies over ``max_bytes`` with 413, whether or not Content-Length is honest.
+
+    Multipart uploads to the paths in ``uploads`` (path -> limit) are not buffered here: they
+    stream through to the route, counted, and are cut off with 413 at their own limit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, uploads: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = uploads or {}
+
+    async def _upload(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        too_large = problem(
+            413, "IMPORT_TOO_LARGE", f"uploads are limited to {limit:,} bytes; split the file"
+        )
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await too_large(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _UploadTooLarge
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except _UploadTooLarge:
+            if started:
+                raise
+            await too_large(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        limit = self.uploads.get(scope.get("path", ""))
+        content_type = dict(scope.get("headers", [])).get(b"content-type", b"")
+        if (
+            limit is not None
+            and scope.get("method") == "POST"
+            and content_type.startswith(b"multipart/form-data")
+        ):
+            await self._upload(scope, receive, send, limit)
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:

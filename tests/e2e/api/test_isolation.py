@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ class World:
     b_operator_prefix: str
     b_user_email: str
     b_sending: Sending
+    b_import: str = ""
 
     def b_identifiers(self) -> set[str]:
         """Strings that only B's data contains: none may appear in a response to A."""
@@ -104,6 +106,7 @@ class World:
             *(t["id"] for t in self.b_topics),
             *(s["id"] for s in self.b_suppressions),
             *self.b_sending.identifiers(),
+            self.b_import,
         }
 
 
@@ -184,6 +187,35 @@ def _resend_variants(w: World) -> list[Variant]:
             "B's topic for A's contact",
             resend(w.alice["id"], "bravo-only"),
             resend(w.alice["id"], unique("no-topic")),
+        ),
+    ]
+
+
+def _import(disclosure: str, topic: str = "offers") -> dict[str, Any]:
+    return {
+        "topic": topic,
+        "channel": "email",
+        "source": "Sign-up box on the shop's website",
+        "opt_in_method": "web_form",
+        "collected_from": "2026-01-01",
+        "collected_to": "2026-03-31",
+        "disclosure_id": disclosure,
+        "attest": True,
+        "csv": "email\nimported-person@example.com\n",
+    }
+
+
+def _import_variants(w: World) -> list[Variant]:
+    return [
+        (
+            "B's disclosure",
+            Call(json=_import(str(w.b.disclosure_id))),
+            Call(json=_import(str(uuid.uuid4()))),
+        ),
+        (
+            "B's topic",
+            Call(json=_import(str(w.a.disclosure_id), w.b_sending.topic)),
+            Call(json=_import(str(w.a.disclosure_id), unique("no-topic"))),
         ),
     ]
 
@@ -347,6 +379,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/v1/contacts/{contact_id}/consent"): Route("tenant"),
     ("POST", "/v1/consent"): Route("tenant", variants=_consent_variants),
     ("POST", "/v1/consent/confirmation"): Route("tenant", variants=_resend_variants),
+    ("POST", "/v1/imports"): Route("tenant", variants=_import_variants),
+    ("GET", "/v1/imports/{import_id}"): Route("tenant"),
+    ("GET", "/v1/imports/{import_id}/report.csv"): Route("tenant"),
     ("POST", "/v1/decisions"): Route("tenant", variants=_decision_variants),
     ("POST", "/v1/decisions/batch"): Route("tenant", variants=_batch_variants),
     ("GET", "/v1/suppressions"): Route(
@@ -418,6 +453,7 @@ ROUTES: dict[tuple[str, str], Route] = {
 # Path parameters: B's objects of that kind, and a value that names nothing.
 PATH_TARGETS: dict[str, tuple[Callable[[World], list[str]], Callable[[], str]]] = {
     "contact_id": (lambda w: [w.bob["id"]], lambda: str(uuid.uuid4())),
+    "import_id": (lambda w: [w.b_import], lambda: str(uuid.uuid4())),
     "document_id": (
         lambda w: [str(w.b.disclosure_id), w.b_draft["id"]],
         lambda: str(uuid.uuid4()),
@@ -593,6 +629,11 @@ def _seed(api: Api) -> World:
     )
     alice = api.client(a.token).post("/v1/contacts", json={"email": "alice@example.com"}).json()
     sending = _seed_sending(api.client(a.token), owner_b)
+    b_import = owner_b.post("/v1/imports", json=_import(str(b.disclosure_id))).json()["id"]
+    deadline = time.monotonic() + 30  # the import runs in the background; B must be at rest
+    while owner_b.get(f"/v1/imports/{b_import}").json()["status"] in {"queued", "running"}:
+        assert time.monotonic() < deadline, "B's import did not finish"
+        time.sleep(0.05)
     return World(
         a=a,
         b=b,
@@ -605,6 +646,7 @@ def _seed(api: Api) -> World:
         b_operator_prefix=operator_key.record.prefix,
         b_user_email=user_email,
         b_sending=sending,
+        b_import=b_import,
     )
 
 
