@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
+
 import pytest
 from sqlalchemy import func, select
-from tests.integration.helpers import UowFactory, disclosure, shop
-from tests.integration.imports.helpers import attestation, run, spec
+from tests.integration.helpers import UowFactory, disclosure, grant, person, shop
+from tests.integration.imports.helpers import attestation, opener, run, scan, spec
 
 from consentry.domain.consent import ConsentAction, ConsentMethod, Evidence
-from consentry.domain.imports import ImportStatus, Severity
-from consentry.persistence.tables import consent_events, consent_states, contacts
+from consentry.domain.imports import Acquisition, ImportListRefused, ImportStatus, Severity
+from consentry.domain.model import Category, Channel
+from consentry.domain.suppression import SuppressionReason
+from consentry.persistence.tables import consent_events, consent_states, contacts, imports
 from consentry.persistence.uow import SqlUnitOfWork
+from consentry.services import imports as service
 from consentry.services.consent import consent_history
 from consentry.services.ledger import verify_ledger
+from consentry.services.suppressions import add_suppression
+from consentry.services.tenancy import create_topic
 
 # A list as a shop's newsletter tool exports it: a byte-order mark, CRLF line ends, columns named
 # its own way, an extra column, a quoted name spanning two lines, a formula in a cell, and the
@@ -94,3 +102,158 @@ def person_named(new_uow: UowFactory, slug: str, email: str) -> str | None:
     from consentry.services.contacts import get_contact
 
     return get_contact(new_uow(), slug, email).name
+
+
+SMALL = (
+    "email,name,signup_at\n"
+    "ana@example.com,Ana,2026-03-01\n"
+    "ben@example.org,Ben,2026-03-02\n"
+    "chloe@example.net,Chloe,2026-03-03\n"
+).encode()
+
+
+def test_an_import_with_an_error_is_atomic_and_keeps_only_its_record(
+    new_uow: UowFactory, slug: str, cites: Evidence
+) -> None:
+    before = _counts(new_uow)
+    bad = SMALL + b"nobody-at-example.com,Nobody,2026-03-04\n"
+    outcome = run(new_uow, slug, bad, spec(attestation(cites.policy_document_id)))
+    outcome.close()
+    assert outcome.status is ImportStatus.REJECTED
+    assert outcome.counts.errors == 1
+    assert _counts(new_uow) == before
+    assert _count(new_uow, imports) == 1
+    with new_uow() as uow:
+        assert outcome.record is not None
+        stored = uow.imports.get(outcome.record.tenant_id, outcome.record.id)
+        assert stored.status is ImportStatus.REJECTED
+        assert stored.file_sha256 == hashlib.sha256(bad).hexdigest()
+        assert stored.attestation.source == "Newsletter box on the shop's website"
+        (issue,) = [i for _, i in uow.imports.issues(stored.tenant_id, stored.id)]
+        assert (issue.line, issue.code, issue.value) == (
+            5,
+            "INVALID_EMAIL",
+            "nobody-at-example.com",
+        )
+    kept = run(new_uow, slug, bad, spec(attestation(cites.policy_document_id), keep_good_rows=True))
+    kept.close()
+    assert kept.status is ImportStatus.COMPLETED
+    assert _counts(new_uow)["contacts"] == before["contacts"] + 3
+
+
+def test_a_dry_run_writes_nothing_but_reports_what_would_happen(
+    new_uow: UowFactory, slug: str, cites: Evidence
+) -> None:
+    before = _counts(new_uow)
+    s = spec(attestation(cites.policy_document_id), dry_run=True)
+    outcome = service.preview_import(new_uow, slug, s, scan(SMALL, s), opener(SMALL))
+    outcome.close()
+    assert outcome.status is ImportStatus.DRY_RUN
+    assert outcome.counts.imported == 3
+    assert _counts(new_uow) == before
+    assert _count(new_uow, imports) == 0
+    with new_uow() as uow:
+        assert uow.ledger.head(uow.tenants.by_slug(slug).id)[0] == 0
+
+
+@pytest.mark.parametrize("how", ["bought", "rented", "traded", "appended"])
+def test_a_list_that_is_not_the_importers_own_is_refused(
+    new_uow: UowFactory, slug: str, cites: Evidence, how: str
+) -> None:
+    s = spec(attestation(cites.policy_document_id, acquisition=Acquisition(how)))
+    with pytest.raises(ImportListRefused):
+        service.start_import(new_uow(), slug, s, scan(SMALL, s))
+    assert _count(new_uow, imports) == 0
+
+
+def test_suppressed_and_withdrawn_addresses_are_skipped_never_reactivated(
+    new_uow: UowFactory, slug: str, cites: Evidence
+) -> None:
+    add_suppression(
+        new_uow(), slug, address="ben@example.org", channels=[Channel.EMAIL],
+        reason=SuppressionReason.COMPLAINT,
+    )  # fmt: skip
+    person(new_uow, slug, email="chloe@example.net", phone=None)
+    grant(new_uow, slug, "chloe@example.net", cites)
+    grant(
+        new_uow, slug, "chloe@example.net", replace(cites, policy_document_id=None),
+        action=ConsentAction.WITHDRAWN,
+    )  # fmt: skip
+    person(new_uow, slug, email="ana@example.com", phone=None)
+    grant(new_uow, slug, "ana@example.com", cites)  # already consented
+    outcome = run(new_uow, slug, SMALL, spec(attestation(cites.policy_document_id)))
+    skipped = {(i.line, i.code) for i in outcome.issues}
+    outcome.close()
+    assert outcome.status is ImportStatus.COMPLETED
+    assert skipped == {
+        (2, "SKIPPED_ALREADY_CONSENTED"),
+        (3, "SKIPPED_SUPPRESSED"),
+        (4, "SKIPPED_WITHDRAWN"),
+    }
+    assert outcome.counts.imported == 0
+    (chloe,) = [h.event.action for h in consent_history(new_uow(), slug, "chloe@example.net")][1:]
+    assert chloe is ConsentAction.WITHDRAWN
+    assert all(r.intact for r in verify_ledger(new_uow(), slug))
+
+
+def test_a_withdrawal_from_all_marketing_is_not_overridden_by_an_import(
+    new_uow: UowFactory, slug: str, cites: Evidence
+) -> None:
+    person(new_uow, slug, email="ana@example.com", phone=None)
+    grant(
+        new_uow, slug, "ana@example.com", replace(cites, policy_document_id=None),
+        topic="all-marketing", action=ConsentAction.WITHDRAWN,
+    )  # fmt: skip
+    outcome = run(new_uow, slug, SMALL, spec(attestation(cites.policy_document_id)))
+    codes = {(i.line, i.code) for i in outcome.issues}
+    outcome.close()
+    assert (2, "SKIPPED_WITHDRAWN") in codes
+    assert outcome.counts.imported == 2
+
+
+def test_a_confirmed_opt_in_topic_gets_requests_left_pending(
+    new_uow: UowFactory, slug: str, cites: Evidence
+) -> None:
+    create_topic(
+        new_uow(), slug, key="newsletter", name="News", category=Category.MARKETING,
+        requires_double_opt_in=True,
+    )  # fmt: skip
+    s = spec(attestation(None, disclosure_text="Yes, email me the newsletter."),
+             topic="newsletter")  # fmt: skip
+    outcome = run(new_uow, slug, SMALL, s)
+    outcome.close()
+    assert outcome.confirmation_required
+    assert outcome.counts.pending == 3
+    (event,) = [h.event for h in consent_history(new_uow(), slug, "ana@example.com")]
+    assert event.action is ConsentAction.REQUESTED
+    with new_uow() as uow:
+        tenant = uow.tenants.by_slug(slug)
+        state = uow.consent_states.for_contact(tenant.id, event.contact_id)[0]
+        assert state.status.value == "pending"
+        document = uow.policies.get(tenant.id, event.evidence.policy_document_id)  # type: ignore[arg-type]
+        assert document.body == "Yes, email me the newsletter."  # the text shown, kept
+    assert all(r.intact for r in verify_ledger(new_uow(), slug))
+
+
+def test_batches_chain_onto_earlier_events_and_a_second_import_of_the_file_changes_nothing(
+    new_uow: UowFactory, slug: str, cites: Evidence, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from consentry.services import import_batch
+
+    monkeypatch.setattr(import_batch, "BATCH_ROWS", 2)  # duplicates across batches, too
+    person(new_uow, slug)
+    grant(new_uow, slug, "ana@example.com", cites, channel=Channel.SMS)
+    data = SMALL + b"BEN@example.org,Ben again,2026-03-05\n"
+    first = run(new_uow, slug, data, spec(attestation(cites.policy_document_id)))
+    first.close()
+    assert (first.counts.imported, first.counts.skipped) == (3, 1)
+    again = run(new_uow, slug, data, spec(attestation(cites.policy_document_id)))
+    codes = [i.code for i in again.issues]
+    again.close()
+    assert again.counts.imported == 0
+    # Rows of another batch are matched through the database: the repeated Ben is already
+    # consented from the first import now.
+    assert codes == ["SKIPPED_ALREADY_CONSENTED"] * 4
+    (report,) = verify_ledger(new_uow(), slug)
+    assert report.intact, report
+    assert report.verified == 4
