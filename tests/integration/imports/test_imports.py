@@ -105,11 +105,11 @@ def person_named(new_uow: UowFactory, slug: str, email: str) -> str | None:
 
 
 SMALL = (
-    "email,name,signup_at\n"
-    "ana@example.com,Ana,2026-03-01\n"
-    "ben@example.org,Ben,2026-03-02\n"
-    "chloe@example.net,Chloe,2026-03-03\n"
-).encode()
+    b"email,name,signup_at\n"
+    b"ana@example.com,Ana,2026-03-01\n"
+    b"ben@example.org,Ben,2026-03-02\n"
+    b"chloe@example.net,Chloe,2026-03-03\n"
+)
 
 
 def test_an_import_with_an_error_is_atomic_and_keeps_only_its_record(
