@@ -163,9 +163,11 @@ class SqlConsentLedger:
             if original.tenant_id != tid:
                 raise ValueError("one batch appends to one tenant's chain")
             seq += 1
-            numbered = replace(original, seq=seq, prev_hash=prev)
-            event = replace(numbered, hash=link_hash(prev, canonical_event(numbered, digests)))
-            prev = event.hash
+            fields = dict(canonical_event(original, digests))
+            fields["seq"] = seq  # the only chained field the batch assigns
+            digest = link_hash(prev, fields)
+            event = replace(original, seq=seq, prev_hash=prev, hash=digest)
+            prev = digest
             chained.append(event)
             ev = event.evidence
             rows.append(
