@@ -237,7 +237,7 @@ def seed_opted_in(shop: Shop, count: int, prefix: str = "r") -> list[Recipient]:
                     "tenant_id": tenant.id,
                     "created_at": now,
                     "updated_at": now,
-                    **uow.contacts._columns(contact),  # the repository's own sealing
+                    **uow.contacts.columns(contact),  # the repository's own sealing
                 }
             )
             point_key = uow.contacts.point_key(contact, Channel.EMAIL)
