@@ -68,6 +68,9 @@ class ConfirmationConfig:
     resend_interval: timedelta = timedelta(minutes=5)
 
 
+_PRUNE_AT = 10_000
+
+
 class ResendLimits:
     """One confirmation request per contact point, topic and channel per ``interval``.
 
@@ -89,6 +92,8 @@ class ResendLimits:
                     f"a confirmation was sent recently; try again in {wait} seconds",
                     retry_after=max(wait, 1),
                 )
+            if len(self._last) >= _PRUNE_AT:  # keep memory bounded: forget what has expired
+                self._last = {k: t for k, t in self._last.items() if now - t < self._interval}
             self._last[key] = now
 
 
