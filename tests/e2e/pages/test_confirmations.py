@@ -189,3 +189,16 @@ def test_a_person_opens_the_emailed_link_and_confirms(api: Api, acme: Seeded, pa
     assert verdict(api, acme, jane, "news", Channel.EMAIL) == ("allow", ())
     [confirmed] = [e for e in ledger(api, acme, jane) if e.action is ConsentAction.CONFIRMED]
     assert "HeadlessChrome" in (confirmed.evidence.user_agent or "")
+
+
+def test_the_request_log_names_the_route_and_never_the_token(
+    api: Api, acme: Seeded, caplog: pytest.LogCaptureFixture
+) -> None:
+    request_consent(api, acme)
+    token = token_of(captured_link(api, acme))
+    client = api.client()
+    with caplog.at_level("INFO", logger="consentry.http"):
+        client.post(f"/c/{token}", data={"csrf_token": _csrf(client, token)})
+    paths = [getattr(r, "path", None) for r in caplog.records if r.name == "consentry.http"]
+    assert paths.count("/c/{token}") == 2
+    assert token not in caplog.text
