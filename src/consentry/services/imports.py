@@ -187,9 +187,27 @@ def run_import(
             import_id, status=ImportStatus.RUNNING, counts=ImportCounts(), rows_done=0, at=None
         )
         uow.commit()
-    return _execute(
-        new_uow, tenant_ref, record, open_file, encoding=encoding, progress=progress, now=now
-    )
+    try:
+        return _execute(
+            new_uow, tenant_ref, record, open_file, encoding=encoding, progress=progress, now=now
+        )
+    except Exception:
+        # Not a refusal but a crash (the database went away): the record must not stay
+        # "running" for ever. Its rows were rolled back with the transaction.
+        with new_uow() as uow:
+            uow.imports.finish(
+                import_id,
+                status=ImportStatus.FAILED,
+                counts=ImportCounts(),
+                rows_done=0,
+                at=utcnow(),
+                error=(
+                    "IMPORT_FAILED",
+                    "the import stopped on an internal error; nothing was written",
+                ),
+            )
+            uow.commit()
+        raise
 
 
 def preview_import(
@@ -243,6 +261,9 @@ def _execute(
             read_all(run, open_file, encoding, progress)
         except ConsentryError as exc:
             failure = exc
+        except BaseException:
+            spool.close()
+            raise
         assert run is not None or failure is not None  # noqa: S101  (one of the two is set)
         counts = run.counts() if run is not None else ImportCounts()
         done = run.done if run is not None else 0

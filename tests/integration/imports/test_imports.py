@@ -257,3 +257,24 @@ def test_batches_chain_onto_earlier_events_and_a_second_import_of_the_file_chang
     (report,) = verify_ledger(new_uow(), slug)
     assert report.intact, report
     assert report.verified == 4
+
+
+def test_an_import_that_crashes_is_marked_failed_and_writes_nothing(
+    new_uow: UowFactory, slug: str, cites: Evidence, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from consentry.services import import_batch
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("the database went away")
+
+    before = _counts(new_uow)
+    monkeypatch.setattr(import_batch, "write_batch", broken)
+    s = spec(attestation(cites.policy_document_id))
+    record = service.start_import(new_uow(), slug, s, scan(SMALL, s))
+    with pytest.raises(RuntimeError):
+        service.run_import(new_uow, slug, record.id, opener(SMALL))
+    with new_uow() as uow:
+        stored = uow.imports.get(record.tenant_id, record.id)
+    assert stored.status is ImportStatus.FAILED
+    assert stored.error_code == "IMPORT_FAILED"
+    assert _counts(new_uow) == before
