@@ -19,6 +19,7 @@ from consentry.domain.errors import (
     InvalidInput,
     NotFound,
 )
+from consentry.domain.imports import ImportTooLarge
 
 PROBLEM = "application/problem+json"
 
@@ -58,6 +59,7 @@ _STATUS: tuple[tuple[type[ConsentryError], int], ...] = (
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (ImportTooLarge, 413),
     (InvalidInput, 422),
     (IntegrityFailure, 500),
 )
