@@ -41,7 +41,7 @@ from consentry.domain.delivery import (
     SendResult,
     backoff,
 )
-from consentry.domain.errors import ConsentryError
+from consentry.domain.errors import ConsentryError, KeyUnavailable
 from consentry.domain.gate import Decision, Intent, Reason, Verdict, frequency_defer
 from consentry.domain.model import Category, Channel, Contact, Tenant
 from consentry.domain.suppression import SuppressionReason, SuppressionScope
@@ -51,6 +51,7 @@ from consentry.services.ports import ChannelAdapter, UnitOfWork
 from consentry.services.suppressions import add_suppression
 
 log = logging.getLogger("consentry.dispatch")
+KEY_RETRY = timedelta(minutes=5)  # a window whose tenant key cannot be used waits this long
 
 
 class MessageFactory(Protocol):
@@ -190,16 +191,21 @@ class Dispatcher:
 
     def _window(self, window: list[ClaimedDelivery]) -> BatchReport:
         with self._read_uow() as check:  # held until the window has left: the fence lives here
-            tenant = check.tenants.get(window[0].tenant_id)
-            contacts = {
-                c.id: c for c in check.contacts.many(tenant.id, [d.contact_id for d in window])
-            }
-            channel = window[0].channel
-            check.fences.shared(
-                k for c in contacts.values() if (k := check.contacts.point_key(c, channel))
-            )
-            now = self._clock()
-            decisions = self._decide(check, tenant, window, list(contacts), now)
+            try:
+                tenant = check.tenants.get(window[0].tenant_id)
+                contacts = {
+                    c.id: c for c in check.contacts.many(tenant.id, [d.contact_id for d in window])
+                }
+                channel = window[0].channel
+                check.fences.shared(
+                    k for c in contacts.values() if (k := check.contacts.point_key(c, channel))
+                )
+                now = self._clock()
+                decisions = self._decide(check, tenant, window, list(contacts), now)
+            except KeyUnavailable as exc:
+                # One tenant's key cannot be used (not loaded, rotated away, damaged): its window
+                # waits and is tried again later; the other tenants' windows go on.
+                return self._postpone(window, exc)
             report, in_flight = self._prepare(check, tenant, window, contacts, decisions, now)
             if in_flight:
                 self._limiter.acquire(f"{tenant.id}:{channel.value}", len(in_flight))
@@ -208,6 +214,16 @@ class Dispatcher:
         for s in signals:  # after the fence is released: a suppression takes it exclusively
             self._apply_signal(s)
         return report
+
+    def _postpone(self, window: list[ClaimedDelivery], error: KeyUnavailable) -> BatchReport:
+        """Nothing of the window was marked in flight: defer all of it by ``KEY_RETRY``."""
+        log.error("window of tenant %s postponed: %s", window[0].tenant_id, error.code)
+        now = self._clock()
+        until = (now + KEY_RETRY, (error.code,))
+        with self._uow() as uow:
+            uow.deliveries.defer(self.config.worker_id, {d.id: until for d in window}, now)
+            uow.commit()
+        return BatchReport(deferred=len(window))
 
     def _decide(
         self,
