@@ -120,6 +120,12 @@ class SqlUnitOfWork:
             raise RuntimeError("nothing to commit")
         self._tx.commit()
 
+    def checkpoint(self) -> None:
+        """Commit and begin a new transaction on the same connection: a long job (an import
+        written batch by batch) releases its locks between batches."""
+        self.commit()
+        self._tx = self.connection.begin()
+
     def rollback(self) -> None:
         if self._tx is not None and self._tx.is_active:
             self._tx.rollback()

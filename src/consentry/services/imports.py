@@ -193,7 +193,15 @@ def run_import(
         )
     except Exception:
         # Not a refusal but a crash (the database went away): the record must not stay
-        # "running" for ever. Its rows were rolled back with the transaction.
+        # "running" for ever. An atomic import's rows were rolled back with its transaction;
+        # one keeping its good rows keeps the batches committed before the crash.
+        kept = record.keep_good_rows and not record.dry_run
+        detail = (
+            "the import stopped on an internal error; the batches written before it stay, and "
+            "importing the file again skips their rows"
+            if kept
+            else "the import stopped on an internal error; nothing was written"
+        )
         with new_uow() as uow:
             uow.imports.finish(
                 import_id,
@@ -201,10 +209,7 @@ def run_import(
                 counts=ImportCounts(),
                 rows_done=0,
                 at=utcnow(),
-                error=(
-                    "IMPORT_FAILED",
-                    "the import stopped on an internal error; nothing was written",
-                ),
+                error=("IMPORT_FAILED", detail),
             )
             uow.commit()
         raise

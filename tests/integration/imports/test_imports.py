@@ -278,3 +278,38 @@ def test_an_import_that_crashes_is_marked_failed_and_writes_nothing(
     assert stored.status is ImportStatus.FAILED
     assert stored.error_code == "IMPORT_FAILED"
     assert _counts(new_uow) == before
+
+
+def test_an_import_keeping_good_rows_commits_batch_by_batch(
+    new_uow: UowFactory, slug: str, cites: Evidence, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch commits (the tenant's ledger is locked one batch at a time, not for the whole
+    import), so a crash in the second batch keeps the first, and the ledger stays whole."""
+    from consentry.services import import_batch
+
+    original = import_batch.write_batch
+    calls: list[int] = []
+
+    def second_breaks(run_: import_batch.ImportRun, parsed: list[object]) -> None:
+        calls.append(len(parsed))
+        if len(calls) == 2:
+            raise RuntimeError("the database went away")
+        original(run_, parsed)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(import_batch, "BATCH_ROWS", 2)
+    monkeypatch.setattr(import_batch, "write_batch", second_breaks)
+    data = b"email\r\na1@example.com\r\na2@example.com\r\na3@example.com\r\na4@example.com\r\n"
+    s = spec(attestation(cites.policy_document_id), keep_good_rows=True)
+    record = service.start_import(new_uow(), slug, s, scan(data, s))
+    before = _counts(new_uow)
+    with pytest.raises(RuntimeError):
+        service.run_import(new_uow, slug, record.id, opener(data))
+
+    after = _counts(new_uow)
+    assert after["consent_events"] - before["consent_events"] == 2  # the first batch stays
+    with new_uow() as uow:
+        stored = uow.imports.get(record.tenant_id, record.id)
+    assert stored.status is ImportStatus.FAILED
+    assert "batches written before it stay" in (stored.error_detail or "")
+    (report,) = verify_ledger(new_uow(), slug)
+    assert report.intact, report
