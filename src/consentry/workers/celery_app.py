@@ -20,9 +20,11 @@ from celery import Celery
 from consentry.bootstrap import Container, bootstrap
 from consentry.config import Settings
 from consentry.services.campaigns import start_due_campaigns
+from consentry.workers.inprocess import LAPSE_EVERY_SECONDS, lapse_expired_requests
 
 DISPATCH = "consentry.dispatch"
 TICK = "consentry.tick"
+LAPSE = "consentry.lapse_pending"
 BATCHES_PER_TASK = 20
 
 
@@ -57,7 +59,10 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         task_ignore_result=True,
         worker_hijack_root_logger=False,
-        beat_schedule={"tick": {"task": TICK, "schedule": 5.0}},
+        beat_schedule={
+            "tick": {"task": TICK, "schedule": 5.0},
+            "lapse": {"task": LAPSE, "schedule": LAPSE_EVERY_SECONDS},
+        },
     )
     app.conf.task_default_queue = settings.celery_queue
     state: dict[str, Container] = {}
@@ -87,6 +92,11 @@ def make_celery(settings: Settings) -> Celery:
         start_due_campaigns(c.uow())
         app.send_task(DISPATCH, args=[None])
         return 0
+
+    @app.task(name=LAPSE)  # type: ignore[untyped-decorator]
+    def lapse() -> int:
+        """Lapse the confirmation requests past their lifetime (hourly, from beat)."""
+        return lapse_expired_requests(container())
 
     return app
 
