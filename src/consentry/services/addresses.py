@@ -7,6 +7,7 @@ comparisons all see one spelling. Validation failures raise the InvalidInput err
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import zoneinfo
@@ -64,10 +65,8 @@ def normalize_email(raw: str) -> str:
         and len(candidate) <= _SIMPLE_TOTAL_MAX
         and _SIMPLE_LOCAL.fullmatch(local)
     ):
-        try:
+        with contextlib.suppress(EmailNotValidError):  # else the full validation words it
             return f"{local}@{_normalized_domain(domain)}"
-        except EmailNotValidError:
-            pass  # the full validation below words the error
     if len(candidate) > MAX_EMAIL_LENGTH:
         raise InvalidEmail(
             f"email address is longer than {MAX_EMAIL_LENGTH} characters", field="email"

@@ -20,8 +20,6 @@ from consentry.domain.consent import (
     ConsentState,
     ConsentStatus,
     Evidence,
-    EvidenceDigests,
-    apply_event,
     validate_evidence,
 )
 from consentry.domain.errors import NotFound
@@ -35,6 +33,7 @@ from consentry.services.compose.confirmation import (
     ConfirmationTokens,
 )
 from consentry.services.compose.tokens import InvalidToken
+from consentry.services.consent import append_and_fold
 from consentry.services.ports import UnitOfWork
 
 
@@ -119,18 +118,7 @@ def append(  # noqa: PLR0917  (the ledger's coordinates, in their usual order)
         occurred_at=now,
         recorded_at=now,
     )
-    digest = uow.keys.digest
-    event = uow.ledger.append(
-        event,
-        EvidenceDigests(
-            source=digest(evidence.source),
-            ip_address=digest(evidence.ip_address),
-            user_agent=digest(evidence.user_agent),
-            note=digest(evidence.note),
-        ),
-    )
-    uow.consent_states.put(apply_event(state, event))
-    return event
+    return append_and_fold(uow, event)[0]
 
 
 def confirm(

@@ -93,6 +93,25 @@ def _check_disclosure(uow: UnitOfWork, tenant_id: uuid.UUID, evidence: Evidence)
     return replace(evidence, disclosure_hash=document.content_hash)
 
 
+def append_and_fold(uow: UnitOfWork, event: ConsentEvent) -> tuple[ConsentEvent, ConsentState]:
+    """Chain ``event`` onto its tenant's ledger, with the keyed digests of its evidence, and fold
+    it into the state projection, in the caller's transaction: the event as chained and the new
+    state. Every single-event writer (API, CLI, opt-out pages, confirmations) goes through it."""
+    ev, digest = event.evidence, uow.keys.digest
+    digests = EvidenceDigests(
+        source=digest(ev.source),
+        ip_address=digest(ev.ip_address),
+        user_agent=digest(ev.user_agent),
+        note=digest(ev.note),
+    )
+    event = uow.ledger.append(event, digests)
+    previous = uow.consent_states.get(event.tenant_id, event.contact_id, event.topic_id,
+                                      event.channel)  # fmt: skip
+    state = apply_event(previous, event)
+    uow.consent_states.put(state)
+    return event, state
+
+
 def record_consent(
     uow: UnitOfWork,
     tenant_slug: TenantRef,
@@ -155,19 +174,7 @@ def record_consent(
             if affirmative
             else None,
         )
-        digest = uow.keys.digest
-        event = uow.ledger.append(
-            event,
-            EvidenceDigests(
-                source=digest(ev.source),
-                ip_address=digest(ev.ip_address),
-                user_agent=digest(ev.user_agent),
-                note=digest(ev.note),
-            ),
-        )
-        previous = uow.consent_states.get(tenant.id, contact.id, topic.id, request.channel)
-        state = apply_event(previous, event)
-        uow.consent_states.put(state)
+        event, state = append_and_fold(uow, event)
         audit(uow, context, tenant.id, f"consent.{event.action.value}", "contact", contact.id)
         uow.commit()
     return Recorded(event, state)

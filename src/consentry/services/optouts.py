@@ -23,8 +23,6 @@ from consentry.domain.consent import (
     ConsentMethod,
     ConsentStatus,
     Evidence,
-    EvidenceDigests,
-    apply_event,
 )
 from consentry.domain.errors import NotFound
 from consentry.domain.ids import new_id
@@ -33,6 +31,7 @@ from consentry.domain.signals import SignalSource
 from consentry.domain.suppression import Suppression, SuppressionReason, SuppressionScope
 from consentry.services.clock import utcnow
 from consentry.services.compose.tokens import InvalidToken, TokenClaims, UnsubscribeTokens
+from consentry.services.consent import append_and_fold
 from consentry.services.ports import UnitOfWork
 
 What = Literal["topic", "all_marketing"]
@@ -133,19 +132,7 @@ def append_event(  # noqa: PLR0917  (the ledger's coordinates, in their usual or
         occurred_at=now,
         recorded_at=now,
     )
-    digest = uow.keys.digest
-    event = uow.ledger.append(
-        event,
-        EvidenceDigests(
-            source=digest(evidence.source),
-            ip_address=digest(evidence.ip_address),
-            user_agent=digest(evidence.user_agent),
-            note=digest(evidence.note),
-        ),
-    )
-    previous = uow.consent_states.get(view.tenant.id, view.contact.id, topic.id, channel)
-    uow.consent_states.put(apply_event(previous, event))
-    return event
+    return append_and_fold(uow, event)[0]
 
 
 def withdraw(  # noqa: PLR0917  (see append_event)

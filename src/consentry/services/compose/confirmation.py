@@ -16,29 +16,20 @@ Errors::
 
 from __future__ import annotations
 
-import base64
-import os
-import re
 import struct
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from consentry.domain.model import Channel
-from consentry.services.compose.tokens import InvalidToken
+from consentry.services.compose.tokens import InvalidToken, SealedCodec
 
 CONFIRMATION_PURPOSE = "confirmation token v1"
 DEFAULT_CONFIRMATION_LIFETIME = timedelta(days=7)
 _FORMAT = 1
 # version, tenant, contact, topic, channel, point key, requested event, issued at (Unix seconds).
 _PAYLOAD = struct.Struct(">B16s16s16sB16s16sQ")
-_NONCE_BYTES = 12
-_TOKEN_BYTES = _NONCE_BYTES + _PAYLOAD.size + 16
 _AAD = b"consentry confirmation token"
-_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 _CHANNEL_CODES = {Channel.EMAIL: 1, Channel.SMS: 2, Channel.WHATSAPP: 3}
 _CHANNELS = {code: channel for channel, code in _CHANNEL_CODES.items()}
 NOT_VALID = "the link is not valid or has expired"
@@ -63,7 +54,7 @@ class ConfirmationTokens:
             raise ValueError("a confirmation token key is 32 bytes")
         if lifetime <= timedelta(0):
             raise ValueError("a confirmation token lifetime is positive")
-        self._aead = AESGCM(key)
+        self._codec = SealedCodec(key, _AAD, _PAYLOAD.size, NOT_VALID)
         self.lifetime = lifetime
 
     def mint(self, claims: ConfirmationClaims) -> str:
@@ -79,17 +70,11 @@ class ConfirmationTokens:
             claims.request_event_id.bytes,
             int(claims.issued_at.timestamp()),
         )
-        nonce = os.urandom(_NONCE_BYTES)
-        sealed = nonce + self._aead.encrypt(nonce, payload, _AAD)
-        return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
+        return self._codec.seal(payload)
 
     def read(self, token: str, now: datetime) -> ConfirmationClaims:
         """The claims of a token this key minted; InvalidToken if not, or if it has expired."""
-        raw = _decode(token)
-        try:
-            payload = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _AAD)
-        except InvalidTag:
-            raise InvalidToken(NOT_VALID) from None
+        payload = self._codec.open(token)
         version, tenant, contact, topic, channel, point_key, event, issued = _PAYLOAD.unpack(
             payload
         )
@@ -107,16 +92,6 @@ class ConfirmationTokens:
             request_event_id=uuid.UUID(bytes=event),
             issued_at=issued_at,
         )
-
-
-def _decode(token: str) -> bytes:
-    expected = -(-_TOKEN_BYTES * 4 // 3)  # unpadded base64 length
-    if len(token) != expected or not _ALPHABET.fullmatch(token):
-        raise InvalidToken(NOT_VALID)
-    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != token:
-        raise InvalidToken(NOT_VALID)
-    return raw
 
 
 def sms_confirmation_text(brand: str, program: str, frequency: str, help_contact: str) -> str:

@@ -39,7 +39,6 @@ _FORMAT = 1
 # version, tenant, contact, topic, channel, point key, issued at (Unix seconds).
 _PAYLOAD = struct.Struct(">B16s16s16sB16sQ")
 _NONCE_BYTES = 12
-_TOKEN_BYTES = _NONCE_BYTES + _PAYLOAD.size + 16  # nonce, ciphertext, GCM tag
 _AAD = b"consentry unsubscribe token"
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 # Stable wire codes: never renumber, only add.
@@ -76,6 +75,39 @@ def derive_token_key(index_key: bytes) -> bytes:
     return hkdf.derive(index_key)
 
 
+class SealedCodec:
+    """AES-256-GCM sealing of a fixed-size payload into a URL-safe token (base64url, no
+    padding), and its strict opening: one spelling per token, InvalidToken for anything else.
+    The associated data names the token's kind, so one kind cannot pass for another."""
+
+    def __init__(self, key: bytes, aad: bytes, payload_size: int, not_valid: str) -> None:
+        if len(key) != 32:
+            raise ValueError("a token key is 32 bytes")
+        self._aead = AESGCM(key)
+        self._aad = aad
+        self._not_valid = not_valid
+        token_bytes = _NONCE_BYTES + payload_size + 16  # nonce, ciphertext, GCM tag
+        self._length = -(-token_bytes * 4 // 3)  # unpadded base64 length
+
+    def seal(self, payload: bytes) -> str:
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = nonce + self._aead.encrypt(nonce, payload, self._aad)
+        return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
+
+    def open(self, token: str) -> bytes:
+        # Strict: the standard decoder skips characters outside the alphabet, which would let
+        # many spellings of one token through.
+        if len(token) != self._length or not _ALPHABET.fullmatch(token):
+            raise InvalidToken(self._not_valid)
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != token:
+            raise InvalidToken(self._not_valid)  # non-canonical trailing bits
+        try:
+            return self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], self._aad)
+        except InvalidTag:
+            raise InvalidToken(self._not_valid) from None
+
+
 class UnsubscribeTokens:
     """Mints and reads unsubscribe tokens under one key."""
 
@@ -84,7 +116,7 @@ class UnsubscribeTokens:
             raise ValueError("an unsubscribe token key is 32 bytes")
         if lifetime < MIN_LIFETIME:
             raise ValueError(f"unsubscribe links must live at least {MIN_LIFETIME.days} days")
-        self._aead = AESGCM(key)
+        self._codec = SealedCodec(key, _AAD, _PAYLOAD.size, "the link is not valid")
         self._lifetime = lifetime
 
     def mint(self, claims: TokenClaims) -> str:
@@ -102,17 +134,11 @@ class UnsubscribeTokens:
             claims.point_key,
             int(claims.issued_at.timestamp()),
         )
-        nonce = os.urandom(_NONCE_BYTES)
-        sealed = nonce + self._aead.encrypt(nonce, payload, _AAD)
-        return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
+        return self._codec.seal(payload)
 
     def read(self, token: str, now: datetime) -> TokenClaims:
         """The claims of a token this key minted; InvalidToken if it is not one or has expired."""
-        raw = self._decode(token)
-        try:
-            payload = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _AAD)
-        except InvalidTag:
-            raise InvalidToken("the link is not valid") from None
+        payload = self._codec.open(token)
         version, tenant, contact, topic, channel, point_key, issued = _PAYLOAD.unpack(payload)
         if version != _FORMAT or channel not in _CHANNELS:
             raise InvalidToken("the link is not valid")
@@ -127,15 +153,3 @@ class UnsubscribeTokens:
             point_key=point_key,
             issued_at=issued_at,
         )
-
-    @staticmethod
-    def _decode(token: str) -> bytes:
-        # Strict: the standard decoder skips characters outside the alphabet, which would let
-        # many spellings of one token through.
-        expected = -(-_TOKEN_BYTES * 4 // 3)  # unpadded base64 length
-        if len(token) != expected or not _ALPHABET.fullmatch(token):
-            raise InvalidToken("the link is not valid")
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != token:
-            raise InvalidToken("the link is not valid")  # non-canonical trailing bits
-        return raw
