@@ -109,3 +109,27 @@ def test_master_key_rotation_rewraps_data_keys_without_losing_data(engine: Engin
         )
         assert found is not None
         assert found.email == "ana@example.com"
+
+
+def test_signals_in_keep_their_payloads_sealed(new_uow: UowFactory, engine: Engine) -> None:
+    """A webhook's raw payload names the person (their number, their words, their address): it
+    is kept sealed, and what is recorded beside it names no one."""
+    from consentry.domain.model import Channel
+    from consentry.domain.signals import Keyword, KeywordKind, ParsedInput, SignalSource
+    from consentry.services.signals import SignalPolicy, ingest, keep_rejected
+
+    slug = shop(new_uow)
+    person(new_uow, slug)
+    payload = b"From=%2B16175550142&Body=STOP+Ana+Lima&To=%2B15005550006"
+    stop = Keyword(Channel.SMS, "+16175550142", "+15005550006", KeywordKind.OPT_OUT, "STOP")
+    parsed = ParsedInput(SignalSource.TWILIO, "SM" + "1" * 32, (stop,))
+    assert ingest(new_uow(), parsed, payload, "application/x-www-form-urlencoded",
+                  policy=SignalPolicy()).status == "applied"  # fmt: skip
+    keep_rejected(new_uow(), SignalSource.INBOUND_SMTP, b"To: ana@example.com\r\n\r\nhi",
+                  "message/rfc822", why="not a report")  # fmt: skip
+    stored = _all_stored_text(engine)
+    for secret in (*SECRETS, "Ana%20Lima", "%2B16175550142", "STOP+Ana"):
+        assert secret not in stored, secret
+    with new_uow() as uow:  # the payload is there, sealed
+        (record,) = uow.signals.inbound(status="applied")
+        assert uow.signals.payload(record.id) == payload
