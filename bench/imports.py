@@ -9,8 +9,9 @@ process (this file with ``--child``) imports the file into a fresh database
 ``consentry_import_bench`` on 127.0.0.1:5432 the way ``consentry import --keep-good-rows`` does:
 ``import_file.scan`` (hash, decoding, header, row count), ``start_import`` and ``run_import``,
 which seals names and addresses (AES-GCM), computes blind indexes, chains a consent event per
-row onto the ledger and folds the states, committing each batch of 5,000 rows. Each child reports its phases
-and its peak RSS (``ru_maxrss``): memory is flat in the file's size when the two peaks are close.
+row onto the ledger and folds the states, committing each batch of 5,000 rows. Each child
+reports its phases and its peak RSS (``ru_maxrss``): memory is flat in the file's size when the
+two peaks are close.
 The import is then checked like ``consentry verify-ledger`` does for the large run's chain head
 (events counted, head sequence equal).
 
