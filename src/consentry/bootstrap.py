@@ -39,6 +39,10 @@ from consentry.persistence.outbox import SqlOutbox
 from consentry.persistence.uow import SqlUnitOfWork
 from consentry.services.clock import utcnow
 from consentry.services.compose.confirmation import CONFIRMATION_PURPOSE, ConfirmationTokens
+from consentry.services.compose.reconfirmation import (
+    RECONFIRMATION_PURPOSE,
+    ReconfirmationTokens,
+)
 from consentry.services.compose.tokens import UnsubscribeTokens
 from consentry.services.confirmations import ConfirmationConfig, ResendLimits
 from consentry.services.dispatch import DispatchConfig, Dispatcher, RateLimiter
@@ -82,6 +86,10 @@ class Container:
         """Mints and reads the tokens of confirmed opt-in links (a key of their own)."""
         lifetime = timedelta(days=self.settings.confirmation_lifetime_days)
         return ConfirmationTokens(self.keys.derive(CONFIRMATION_PURPOSE), lifetime=lifetime)
+
+    def reconfirmation_tokens(self) -> ReconfirmationTokens:
+        """Reads the tokens of permission-pass links (a key of their own)."""
+        return ReconfirmationTokens(self.keys.derive(RECONFIRMATION_PURPOSE))
 
     def confirmation_config(self) -> ConfirmationConfig:
         s = self.settings

@@ -21,6 +21,7 @@ from consentry.cli.delivery import (
     worker,
 )
 from consentry.cli.imports import import_contacts
+from consentry.cli.passes import pass_app
 from consentry.cli.records import contact_app, policy_app, tenant_app, topic_app
 from consentry.cli.signals import inbound_mail, inbound_smtp
 from consentry.domain.errors import KeyUnavailable, LedgerTampered, UnknownValue
@@ -54,6 +55,7 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(sender_app, name="sender-domain")
 app.add_typer(template_app, name="template")
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(pass_app, name="pass")
 app.command()(serve)
 app.command()(send)
 app.command()(outbox)

@@ -590,3 +590,47 @@ import_issues = Table(
     Index("ix_import_issues_import", "import_id", "id"),
     _one_of("severity", Severity),
 )
+
+# -- permission passes: reconfirmation with a deadline, and who was asked -------------------------
+
+permission_passes = Table(
+    "permission_passes",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("topic_id", Uuid, ForeignKey("topics.id"), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("source_kind", String(16), nullable=False),
+    Column("list_id", Uuid, ForeignKey("contact_lists.id")),  # the list the pass was run on
+    Column("import_id", Uuid, ForeignKey("imports.id")),  # or the import batch
+    Column("campaign_id", Uuid, ForeignKey("campaigns.id"), nullable=False),
+    Column("disclosure_document_id", Uuid, ForeignKey("policy_documents.id"), nullable=False),
+    Column("deadline", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    UniqueConstraint("campaign_id", name="uq_permission_passes_campaign"),
+    Index("ix_permission_passes_due", "status", "deadline"),
+    Index("ix_permission_passes_tenant", "tenant_id", "created_at"),
+    CheckConstraint("source_kind IN ('list', 'import')", name="source_kind_valid"),
+    CheckConstraint("status IN ('running', 'ended')", name="status_valid"),
+    _one_of("channel", Channel),
+)
+
+# The contact points a pass asked, with the event their consent was active on when it started;
+# the outcome is written when the pass ends.
+permission_pass_members = Table(
+    "permission_pass_members",
+    metadata,
+    Column("pass_id", Uuid, ForeignKey("permission_passes.id"), primary_key=True),
+    Column("contact_id", Uuid, ForeignKey("contacts.id"), primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("point_key", LargeBinary(16), nullable=False),
+    Column("start_event_id", Uuid, nullable=False),
+    Column("renewed_event_id", Uuid),
+    Column("renewed_at", UTCDateTime),
+    Column("outcome", String(16)),
+    CheckConstraint("outcome IN ('renewed', 'lapsed', 'other')", name="outcome_valid"),
+)

@@ -21,6 +21,7 @@ from consentry.persistence.engine import READ_ONLY
 from consentry.persistence.fences import SqlFences
 from consentry.persistence.imports import SqlImportRows, SqlImports
 from consentry.persistence.ledger import SqlConsentLedger, SqlConsentStates
+from consentry.persistence.passes import SqlPermissionPasses
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.signals import SqlSignals
 from consentry.persistence.suppressions import SqlDncRegistry, SqlSuppressionRepository
@@ -56,6 +57,7 @@ class SqlUnitOfWork:
     signals: SqlSignals
     imports: SqlImports
     import_rows: SqlImportRows
+    passes: SqlPermissionPasses
 
     def __init__(self, engine: Engine, keys: KeyRing, *, read_only: bool = False) -> None:
         self._engine = engine
@@ -98,6 +100,7 @@ class SqlUnitOfWork:
         self.signals = SqlSignals(conn, self.keys)
         self.imports = SqlImports(conn, crypto)
         self.import_rows = SqlImportRows(conn, self.contacts)
+        self.passes = SqlPermissionPasses(conn)
         return self
 
     def __exit__(

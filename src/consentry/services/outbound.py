@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from consentry.domain.campaigns import Campaign, ClaimedDelivery, SenderDomainNotRegistered
 from consentry.domain.content import ContentUnderReview, Review, review_message
@@ -25,6 +26,11 @@ from consentry.services.compose.email import (
     EmailComposer,
     SenderIdentity,
     message_id_for,
+)
+from consentry.services.compose.reconfirmation import (
+    RECONFIRMATION_PURPOSE,
+    ReconfirmationClaims,
+    ReconfirmationTokens,
 )
 from consentry.services.compose.sms import compose_sms, sms_text
 from consentry.services.compose.templates import (
@@ -66,6 +72,8 @@ class OutboundComposer:
         self._config = config
         self._clock = clock
         self._tokens = UnsubscribeTokens(keys.derive(TOKEN_PURPOSE))
+        self._reconfirm = ReconfirmationTokens(keys.derive(RECONFIRMATION_PURPOSE))
+        self._pass_of_campaign: dict[uuid.UUID, uuid.UUID | None] = {}
         self._templates: dict[uuid.UUID, tuple[Template, CompiledTemplate]] = {}
         self._emails: dict[tuple[uuid.UUID, str], EmailComposer] = {}
         self._lock = threading.Lock()
@@ -144,17 +152,50 @@ class OutboundComposer:
             preferences_url=f"{base}/p/{token}",
         )
 
+    def _pass_of(self, uow: UnitOfWork, campaign_id: uuid.UUID | None) -> uuid.UUID | None:
+        """The permission pass a campaign sends the reconfirmations of, if any (cached: a
+        campaign never changes pass)."""
+        if campaign_id is None:
+            return None
+        if campaign_id not in self._pass_of_campaign:
+            found = uow.passes.for_campaign(campaign_id)
+            with self._lock:
+                self._pass_of_campaign[campaign_id] = None if found is None else found.id
+        return self._pass_of_campaign[campaign_id]
+
+    def _variables(
+        self,
+        uow: UnitOfWork,
+        tenant: Tenant,
+        delivery: ClaimedDelivery,
+        contact: Contact,
+        point_key: bytes,
+    ) -> dict[str, Any]:
+        """The delivery's data, with the reconfirmation link of a permission pass's message."""
+        pass_id = self._pass_of(uow, delivery.campaign_id)
+        if pass_id is None:
+            return delivery.variables
+        token = self._reconfirm.mint(
+            ReconfirmationClaims(
+                tenant.id, pass_id, contact.id, delivery.topic_id, delivery.channel, point_key,
+                self._clock(),
+            )
+        )  # fmt: skip
+        url = f"{self._config.public_base_url.rstrip('/')}/r/{token}"
+        return {**delivery.variables, "reconfirm_url": url}
+
     # -- the dispatcher's message factory ------------------------------------------------------
 
     def compose(
         self, uow: UnitOfWork, tenant: Tenant, delivery: ClaimedDelivery, contact: Contact
     ) -> OutboundMessage:
         template, compiled = self.template(uow, tenant.id, delivery.template_id)
-        content = compiled.render(template_variables(tenant, contact, delivery.variables))
         address = contact.address_for(delivery.channel)
         point_key = uow.contacts.point_key(contact, delivery.channel)
         if address is None or point_key is None:
             raise AddressMissing(f"no {delivery.channel.value} address", field="channel")
+        variables = self._variables(uow, tenant, delivery, contact, point_key)
+        content = compiled.render(template_variables(tenant, contact, variables))
         if delivery.channel is Channel.EMAIL:
             campaign = (
                 uow.campaigns.get(tenant.id, delivery.campaign_id)
@@ -236,7 +277,10 @@ class OutboundComposer:
 
     def review(self, uow: UnitOfWork, tenant: Tenant, campaign: Campaign) -> Review:
         template, compiled = self.template(uow, tenant.id, campaign.template_id)
-        content = compiled.render(template_variables(tenant, sample_contact(tenant), {}))
+        data: dict[str, Any] = {}
+        if self._pass_of(uow, campaign.id) is not None:
+            data["reconfirm_url"] = f"{self._config.public_base_url.rstrip('/')}/r/sample"
+        content = compiled.render(template_variables(tenant, sample_contact(tenant), data))
         return review_message(
             self.under_review(uow, tenant, template, content, campaign.from_address)
         )

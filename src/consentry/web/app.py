@@ -26,6 +26,7 @@ from consentry.web.routes import (
     health,
     imports,
     messages,
+    passes,
     suppressions,
     webhooks,
 )
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         imports,
         decisions,
         campaigns,
+        passes,
         messages,
         webhooks,
     ):

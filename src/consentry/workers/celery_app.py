@@ -20,11 +20,16 @@ from celery import Celery
 from consentry.bootstrap import Container, bootstrap
 from consentry.config import Settings
 from consentry.services.campaigns import start_due_campaigns
-from consentry.workers.inprocess import LAPSE_EVERY_SECONDS, lapse_expired_requests
+from consentry.workers.inprocess import (
+    LAPSE_EVERY_SECONDS,
+    end_passes,
+    lapse_expired_requests,
+)
 
 DISPATCH = "consentry.dispatch"
 TICK = "consentry.tick"
 LAPSE = "consentry.lapse_pending"
+END_PASSES = "consentry.end_passes"
 BATCHES_PER_TASK = 20
 
 
@@ -62,6 +67,7 @@ def make_celery(settings: Settings) -> Celery:
         beat_schedule={
             "tick": {"task": TICK, "schedule": 5.0},
             "lapse": {"task": LAPSE, "schedule": LAPSE_EVERY_SECONDS},
+            "end-passes": {"task": END_PASSES, "schedule": LAPSE_EVERY_SECONDS},
         },
     )
     app.conf.task_default_queue = settings.celery_queue
@@ -97,6 +103,11 @@ def make_celery(settings: Settings) -> Celery:
     def lapse() -> int:
         """Lapse the confirmation requests past their lifetime (hourly, from beat)."""
         return lapse_expired_requests(container())
+
+    @app.task(name=END_PASSES)  # type: ignore[untyped-decorator]
+    def end_due() -> int:
+        """End the permission passes past their deadline (hourly, from beat)."""
+        return end_passes(container())
 
     return app
 

@@ -12,6 +12,7 @@ from consentry.bootstrap import Container
 from consentry.services.campaigns import start_due_campaigns
 from consentry.services.confirming import lapse_pending
 from consentry.services.dispatch import BatchReport
+from consentry.services.pass_end import end_due_passes
 
 log = logging.getLogger("consentry.worker")
 LAPSE_EVERY_SECONDS = 3600.0  # unconfirmed requests lapse within an hour of their expiry
@@ -41,13 +42,25 @@ def lapse_expired_requests(container: Container) -> int:
     return lapsed
 
 
+def end_passes(container: Container) -> int:
+    """End the permission passes whose deadline has passed (``consentry pass end``); the
+    number of members lapsed."""
+    ended = end_due_passes(container.uow())
+    lapsed = sum(ended.values())
+    if ended:
+        log.info("ended %d permission pass(es): %d lapsed", len(ended), lapsed)
+    return lapsed
+
+
 def run_forever(container: Container, poll_seconds: float = 1.0) -> None:
     """``consentry worker`` without a broker: drain, sleep, repeat until interrupted; once an
-    hour, lapse the confirmation requests past their lifetime."""
+    hour, lapse the confirmation requests past their lifetime and end the permission passes
+    past their deadline."""
     next_lapse = 0.0
     while True:
         if time.monotonic() >= next_lapse:
             lapse_expired_requests(container)
+            end_passes(container)
             next_lapse = time.monotonic() + LAPSE_EVERY_SECONDS
         report = drain(container)
         if report.claimed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI, Response
 
-from consentry.web.pages import confirm, outbox, preferences, signin, unsubscribe
+from consentry.web.pages import confirm, outbox, preferences, reconfirm, signin, unsubscribe
 from consentry.web.pages.render import STYLESHEET_PATH, security_headers, stylesheet
 
 assets = APIRouter(include_in_schema=False)
@@ -32,5 +32,6 @@ def install(app: FastAPI) -> None:
         unsubscribe.router,
         preferences.router,
         confirm.router,
+        reconfirm.router,
     ):
         app.include_router(router)

@@ -1,0 +1,152 @@
+"""Renewing consent from a permission pass's link (``/r/{token}``).
+
+A link renews only the member it was minted for, only while the pass runs and before its
+deadline, only while that member's consent is still active on the address the message went to,
+and only once. Renewing appends a ``granted`` event with the page's evidence (URL without the
+token, IP address, user agent), the disclosure the page showed, and the pass as its actor; the
+member records the event. Reading a link writes nothing: mail scanners fetch links first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from consentry.domain.consent import (
+    ConsentAction,
+    ConsentEvent,
+    ConsentState,
+    ConsentStatus,
+    Evidence,
+    validate_evidence,
+)
+from consentry.domain.errors import NotFound
+from consentry.domain.ids import new_id
+from consentry.domain.model import Category, Channel, PolicyDocument, Tenant, Topic
+from consentry.domain.passes import ACTOR_PREFIX, PassStatus, PermissionPass, renewal_basis
+from consentry.services.clock import utcnow
+from consentry.services.compose.reconfirmation import (
+    NOT_VALID,
+    ReconfirmationClaims,
+    ReconfirmationTokens,
+)
+from consentry.services.compose.tokens import InvalidToken
+from consentry.services.consent import append_and_fold
+from consentry.services.ports import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class ReconfirmationView:
+    """What a reconfirmation link is about: the business, the topic, the deadline, the words."""
+
+    claims: ReconfirmationClaims
+    tenant: Tenant
+    topic: Topic
+    permission_pass: PermissionPass
+    disclosure: PolicyDocument
+
+    @property
+    def business_name(self) -> str:
+        return self.tenant.profile.legal_name or self.tenant.name
+
+    @property
+    def channel(self) -> Channel:
+        return self.claims.channel
+
+    @property
+    def deadline(self) -> datetime:
+        return self.permission_pass.deadline
+
+
+def _view(
+    uow: UnitOfWork, claims: ReconfirmationClaims, now: datetime
+) -> tuple[ReconfirmationView, ConsentState]:
+    """The view and the consent state a link would renew; InvalidToken if it renews nothing."""
+    try:
+        tenant = uow.tenants.get(claims.tenant_id)
+        found = uow.passes.get(tenant.id, claims.pass_id)
+        topic = uow.topics.get(tenant.id, claims.topic_id)
+        contact = uow.contacts.get(tenant.id, claims.contact_id)
+        disclosure = uow.policies.get(tenant.id, found.disclosure_document_id)
+    except NotFound:
+        raise InvalidToken(NOT_VALID) from None
+    member = uow.passes.member(found.id, claims.contact_id)
+    state = uow.consent_states.get(tenant.id, contact.id, topic.id, claims.channel)
+    minor = (
+        topic.category is Category.MARKETING
+        and contact.adult_on is not None
+        and now.date() < contact.adult_on
+    )
+    if (
+        found.status is not PassStatus.RUNNING
+        or now >= found.deadline
+        or found.topic_id != topic.id
+        or found.channel is not claims.channel
+        or member is None
+        or member.point_key != claims.point_key
+        or member.renewed_event_id is not None
+        or state is None
+        or state.status is not ConsentStatus.ACTIVE
+        or state.point_key != claims.point_key
+        or minor
+    ):
+        raise InvalidToken(NOT_VALID)
+    return ReconfirmationView(claims, tenant, topic, found, disclosure), state
+
+
+def read_reconfirmation(
+    uow: UnitOfWork, tokens: ReconfirmationTokens, token: str, *, now: datetime | None = None
+) -> ReconfirmationView:
+    """What a link would renew; InvalidToken if it renews nothing. Writes nothing."""
+    now = now or utcnow()
+    claims = tokens.read(token, now)
+    with uow:
+        return _view(uow, claims, now)[0]
+
+
+def renew(
+    uow: UnitOfWork,
+    tokens: ReconfirmationTokens,
+    token: str,
+    page: Evidence,
+    *,
+    now: datetime | None = None,
+) -> tuple[ReconfirmationView, ConsentEvent]:
+    """Renew the member's consent: append a ``granted`` event with ``page``'s evidence, the
+    disclosure shown and the pass as actor, and record it on the member; commits. InvalidToken
+    (nothing written) if the link renews nothing, including a second time."""
+    now = now or utcnow()
+    claims = tokens.read(token, now)
+    with uow:
+        # Held until commit: the pass cannot end between this check and the renewal.
+        if not uow.passes.hold_running(claims.pass_id):
+            raise InvalidToken(NOT_VALID)
+        view, state = _view(uow, claims, now)
+        evidence = replace(
+            page,
+            policy_document_id=view.disclosure.id,
+            disclosure_hash=view.disclosure.content_hash,
+            actor=f"{ACTOR_PREFIX}{claims.pass_id}",
+        )
+        basis = renewal_basis(state.basis)
+        validate_evidence(ConsentAction.GRANTED, basis, evidence)
+        event, _state = append_and_fold(
+            uow,
+            ConsentEvent(
+                id=new_id(),
+                tenant_id=state.tenant_id,
+                contact_id=state.contact_id,
+                point_key=state.point_key,
+                topic_id=state.topic_id,
+                channel=state.channel,
+                action=ConsentAction.GRANTED,
+                basis=basis,
+                evidence=evidence,
+                occurred_at=now,
+                recorded_at=now,
+            ),
+        )
+        if not uow.passes.record_renewal(claims.pass_id, claims.contact_id, event.id, now):
+            raise InvalidToken(NOT_VALID)  # renewed meanwhile: roll back
+        uow.commit()
+    return view, event
