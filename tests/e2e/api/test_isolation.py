@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -36,6 +37,7 @@ WEB_FORM = {
 }
 BOB = {"name": "Bob Bravo", "email": "bob.bravo@example.com", "phone": "+447400777001"}
 WRONG_PASSWORD = "definitely not it"
+ALPHA_LIST = "alpha-list"
 
 
 @dataclass
@@ -82,6 +84,7 @@ class World:
     b_user_email: str
     b_sending: Sending
     b_import: str = ""
+    b_pass: str = ""
 
     def b_identifiers(self) -> set[str]:
         """Strings that only B's data contains: none may appear in a response to A."""
@@ -107,6 +110,7 @@ class World:
             *(s["id"] for s in self.b_suppressions),
             *self.b_sending.identifiers(),
             self.b_import,
+            self.b_pass,
         }
 
 
@@ -216,6 +220,32 @@ def _import_variants(w: World) -> list[Variant]:
             "B's topic",
             Call(json=_import(str(w.a.disclosure_id), w.b_sending.topic)),
             Call(json=_import(str(w.a.disclosure_id), unique("no-topic"))),
+        ),
+    ]
+
+
+def _pass(w: World, **change: str) -> Call:
+    deadline = (datetime.now(UTC) + timedelta(days=7)).isoformat()
+    body = {"topic": "offers", "channel": "email", "list": ALPHA_LIST, "deadline": deadline}
+    return Call(json=body | change)
+
+
+def _pass_variants(w: World) -> list[Variant]:
+    b = w.b_sending
+    by_import = {"list": None}
+    return [
+        ("B's list", _pass(w, list=b.list["name"]), _pass(w, list=unique("no-list"))),
+        ("B's list id", _pass(w, list=b.list["id"]), _pass(w, list=str(uuid.uuid4()))),
+        ("B's topic", _pass(w, topic=b.topic), _pass(w, topic=unique("no-topic"))),
+        (
+            "B's import",
+            Call(json=_pass(w, import_id=w.b_import).json | by_import),
+            Call(json=_pass(w, import_id=str(uuid.uuid4())).json | by_import),
+        ),
+        (
+            "B's disclosure",
+            _pass(w, disclosure_id=str(w.b.disclosure_id)),
+            _pass(w, disclosure_id=str(uuid.uuid4())),
         ),
     ]
 
@@ -421,6 +451,9 @@ ROUTES: dict[tuple[str, str], Route] = {
         creates=True,
     ),
     ("POST", "/v1/messages"): Route("tenant", variants=_message_variants, creates=True),
+    ("GET", "/v1/permission-passes"): Route("tenant", own=lambda _w: Call()),
+    ("POST", "/v1/permission-passes"): Route("tenant", variants=_pass_variants, creates=True),
+    ("GET", "/v1/permission-passes/{pass_id}"): Route("tenant"),
     ("GET", "/v1/messages/{message_id}"): Route("tenant"),
     ("GET", "/v1/templates"): Route("tenant", own=lambda _w: Call()),
     ("POST", "/v1/templates"): Route(
@@ -454,6 +487,7 @@ ROUTES: dict[tuple[str, str], Route] = {
 PATH_TARGETS: dict[str, tuple[Callable[[World], list[str]], Callable[[], str]]] = {
     "contact_id": (lambda w: [w.bob["id"]], lambda: str(uuid.uuid4())),
     "import_id": (lambda w: [w.b_import], lambda: str(uuid.uuid4())),
+    "pass_id": (lambda w: [w.b_pass], lambda: str(uuid.uuid4())),
     "document_id": (
         lambda w: [str(w.b.disclosure_id), w.b_draft["id"]],
         lambda: str(uuid.uuid4()),
@@ -634,6 +668,20 @@ def _seed(api: Api) -> World:
     while owner_b.get(f"/v1/imports/{b_import}").json()["status"] in {"queued", "running"}:
         assert time.monotonic() < deadline, "B's import did not finish"
         time.sleep(0.05)
+    owner_a = api.client(a.token)
+    assert owner_a.post(
+        "/v1/lists", json={"name": ALPHA_LIST, "contacts": [alice["id"]]}
+    ).is_success
+    b_pass = owner_b.post(
+        "/v1/permission-passes",
+        json={
+            "topic": "offers",
+            "channel": "email",
+            "list": sending.list["name"],
+            "deadline": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
+        },
+    )
+    assert b_pass.status_code == 201, b_pass.text
     return World(
         a=a,
         b=b,
@@ -647,6 +695,7 @@ def _seed(api: Api) -> World:
         b_user_email=user_email,
         b_sending=sending,
         b_import=b_import,
+        b_pass=b_pass.json()["id"],
     )
 
 
