@@ -46,6 +46,8 @@ from consentry.services.compose.reconfirmation import (
 from consentry.services.compose.tokens import UnsubscribeTokens
 from consentry.services.confirmations import ConfirmationConfig, ResendLimits
 from consentry.services.dispatch import DispatchConfig, Dispatcher, RateLimiter
+from consentry.services.form_submit import Confirmers
+from consentry.services.form_tokens import FORM_TOKEN_PURPOSE, FormTokens
 from consentry.services.outbound import TOKEN_PURPOSE, OutboundComposer, OutboundConfig
 from consentry.services.ports import ChannelAdapter
 from consentry.services.signals import SignalPolicy
@@ -86,6 +88,24 @@ class Container:
         """Mints and reads the tokens of confirmed opt-in links (a key of their own)."""
         lifetime = timedelta(days=self.settings.confirmation_lifetime_days)
         return ConfirmationTokens(self.keys.derive(CONFIRMATION_PURPOSE), lifetime=lifetime)
+
+    def form_tokens(self) -> FormTokens:
+        """Mints and checks the tokens of subscription forms (a key of their own)."""
+        s = self.settings
+        return FormTokens(
+            self.keys.derive(FORM_TOKEN_PURPOSE),
+            min_age=timedelta(seconds=s.form_min_seconds),
+            max_age=timedelta(hours=s.form_max_age_hours),
+        )
+
+    def confirmers(self) -> Confirmers:
+        """What sending confirmation requests needs, for the public forms."""
+        return Confirmers(
+            self.confirmation_tokens(),
+            self.confirmation_config(),
+            self.resend_limits(),
+            self.send_now,
+        )
 
     def reconfirmation_tokens(self) -> ReconfirmationTokens:
         """Reads the tokens of permission-pass links (a key of their own)."""

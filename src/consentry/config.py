@@ -181,6 +181,22 @@ class Settings(BaseSettings):
         ge=0,
         description="Least time between two confirmation requests to one address for one topic.",
     )
+    form_min_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="Least time between showing a hosted subscription form and taking it back: "
+        "faster than a person can fill it in is refused as a bot.",
+    )
+    form_max_age_hours: int = Field(
+        default=24, ge=1, le=720, description="How long a shown subscription form may be sent."
+    )
+    form_posts_per_minute: float = Field(
+        default=10.0,
+        gt=0,
+        description="Subscription form submissions per minute per client address (burst of "
+        "the same size); more are refused with 429 and Retry-After.",
+    )
     soft_bounce_limit: int = Field(
         default=3, ge=1, le=100, description="Soft bounces in a row that suppress an address."
     )

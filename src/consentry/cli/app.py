@@ -20,6 +20,7 @@ from consentry.cli.delivery import (
     template_app,
     worker,
 )
+from consentry.cli.forms import form_app
 from consentry.cli.imports import import_contacts
 from consentry.cli.passes import pass_app
 from consentry.cli.records import contact_app, policy_app, tenant_app, topic_app
@@ -56,6 +57,7 @@ app.add_typer(sender_app, name="sender-domain")
 app.add_typer(template_app, name="template")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(pass_app, name="pass")
+app.add_typer(form_app, name="form")
 app.command()(serve)
 app.command()(send)
 app.command()(outbox)

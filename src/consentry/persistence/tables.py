@@ -29,6 +29,7 @@ from sqlalchemy import (
 
 from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentMethod, ConsentStatus
 from consentry.domain.delivery import CampaignStatus, DeliveryStatus
+from consentry.domain.forms import FormStatus
 from consentry.domain.imports import Acquisition, ImportStatus, Severity
 from consentry.domain.model import Category, Channel, PolicyKind, PolicyStatus, TenantStatus
 from consentry.domain.suppression import SuppressionReason, SuppressionScope
@@ -589,6 +590,47 @@ import_issues = Table(
     Column("value_enc", LargeBinary),  # the offending cell, sealed under the tenant's key
     Index("ix_import_issues_import", "import_id", "id"),
     _one_of("severity", Severity),
+)
+
+# -- public subscription forms, and the submissions each has taken ----------------------------
+
+subscription_forms = Table(
+    "subscription_forms",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("intro", Text, nullable=False),
+    Column("choices", Text, nullable=False),  # JSON: [{"topic_id", "topic_key", "channel"}]
+    Column("disclosure_kind", String(32), nullable=False),
+    Column("privacy_url", String(500)),
+    Column("confirm", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "key", name="uq_subscription_forms_tenant_key"),
+    _one_of("status", FormStatus),
+    _one_of("disclosure_kind", PolicyKind),
+)
+
+# One row per accepted submission; nothing personal (the evidence is in the ledger, sealed).
+# The dedupe key (the form token's nonce, or a digest for embedded forms) makes a form posted
+# twice write once.
+form_submissions = Table(
+    "form_submissions",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("form_id", Uuid, ForeignKey("subscription_forms.id"), nullable=False),
+    Column("dedupe_key", LargeBinary(32), nullable=False),
+    Column("ticked", Text, nullable=False),  # JSON: the box values ticked
+    Column("outcomes", Text, nullable=False),  # JSON: box value -> outcome
+    Column("disclosure_document_id", Uuid, ForeignKey("policy_documents.id")),
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("form_id", "dedupe_key", name="uq_form_submissions_form_dedupe"),
+    Index("ix_form_submissions_form", "form_id", "received_at"),
 )
 
 # -- permission passes: reconfirmation with a deadline, and who was asked -------------------------

@@ -19,6 +19,7 @@ from consentry.persistence.deliveries import SqlDeliveries
 from consentry.persistence.eligibility import SqlGateQueries
 from consentry.persistence.engine import READ_ONLY
 from consentry.persistence.fences import SqlFences
+from consentry.persistence.forms import SqlForms
 from consentry.persistence.imports import SqlImportRows, SqlImports
 from consentry.persistence.ledger import SqlConsentLedger, SqlConsentStates
 from consentry.persistence.passes import SqlPermissionPasses
@@ -52,6 +53,7 @@ class SqlUnitOfWork:
     templates: SqlTemplates
     lists: SqlContactLists
     campaigns: SqlCampaigns
+    forms: SqlForms
     deliveries: SqlDeliveries
     fences: SqlFences
     signals: SqlSignals
@@ -95,6 +97,7 @@ class SqlUnitOfWork:
         self.templates = SqlTemplates(conn)
         self.lists = SqlContactLists(conn)
         self.campaigns = SqlCampaigns(conn)
+        self.forms = SqlForms(conn)
         self.deliveries = SqlDeliveries(conn, crypto)
         self.fences = SqlFences(conn)
         self.signals = SqlSignals(conn, self.keys)

@@ -110,7 +110,7 @@ def _suppression_facts(
     return tuple(SuppressionFact(s.reason, s.scope, s.tenant_id is None) for s in found)
 
 
-def _message(  # noqa: PLR0917  (one request: who, to what, under which settings)
+def confirmation_message(  # noqa: PLR0917  (one request: who, to what, under which settings)
     uow: UnitOfWork,
     tokens: ConfirmationTokens,
     config: ConfirmationConfig,
@@ -184,7 +184,7 @@ def _email(  # noqa: PLR0917  (the parts of one message)
     )
 
 
-def _limit_key(
+def resend_key(
     tenant_id: uuid.UUID, topic_id: uuid.UUID, channel: Channel, point_key: bytes
 ) -> bytes:
     parts = (tenant_id.bytes, topic_id.bytes, channel.value.encode(), point_key)
@@ -220,7 +220,7 @@ def request_consent(  # noqa: PLR0917  (a use case with its collaborators)
         tenant = uow.tenants.get(state.tenant_id)
         topic = uow.topics.get(tenant.id, state.topic_id)
         contact = uow.contacts.get(tenant.id, state.contact_id)
-        message = _message(uow, tokens, config, tenant, contact, topic, state, now)
+        message = confirmation_message(uow, tokens, config, tenant, contact, topic, state, now)
     if message is None:
         return Requested(recorded, sent=False)
     try:
@@ -241,7 +241,7 @@ def _request_key(uow: UnitOfWork, tenant_ref: TenantRef, request: ConsentRequest
         topic = uow.topics.by_key(tenant.id, request.topic)
         contact = resolve_contact(uow, tenant, request.contact)
         point_key = uow.contacts.point_key(contact, request.channel) or b""
-    return _limit_key(tenant.id, topic.id, request.channel, point_key)
+    return resend_key(tenant.id, topic.id, request.channel, point_key)
 
 
 def resend_confirmation(  # noqa: PLR0917  (a use case with its collaborators)
@@ -270,14 +270,14 @@ def resend_confirmation(  # noqa: PLR0917  (a use case with its collaborators)
         message = (
             None
             if state is None
-            else _message(uow, tokens, config, tenant, contact, topic, state, now)
+            else confirmation_message(uow, tokens, config, tenant, contact, topic, state, now)
         )
         if state is None or message is None:
             raise NotPending(
                 "there is no pending request to confirm for this topic and channel",
                 field="topic",
             )
-        limits.take(_limit_key(tenant.id, topic.id, channel, state.point_key), now)
+        limits.take(resend_key(tenant.id, topic.id, channel, state.point_key), now)
         audit(uow, context, tenant.id, "consent.confirmation_resent", "contact", contact.id)
         uow.commit()
     send(message)

@@ -28,6 +28,7 @@ from consentry.domain.delivery import (
     ProviderEvent,
     SendResult,
 )
+from consentry.domain.forms import FormStatus, SubscriptionForm
 from consentry.domain.gate import Decision, Intent, RecipientFacts
 from consentry.domain.imports import ImportCounts, ImportRecord, ImportStatus, RowIssue
 from consentry.domain.model import (
@@ -348,6 +349,35 @@ class ContactLists(Protocol):
     ) -> int: ...
 
 
+class Forms(Protocol):
+    """Subscription forms and the record of their submissions."""
+
+    def add(self, form: SubscriptionForm) -> None: ...
+    def exists(self, tenant_id: uuid.UUID, key: str) -> bool: ...
+    def by_key(self, tenant_id: uuid.UUID, key: str) -> SubscriptionForm:
+        """FormNotFound when the tenant has no such form."""
+        ...
+
+    def list(self, tenant_id: uuid.UUID) -> list[SubscriptionForm]: ...
+    def set_status(
+        self, form: SubscriptionForm, status: FormStatus, at: datetime
+    ) -> SubscriptionForm: ...
+    def add_submission(  # noqa: PLR0917  (one submission's record)
+        self,
+        submission_id: uuid.UUID,
+        form: SubscriptionForm,
+        dedupe_key: bytes,
+        ticked: Sequence[str],
+        outcomes: Mapping[str, str],
+        disclosure_document_id: uuid.UUID | None,
+        at: datetime,
+    ) -> None:
+        """FormAlreadySent when this dedupe key was taken; roll the transaction back then."""
+        ...
+
+    def submission_count(self, form_id: uuid.UUID) -> int: ...
+
+
 class Campaigns(Protocol):
     def add(self, campaign: Campaign) -> None: ...
     def get(self, tenant_id: uuid.UUID | None, ref: str | uuid.UUID) -> Campaign: ...
@@ -641,6 +671,8 @@ class UnitOfWork(Protocol):
     def lists(self) -> ContactLists: ...
     @property
     def campaigns(self) -> Campaigns: ...
+    @property
+    def forms(self) -> Forms: ...
     @property
     def deliveries(self) -> Deliveries: ...
     @property

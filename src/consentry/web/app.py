@@ -23,6 +23,7 @@ from consentry.web.routes import (
     consent,
     contacts,
     decisions,
+    forms,
     health,
     imports,
     messages,
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         consent,
         suppressions,
         imports,
+        forms,
         decisions,
         campaigns,
         passes,
@@ -72,8 +74,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         webhooks,
     ):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
-    pages.install(app)
     limits_from = settings or (container.settings if container else Settings())
+    pages.install(app, form_posts_per_minute=limits_from.form_posts_per_minute)
     # Added innermost first: idempotency runs after the rate limit, inside the body limit.
     app.middleware("http")(idempotency_middleware)
     app.middleware("http")(

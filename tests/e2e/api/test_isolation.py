@@ -85,6 +85,7 @@ class World:
     b_sending: Sending
     b_import: str = ""
     b_pass: str = ""
+    b_form: str = ""
 
     def b_identifiers(self) -> set[str]:
         """Strings that only B's data contains: none may appear in a response to A."""
@@ -111,6 +112,7 @@ class World:
             *self.b_sending.identifiers(),
             self.b_import,
             self.b_pass,
+            self.b_form,
         }
 
 
@@ -323,6 +325,27 @@ def _template(**change: str) -> Call:
     return Call(json=body | change)
 
 
+def _form(key: str, topic: str = "offers") -> Call:
+    body = {
+        "key": key,
+        "title": "Join us",
+        "choices": [{"topic": topic, "channel": "email"}],
+        "privacy_url": "https://alpha.example/privacy",
+    }
+    return Call(json=body)
+
+
+def _form_variants(w: World) -> list[Variant]:
+    return [
+        (
+            "B's topic",
+            _form(unique("walk"), w.b_sending.topic),
+            _form(unique("walk"), unique("no")),
+        ),
+        ("B's form key", _form(w.b_form), _form(unique("walk"))),
+    ]
+
+
 TENANT_BODY = {"name": "Sneaky", "profile": {"legal_name": "Sneaky Ltd", "country": "GB"}}
 
 ROUTES: dict[tuple[str, str], Route] = {
@@ -451,6 +474,10 @@ ROUTES: dict[tuple[str, str], Route] = {
         creates=True,
     ),
     ("POST", "/v1/messages"): Route("tenant", variants=_message_variants, creates=True),
+    ("GET", "/v1/forms"): Route("tenant", own=lambda _w: Call()),
+    ("POST", "/v1/forms"): Route("tenant", variants=_form_variants, creates=True),
+    ("GET", "/v1/forms/{key}"): Route("tenant"),
+    ("POST", "/v1/forms/{key}/archive"): Route("tenant"),
     ("GET", "/v1/permission-passes"): Route("tenant", own=lambda _w: Call()),
     ("POST", "/v1/permission-passes"): Route("tenant", variants=_pass_variants, creates=True),
     ("GET", "/v1/permission-passes/{pass_id}"): Route("tenant"),
@@ -488,6 +515,7 @@ PATH_TARGETS: dict[str, tuple[Callable[[World], list[str]], Callable[[], str]]] 
     "contact_id": (lambda w: [w.bob["id"]], lambda: str(uuid.uuid4())),
     "import_id": (lambda w: [w.b_import], lambda: str(uuid.uuid4())),
     "pass_id": (lambda w: [w.b_pass], lambda: str(uuid.uuid4())),
+    "key": (lambda w: [w.b_form], lambda: unique("no-form")),
     "document_id": (
         lambda w: [str(w.b.disclosure_id), w.b_draft["id"]],
         lambda: str(uuid.uuid4()),
@@ -682,6 +710,16 @@ def _seed(api: Api) -> World:
         },
     )
     assert b_pass.status_code == 201, b_pass.text
+    b_form = owner_b.post(
+        "/v1/forms",
+        json={
+            "key": unique("bravo-join"),
+            "title": "Join Bravo",
+            "choices": [{"topic": "bravo-only", "channel": "email"}],
+            "privacy_url": "https://bravo.example/privacy",
+        },
+    )
+    assert b_form.status_code == 201, b_form.text
     return World(
         a=a,
         b=b,
@@ -696,6 +734,7 @@ def _seed(api: Api) -> World:
         b_sending=sending,
         b_import=b_import,
         b_pass=b_pass.json()["id"],
+        b_form=b_form.json()["key"],
     )
 
 

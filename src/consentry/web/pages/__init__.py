@@ -1,5 +1,5 @@
-"""Server-rendered pages: the captured outbox, unsubscribe, the preference centre and
-confirmation links.
+"""Server-rendered pages: the captured outbox, unsubscribe, the preference centre,
+confirmation links, and public subscription forms.
 
 Pages are HTML without JavaScript, built from one autoescaped Jinja2 environment (``render``),
 with strict security headers and CSRF tokens on every form (``csrf``). They are not part of the
@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI, Response
 
-from consentry.web.pages import confirm, outbox, preferences, reconfirm, signin, unsubscribe
+from consentry.web.pages import (
+    confirm,
+    forms,
+    outbox,
+    preferences,
+    reconfirm,
+    signin,
+    unsubscribe,
+)
 from consentry.web.pages.render import STYLESHEET_PATH, security_headers, stylesheet
 
 assets = APIRouter(include_in_schema=False)
@@ -21,9 +29,10 @@ def pages_stylesheet() -> Response:
     return stylesheet()
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, *, form_posts_per_minute: float) -> None:
     """Add the pages' routes and their security headers to ``app``."""
     app.state.preference_limits = preferences.EntryLimits()
+    app.state.form_limits = forms.FormLimits(form_posts_per_minute)
     app.middleware("http")(security_headers)
     for router in (
         assets,
@@ -33,5 +42,6 @@ def install(app: FastAPI) -> None:
         preferences.router,
         confirm.router,
         reconfirm.router,
+        forms.router,
     ):
         app.include_router(router)

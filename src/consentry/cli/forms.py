@@ -1,0 +1,111 @@
+"""``consentry form``: public subscription forms, their hosted pages and embeddable HTML."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from consentry.cli.context import console, handle_errors, state
+from consentry.domain.errors import UnknownValue
+from consentry.domain.model import Channel, PolicyKind
+from consentry.services import forms
+from consentry.services.form_submit import form_path
+from consentry.web.pages.forms import embed_snippet
+
+form_app = typer.Typer(help="Public subscription forms.", no_args_is_help=True)
+TenantOpt = typer.Option(..., "--tenant", "-t", help="Tenant slug.")
+
+
+def _choice(value: str) -> tuple[str, Channel]:
+    topic, _, channel = value.partition(":")
+    try:
+        return topic.strip(), Channel(channel.strip())
+    except ValueError:
+        raise UnknownValue(
+            f"a choice is topic:channel (email, sms or whatsapp), not {value!r}", field="choice"
+        ) from None
+
+
+@form_app.command("create")
+@handle_errors
+def form_create(
+    ctx: typer.Context,
+    key: str = typer.Argument(..., help="Short name, in the page's address: /f/<tenant>/<key>."),
+    tenant: str = TenantOpt,
+    title: str = typer.Option(..., help="The form's heading."),
+    choice: list[str] = typer.Option(
+        ..., help="A box to offer, topic:channel (repeat): news:email, offers:sms."
+    ),
+    intro: str = typer.Option("", help="A sentence under the heading."),
+    disclosure_kind: PolicyKind = typer.Option(
+        PolicyKind.CONSENT_DISCLOSURE, help="The document kind whose latest version is shown."
+    ),
+    privacy_url: str | None = typer.Option(
+        None, help="Privacy policy address (default: the tenant's published privacy policy)."
+    ),
+    confirm: bool = typer.Option(
+        True, help="Email and SMS subscriptions wait for the owner of the address to confirm."
+    ),
+) -> None:
+    """Create a form; prints its public address."""
+    c = state(ctx).container()
+    definition = forms.FormDefinition(
+        key=key,
+        title=title,
+        choices=[_choice(v) for v in choice],
+        intro=intro,
+        disclosure_kind=disclosure_kind,
+        privacy_url=privacy_url,
+        confirm=confirm,
+    )
+    managed = forms.create_form(c.uow(), tenant, definition)
+    url = c.settings.public_base_url.rstrip("/") + form_path(tenant, managed.form.key)
+    console.print(f"form [bold]{managed.form.key}[/] created: {url}")
+
+
+@form_app.command("list")
+@handle_errors
+def form_list(ctx: typer.Context, tenant: str = TenantOpt) -> None:
+    """The tenant's forms."""
+    c = state(ctx).container()
+    table = Table("key", "title", "choices", "confirm", "status", "address")
+    for managed in forms.list_forms(c.read_uow(), tenant):
+        form = managed.form
+        table.add_row(
+            form.key,
+            form.title,
+            ", ".join(choice.value for choice in form.choices),
+            "yes" if form.confirm else "no",
+            form.status.value,
+            c.settings.public_base_url.rstrip("/") + form_path(tenant, form.key),
+        )
+    console.print(table)
+
+
+@form_app.command("show")
+@handle_errors
+def form_show(ctx: typer.Context, key: str, tenant: str = TenantOpt) -> None:
+    """One form and how many submissions it has taken."""
+    c = state(ctx).container()
+    managed = forms.get_form(c.read_uow(), tenant, key)
+    form = managed.form
+    console.print(f"[bold]{form.title}[/] ({form.key}, revision {form.revision}, {form.status})")
+    console.print(f"address: {c.settings.public_base_url.rstrip('/')}{form_path(tenant, key)}")
+    console.print("choices: " + ", ".join(choice.value for choice in form.choices))
+    console.print(f"submissions: {managed.submissions}")
+
+
+@form_app.command("embed")
+@handle_errors
+def form_embed(ctx: typer.Context, key: str, tenant: str = TenantOpt) -> None:
+    """Print the HTML to paste into the business's own site."""
+    c = state(ctx).container()
+    print(embed_snippet(c, tenant, key))  # noqa: T201  (plain output, to redirect into a file)
+
+
+@form_app.command("archive")
+@handle_errors
+def form_archive(ctx: typer.Context, key: str, tenant: str = TenantOpt) -> None:
+    """Stop a form taking subscriptions; the consents it collected stay."""
+    forms.archive_form(state(ctx).container().uow(), tenant, key)
+    console.print(f"form [bold]{key}[/] archived")

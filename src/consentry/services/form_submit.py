@@ -1,0 +1,437 @@
+"""A public subscription form as a visitor meets it: the page, and sending it.
+
+``form_view`` is what the hosted page (and the embeddable snippet) shows: the business, each
+topic and channel as its own unticked box, the disclosure version in force with its text, the
+privacy policy link, the age question when marketing is offered, and a fresh form token.
+
+``submit_form`` takes a submission: bot checks (honeypot, token age), the boxes and addresses,
+the age answer, then in one transaction the contacts, the submission record (a form posted
+twice writes once) and one consent event per ticked box that changes something (domain/forms.py),
+with the form's evidence. Confirmation requests go out after the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from consentry.domain.confirmation import RateLimited
+from consentry.domain.consent import (
+    ConsentBasis,
+    ConsentEvent,
+    ConsentMethod,
+    ConsentState,
+    Evidence,
+)
+from consentry.domain.delivery import DeliveryError, OutboundMessage
+from consentry.domain.errors import NotFound
+from consentry.domain.forms import (
+    CONFIRMABLE,
+    FormArchived,
+    FormChoice,
+    FormExpired,
+    FormNotFound,
+    FormRejected,
+    FormStatus,
+    Outcome,
+    SubscriptionForm,
+    Ticked,
+    action_for,
+    asks_age,
+    check_age,
+    evidence_note,
+    outcome_for,
+    read_ticked,
+)
+from consentry.domain.ids import new_id
+from consentry.domain.model import (
+    POINT_KIND,
+    Channel,
+    Contact,
+    PolicyDocument,
+    PolicyKind,
+    PolicyStatus,
+    Tenant,
+    TenantStatus,
+    Topic,
+)
+from consentry.domain.rules import pack_for
+from consentry.services.clock import utcnow
+from consentry.services.compose.confirmation import ConfirmationTokens
+from consentry.services.confirmations import (
+    ConfirmationConfig,
+    ResendLimits,
+    confirmation_message,
+    resend_key,
+)
+from consentry.services.consent import append_and_fold
+from consentry.services.contacts import ContactInput, build_contact
+from consentry.services.form_tokens import FormClaims, FormTokens, TokenKind
+from consentry.services.forms import latest_published
+from consentry.services.ports import UnitOfWork
+
+log = logging.getLogger(__name__)
+Send = Callable[[OutboundMessage], None]
+EMBED_DEDUPE_WINDOW = 600  # seconds: an embedded form sent again within it writes once
+
+
+@dataclass(frozen=True, slots=True)
+class FormPage:
+    """Everything the hosted page and the snippet show."""
+
+    tenant: Tenant
+    form: SubscriptionForm
+    topics: dict[uuid.UUID, Topic]
+    disclosure: PolicyDocument
+    privacy_url: str
+    age_threshold: int | None  # None: the form asks no age question
+    token: str
+    action: str  # absolute URL the form posts to
+
+
+def form_path(tenant_slug: str, form_key: str) -> str:
+    return f"/f/{tenant_slug}/{form_key}"
+
+
+def policy_path(tenant_slug: str, document_id: uuid.UUID) -> str:
+    return f"/d/{tenant_slug}/{document_id}"
+
+
+def _open_form(uow: UnitOfWork, tenant_slug: str, form_key: str) -> tuple[Tenant, SubscriptionForm]:
+    """The tenant and its form; the same FormNotFound whether the tenant or the form is
+    missing, FormArchived when it no longer takes submissions."""
+    try:
+        tenant = uow.tenants.by_slug(tenant_slug)
+        form = uow.forms.by_key(tenant.id, form_key)
+    except NotFound:
+        raise FormNotFound("there is no such form", field="form") from None
+    if tenant.status is TenantStatus.TERMINATED:
+        raise FormNotFound("there is no such form", field="form")
+    if form.status is FormStatus.ARCHIVED:
+        raise FormArchived("this form no longer takes subscriptions", field="form")
+    return tenant, form
+
+
+def form_view(
+    uow: UnitOfWork,
+    tokens: FormTokens,
+    base_url: str,
+    tenant_slug: str,
+    form_key: str,
+    *,
+    kind: TokenKind = TokenKind.HOSTED,
+    now: datetime | None = None,
+) -> FormPage:
+    """The form as it is shown now, with a token minted for it. Reads only."""
+    now = now or utcnow()
+    base = base_url.rstrip("/")
+    with uow:
+        tenant, form = _open_form(uow, tenant_slug, form_key)
+        topics = {c.topic_id: uow.topics.get(tenant.id, c.topic_id) for c in form.choices}
+        disclosure = latest_published(uow, tenant.id, PolicyKind(form.disclosure_kind))
+        if disclosure is None:  # withdrawn after the form was made: the form cannot be shown
+            raise FormNotFound("this form cannot be shown", field="form")
+        privacy = form.privacy_url
+        if privacy is None:
+            document = latest_published(uow, tenant.id, PolicyKind.PRIVACY_POLICY)
+            privacy = base + policy_path(tenant.slug, document.id) if document else base
+    categories = {t.id: t.category for t in topics.values()}
+    threshold = pack_for(None, tenant.country).age_of_majority
+    return FormPage(
+        tenant=tenant,
+        form=form,
+        topics=topics,
+        disclosure=disclosure,
+        privacy_url=privacy,
+        age_threshold=threshold if asks_age(form, categories) else None,
+        token=tokens.mint(kind, form.id, form.revision, disclosure.id, now),
+        action=base + form_path(tenant.slug, form.key),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A form as posted, raw."""
+
+    tenant_slug: str
+    form_key: str
+    token: str
+    choices: Sequence[str]
+    email: str | None
+    phone: str | None
+    whatsapp: str | None
+    name: str | None
+    adult: str | None
+    honeypot: str | None
+    page_url: str  # the form's public URL
+    referrer: str | None
+    ip_address: str
+    user_agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class BoxResult:
+    choice: FormChoice
+    topic_name: str
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    tenant: Tenant
+    form: SubscriptionForm
+    results: tuple[BoxResult, ...]
+    confirmations: tuple[OutboundMessage, ...]  # to send after the answer (send_confirmations)
+
+    def awaiting_confirmation(self) -> frozenset[Channel]:
+        return frozenset(
+            r.choice.channel
+            for r in self.results
+            if r.choice.channel in CONFIRMABLE and r.outcome is not Outcome.GRANTED
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmers:
+    """What sending confirmation requests needs."""
+
+    tokens: ConfirmationTokens
+    config: ConfirmationConfig
+    limits: ResendLimits
+    send: Send
+
+
+def _check_bot(submission: Submission, tokens: FormTokens, now: datetime) -> FormClaims:
+    if (submission.honeypot or "").strip():
+        # The field is hidden from people (and labelled "leave empty" for screen readers).
+        raise FormRejected(
+            "the form could not be accepted; if you are a person, reload the page and try again",
+            field="website",
+        )
+    return tokens.read(submission.token, now)
+
+
+def _contact_for(uow: UnitOfWork, tenant: Tenant, channel: Channel, address: str) -> Contact | None:
+    found = uow.contacts.find_by_point(tenant.id, POINT_KIND[channel], address)
+    if found is None or found.address_for(channel) != address:
+        return None
+    return found
+
+
+def _contacts(
+    uow: UnitOfWork, tenant: Tenant, ticked: Ticked, now: datetime
+) -> dict[Channel, Contact]:
+    """The contact each ticked channel's address belongs to. An address we know keeps its
+    contact; addresses we do not know go together on one new contact. A form never changes a
+    contact we already had: anyone can type anyone's address."""
+    channels = {c.channel for c in ticked.choices}
+    data = ContactInput(
+        name=ticked.name,
+        email=ticked.email if Channel.EMAIL in channels else None,
+        phone=ticked.phone if Channel.SMS in channels else None,
+        whatsapp=ticked.whatsapp if Channel.WHATSAPP in channels else None,
+        age_attested=ticked.adult is True,
+    )
+    candidate = build_contact(tenant, data, now, new_id())  # validates every address
+    found: dict[Channel, Contact] = {}
+    unknown: list[Channel] = []
+    for channel in sorted(channels):
+        address = candidate.address_for(channel) or ""  # read_ticked made sure it was given
+        contact = _contact_for(uow, tenant, channel, address)
+        if contact is None:
+            unknown.append(channel)
+        else:
+            found[channel] = contact
+    if unknown:
+        if found:  # keep only the unknown addresses on the new contact
+            candidate = build_contact(
+                tenant,
+                ContactInput(
+                    name=ticked.name,
+                    email=data.email if Channel.EMAIL in unknown else None,
+                    phone=data.phone if Channel.SMS in unknown else None,
+                    whatsapp=data.whatsapp if Channel.WHATSAPP in unknown else None,
+                    age_attested=data.age_attested,
+                ),
+                now,
+                candidate.id,
+            )
+        uow.contacts.add(candidate)
+        found.update(dict.fromkeys(unknown, candidate))
+    return found
+
+
+def _dedupe_key(
+    claims: FormClaims, form: SubscriptionForm, point_keys: Sequence[bytes], ticked: Ticked,
+    now: datetime,
+) -> bytes:  # fmt: skip
+    if claims.kind is TokenKind.HOSTED:
+        return hashlib.sha256(b"hosted\x00" + claims.nonce).digest()
+    window = int(now.timestamp()) // EMBED_DEDUPE_WINDOW
+    parts = [b"embedded", form.id.bytes, str(window).encode(), *sorted(point_keys)]
+    parts += sorted(c.value.encode() for c in ticked.choices)
+    return hashlib.sha256(b"\x00".join(parts)).digest()
+
+
+def _disclosure(uow: UnitOfWork, tenant: Tenant, claims: FormClaims) -> PolicyDocument:
+    """The disclosure the page showed, as the token names it: still a published version."""
+    try:
+        document = (
+            uow.policies.get(tenant.id, claims.disclosure_id) if claims.disclosure_id else None
+        )
+    except NotFound:
+        document = None
+    if document is None or document.status is not PolicyStatus.PUBLISHED:
+        raise FormExpired("this form has changed; please check it and send it again",
+                          field="form_token")  # fmt: skip
+    return document
+
+
+def _outcome(  # noqa: PLR0917  (one box of one submission)
+    uow: UnitOfWork, form: SubscriptionForm, topic: Topic, contact: Contact,
+    choice: FormChoice, lifetime_ok: Callable[[ConsentState], bool],
+) -> Outcome:  # fmt: skip
+    state = uow.consent_states.get(form.tenant_id, contact.id, topic.id, choice.channel)
+    needs = choice.channel in CONFIRMABLE and (form.confirm or topic.requires_double_opt_in)
+    return outcome_for(
+        state.status if state else None,
+        bool(state and state.confirmed),
+        bool(state and lifetime_ok(state)),
+        needs,
+    )
+
+
+def submit_form(
+    uow: UnitOfWork,
+    tokens: FormTokens,
+    confirmers: Confirmers,
+    submission: Submission,
+    *,
+    now: datetime | None = None,
+) -> Submitted:
+    """Take one submission (module docstring); commits. The confirmation requests it needs
+    are returned for ``send_confirmations`` to send once the person has their answer.
+
+    Raises, writing nothing: FormRejected (a bot), FormExpired (token too old, forged, or the
+    form changed), FormNotFound, FormArchived, FormInvalid / InvalidEmail / InvalidPhone (a
+    field, named), AgeBelowThreshold, FormAlreadySent (this very submission was taken)."""
+    now = now or utcnow()
+    claims = _check_bot(submission, tokens, now)
+    lifetime = confirmers.tokens.lifetime
+    with uow:
+        tenant, form = _open_form(uow, submission.tenant_slug, submission.form_key)
+        if claims.form_id != form.id or claims.revision != form.revision:
+            raise FormExpired("this form has changed; please check it and send it again",
+                              field="form_token")  # fmt: skip
+        document = _disclosure(uow, tenant, claims)
+        ticked = read_ticked(
+            form, submission.choices, email=submission.email, phone=submission.phone,
+            whatsapp=submission.whatsapp, name=submission.name, adult=submission.adult,
+        )  # fmt: skip
+        topics = {c.topic_id: uow.topics.get(tenant.id, c.topic_id) for c in form.choices}
+        check_age(ticked, {t.id: t.category for t in topics.values()},
+                  pack_for(None, tenant.country).age_of_majority)  # fmt: skip
+        contacts = _contacts(uow, tenant, ticked, now)
+        points = {
+            ch: uow.contacts.point_key(contact, ch) or b"" for ch, contact in contacts.items()
+        }
+
+        def confirmable(state: ConsentState) -> bool:
+            return state.granted_at is not None and now - state.granted_at < lifetime
+
+        results = tuple(
+            BoxResult(
+                c,
+                topics[c.topic_id].name,
+                _outcome(uow, form, topics[c.topic_id], contacts[c.channel], c, confirmable),
+            )
+            for c in ticked.choices
+        )
+        submission_id = new_id()
+        uow.forms.add_submission(
+            submission_id, form, _dedupe_key(claims, form, list(points.values()), ticked, now),
+            [c.value for c in ticked.choices], {r.choice.value: r.outcome.value for r in results},
+            document.id, now,
+        )  # fmt: skip
+        evidence = Evidence(
+            method=ConsentMethod.WEB_FORM,
+            source=submission.page_url[:500],
+            ip_address=submission.ip_address,
+            user_agent=submission.user_agent,
+            policy_document_id=document.id,
+            disclosure_hash=document.content_hash,
+            actor=f"form:{form.key}",
+            note=evidence_note(
+                form, submission_id, ticked, page_url=submission.page_url,
+                referrer=submission.referrer, embedded=claims.kind is TokenKind.EMBEDDED,
+            ),
+        )  # fmt: skip
+        states: list[tuple[Contact, Topic, ConsentState, bool]] = []
+        for result in results:
+            action = action_for(result.outcome)
+            contact, topic = contacts[result.choice.channel], topics[result.choice.topic_id]
+            if action is not None:
+                _event, state = append_and_fold(
+                    uow,
+                    ConsentEvent(
+                        id=new_id(), tenant_id=tenant.id, contact_id=contact.id,
+                        point_key=points[result.choice.channel], topic_id=topic.id,
+                        channel=result.choice.channel, action=action,
+                        basis=ConsentBasis.EXPRESS, evidence=evidence, occurred_at=now,
+                        recorded_at=now,
+                    ),
+                )  # fmt: skip
+                if result.outcome is Outcome.REQUESTED:
+                    states.append((contact, topic, state, True))
+            elif result.outcome is Outcome.RESENT:
+                found = uow.consent_states.get(tenant.id, contact.id, topic.id,
+                                               result.choice.channel)  # fmt: skip
+                if found is not None:
+                    states.append((contact, topic, found, False))
+        messages = _confirmations(uow, confirmers, tenant, states, now)
+        uow.commit()
+    return Submitted(tenant, form, results, tuple(messages))
+
+
+def _confirmations(
+    uow: UnitOfWork,
+    confirmers: Confirmers,
+    tenant: Tenant,
+    states: Sequence[tuple[Contact, Topic, ConsentState, bool]],
+    now: datetime,
+) -> list[OutboundMessage]:
+    """The confirmation requests to send after commit. A new request always goes (and starts
+    the resend interval); a repeat of a pending one goes only if the interval has passed."""
+    messages = []
+    for contact, topic, state, new in states:
+        try:
+            confirmers.limits.take(resend_key(tenant.id, topic.id, state.channel,
+                                              state.point_key), now)  # fmt: skip
+        except RateLimited:
+            if not new:
+                continue
+        message = confirmation_message(
+            uow, confirmers.tokens, confirmers.config, tenant, contact, topic, state, now
+        )
+        if message is not None:
+            messages.append(message)
+    return messages
+
+
+def send_confirmations(confirmers: Confirmers, submitted: Submitted) -> int:
+    """Send a submission's confirmation requests (after its commit); how many went out."""
+    sent = 0
+    for message in submitted.confirmations:
+        try:
+            confirmers.send(message)
+        except DeliveryError as exc:
+            # The request stands (committed) and may be sent again from the API, or by sending
+            # the form again after the resend interval.
+            log.warning("form confirmation request not sent", extra={"code": exc.code})
+            continue
+        sent += 1
+    return sent
