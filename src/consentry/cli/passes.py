@@ -84,6 +84,13 @@ def pass_create(
     view = service.create_pass(container.uow(), tenant, spec, "cli", container.composer().reviewer)
     console.print(f"permission pass {view.permission_pass.id}")
     console.print(_report_table(view))
+    if container.settings.broker_url:
+        from consentry.workers.celery_app import enqueue_dispatch
+
+        enqueue_dispatch(container.settings, view.permission_pass.campaign_id)
+        console.print("queued for the workers")
+    else:
+        console.print("the messages are sent by `consentry worker`")
 
 
 @pass_app.command("status")
