@@ -3,12 +3,14 @@ the link, and who lapses at the deadline."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
+from urllib.parse import parse_qs
 
 import pytest
 from sqlalchemy import select
-from tests.integration.helpers import grant
+from tests.integration.helpers import grant, person
 from tests.integration.passes.conftest import PAGE, SLUG, World, after
 
 from consentry.domain.campaigns import ListNotFound
@@ -34,11 +36,13 @@ from consentry.services.suppressions import add_suppression
 from consentry.workers.inprocess import drain
 
 
-def _state(world: World, contact_id: uuid.UUID) -> ConsentStatus | None:
+def _state(
+    world: World, contact_id: uuid.UUID, channel: Channel = Channel.EMAIL
+) -> ConsentStatus | None:
     with world.new_uow() as uow:
         tenant = uow.tenants.by_slug(SLUG)
         topic = uow.topics.by_key(tenant.id, "promotions")
-        state = uow.consent_states.get(tenant.id, contact_id, topic.id, Channel.EMAIL)
+        state = uow.consent_states.get(tenant.id, contact_id, topic.id, channel)
         return None if state is None else state.status
 
 
@@ -202,3 +206,31 @@ def test_bad_input_is_refused_and_writes_nothing(world: World) -> None:
         assert conn.execute(select(permission_passes.c.id)).first() is None
     with pytest.raises(PassNotFound):
         passes.get_pass(world.new_uow(), SLUG, uuid.uuid4())
+
+
+def test_an_sms_pass_texts_the_link_and_renews_by_it(world: World) -> None:
+    ana = person(world.new_uow, SLUG, email="ana@example.com", phone="+447400123456",
+                 country="GB")  # fmt: skip
+    ben = person(world.new_uow, SLUG, email="ben@example.com", phone="+447400123457",
+                 country="GB")  # fmt: skip
+    for c in (ana, ben):
+        world.opt_in(c, Channel.SMS)
+    view = world.start(list=world.listed("texts", ana, ben), channel=Channel.SMS)
+    drain(world.container)
+    outbox = world.container.outbox()
+    texts = {
+        m.recipient: parse_qs(outbox.get(m.id).raw.decode())["Body"][0] for m in outbox.list(None)
+    }
+    assert sorted(texts) == ["+447400123456", "+447400123457"]
+    for text in texts.values():
+        assert text.startswith("Harbour Auto LLC: do you still want Promotions texts?")
+        assert "Reply STOP to opt out." in text
+    token = re.search(r"/r/([A-Za-z0-9_-]+)", texts["+447400123456"])
+    assert token is not None
+    tokens = world.container.reconfirmation_tokens()
+    view_of = reconfirming.read_reconfirmation(world.new_uow(), tokens, token.group(1))
+    assert view_of.channel is Channel.SMS
+    reconfirming.renew(world.new_uow(), tokens, token.group(1), PAGE)
+    pass_end.end_due_passes(world.new_uow(), now=after(view.permission_pass.deadline))
+    assert _state(world, ana.id, Channel.SMS) is ConsentStatus.ACTIVE
+    assert _state(world, ben.id, Channel.SMS) is ConsentStatus.LAPSED
