@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     whatsapp_base_url: str = Field(
         default="https://graph.facebook.com", description="WhatsApp Cloud API base URL."
     )
+    whatsapp_business_number: str | None = Field(
+        default=None,
+        description="The WhatsApp business number in international form (+447911123456): "
+        "subscription forms offer click-to-chat links to it for their WhatsApp boxes.",
+    )
     whatsapp_phone_number_id: str = Field(
         default="", description="The sending business number's id at the WhatsApp Cloud API."
     )

@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 import httpx
 
 from consentry.channels import header, json_object, pooled_client, post, rejection
+from consentry.domain.chat_opt_in import parse_ref
 from consentry.domain.delivery import (
     DeliveryStatus,
     OutboundMessage,
@@ -62,6 +63,7 @@ from consentry.domain.keywords import KeywordLists, classify, normalise
 from consentry.domain.model import Channel
 from consentry.domain.signals import (
     ButtonOptOut,
+    ChatOptIn,
     InboundMessage,
     Keyword,
     KeywordKind,
@@ -249,9 +251,15 @@ class WhatsAppCloudChannel:
             text = text_object.get("body") if isinstance(text_object, dict) else None
             if isinstance(text, str):
                 word, language = classify(text[:_MAX_TEXT], keywords)
-                signals.append(
-                    Keyword(Channel.WHATSAPP, sender, business, word, text[:_MAX_TEXT], language)
-                )
+                ref = parse_ref(text[:_MAX_TEXT])
+                if ref is not None and word is KeywordKind.OTHER:
+                    signals.append(ChatOptIn(sender, business, *ref, text[:_MAX_TEXT]))
+                else:
+                    signals.append(
+                        Keyword(
+                            Channel.WHATSAPP, sender, business, word, text[:_MAX_TEXT], language
+                        )
+                    )
         elif kind in ("button", "interactive"):
             payload = _reply_payload(item)
             if payload is not None and _is_stop(*payload, keywords=keywords):

@@ -76,6 +76,18 @@ class Keyword:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatOptIn:
+    """A click-to-chat opt-in message: the person asks a named business for a topic on
+    WhatsApp (domain/chat_opt_in.py)."""
+
+    sender: str
+    recipient: str
+    tenant_slug: str
+    topic_key: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class InboundMessage:
     """Any message a person sent (it opens or extends the WhatsApp 24-hour service window)."""
 
@@ -144,6 +156,7 @@ class Unrecognised:
 
 Signal = (
     Keyword
+    | ChatOptIn
     | InboundMessage
     | ButtonOptOut
     | Block

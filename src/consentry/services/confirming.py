@@ -8,6 +8,7 @@ from. ``lapse_pending`` appends ``lapsed`` for requests left unconfirmed past th
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -160,15 +161,30 @@ def _confirm(  # noqa: PLR0917  (the confirmation and who lifts what)
     marketing" block on that channel: confirming is a new affirmative act, as re-subscribing in
     the preference centre is. Other marketing topics stay withdrawn in the ledger."""
     event = append(uow, state, ConsentAction.CONFIRMED, ConsentBasis.DOUBLE_OPT_IN, evidence, now)
-    if topic.category is Category.MARKETING:
-        for block in uow.suppressions.active_for(state.tenant_id, state.point_key, state.channel):
-            if (
-                block.tenant_id == state.tenant_id
-                and block.reason is SuppressionReason.UNSUBSCRIBED
-                and block.scope is SuppressionScope.MARKETING
-            ):
-                uow.suppressions.lift(block.id, now, by)
+    lift_marketing_unsubscribe(uow, topic, state.tenant_id, state.point_key, state.channel, now, by)
     return event
+
+
+def lift_marketing_unsubscribe(  # noqa: PLR0917  (who lifts which block, when)
+    uow: UnitOfWork,
+    topic: Topic,
+    tenant_id: uuid.UUID,
+    point_key: bytes,
+    channel: Channel,
+    now: datetime,
+    by: str,
+) -> None:
+    """A new affirmative act for a marketing topic lifts the tenant's own "unsubscribed from
+    marketing" block on that channel; nothing else (bounces, complaints, platform blocks)."""
+    if topic.category is not Category.MARKETING:
+        return
+    for block in uow.suppressions.active_for(tenant_id, point_key, channel):
+        if (
+            block.tenant_id == tenant_id
+            and block.reason is SuppressionReason.UNSUBSCRIBED
+            and block.scope is SuppressionScope.MARKETING
+        ):
+            uow.suppressions.lift(block.id, now, by)
 
 
 def confirm_by_reply(

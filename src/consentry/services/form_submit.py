@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from consentry.domain.chat_opt_in import chat_link, prefilled_text
 from consentry.domain.confirmation import RateLimited
 from consentry.domain.consent import (
     ConsentBasis,
@@ -91,6 +92,7 @@ class FormPage:
     age_threshold: int | None  # None: the form asks no age question
     token: str
     action: str  # absolute URL the form posts to
+    chat_links: dict[str, str]  # box value -> WhatsApp click-to-chat link, for WhatsApp boxes
 
 
 def form_path(tenant_slug: str, form_key: str) -> str:
@@ -124,6 +126,7 @@ def form_view(
     form_key: str,
     *,
     kind: TokenKind = TokenKind.HOSTED,
+    whatsapp_number: str | None = None,
     now: datetime | None = None,
 ) -> FormPage:
     """The form as it is shown now, with a token minted for it. Reads only."""
@@ -150,7 +153,23 @@ def form_view(
         age_threshold=threshold if asks_age(form, categories) else None,
         token=tokens.mint(kind, form.id, form.revision, disclosure.id, now),
         action=base + form_path(tenant.slug, form.key),
+        chat_links=_chat_links(tenant, form, topics, whatsapp_number),
     )
+
+
+def _chat_links(
+    tenant: Tenant, form: SubscriptionForm, topics: dict[uuid.UUID, Topic], number: str | None
+) -> dict[str, str]:
+    if not number:
+        return {}
+    business = tenant.profile.legal_name or tenant.name
+    return {
+        c.value: chat_link(
+            number, prefilled_text(business, topics[c.topic_id].name, tenant.slug, c.topic_key)
+        )
+        for c in form.choices
+        if c.channel is Channel.WHATSAPP
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +321,7 @@ def _outcome(  # noqa: PLR0917  (one box of one submission)
         bool(state and state.confirmed),
         bool(state and lifetime_ok(state)),
         needs,
+        topic_needs_confirmation=topic.requires_double_opt_in,
     )
 
 

@@ -39,6 +39,7 @@ from consentry.domain.signals import (
     Bounce,
     BounceKind,
     ButtonOptOut,
+    ChatOptIn,
     Complaint,
     ComplaintCase,
     FeedbackType,
@@ -54,6 +55,7 @@ from consentry.domain.signals import (
 )
 from consentry.domain.suppression import Suppression, SuppressionReason, SuppressionScope
 from consentry.services.addresses import normalize_email, normalize_phone
+from consentry.services.chat_opt_in import opt_in_by_chat
 from consentry.services.clock import utcnow
 from consentry.services.compose.confirmation import sms_disclosures
 from consentry.services.confirming import confirm_by_reply
@@ -286,6 +288,8 @@ class _Applier:
     def apply(self, signal: Signal) -> None:
         if isinstance(signal, Keyword):
             self.keyword(signal)
+        elif isinstance(signal, ChatOptIn):
+            self.chat_opt_in(signal)
         elif isinstance(signal, InboundMessage):
             self.inbound_message(signal)
         elif isinstance(signal, ButtonOptOut):
@@ -433,6 +437,16 @@ class _Applier:
             self.tenants.add(tenant.id)
             self.applied.append(f"confirmed the sms double opt-in for topic {topic.key}")
             self.replies.append(sms_disclosures(tenant.name, topic.name, self.policy.sms_frequency))
+
+    def chat_opt_in(self, c: ChatOptIn) -> None:
+        """A click-to-chat message asking a named business for a topic on WhatsApp."""
+        done = opt_in_by_chat(self.uow, c, self.message_id or f"inbound:{self.inbound_id}", self.at)
+        if done is None:
+            self.notes.append("click-to-chat reference names no business or topic: nothing applied")
+            return
+        self.tenants.add(done.tenant.id)
+        action = done.event.action.value
+        self.applied.append(f"whatsapp opt-in to {done.topic.key} by click-to-chat ({action})")
 
     def inbound_message(self, m: InboundMessage) -> None:
         if m.channel is not Channel.WHATSAPP:

@@ -76,8 +76,9 @@ def _unavailable(request: Request, exc: ConsentryError) -> Response:
 
 def _view(c: Container, slug: str, key: str, kind: TokenKind) -> form_submit.FormPage:
     return form_submit.form_view(
-        c.read_uow(), c.form_tokens(), c.settings.public_base_url, slug, key, kind=kind
-    )
+        c.read_uow(), c.form_tokens(), c.settings.public_base_url, slug, key, kind=kind,
+        whatsapp_number=c.settings.whatsapp_business_number,
+    )  # fmt: skip
 
 
 @router.get("/f/{slug}/{key}")
