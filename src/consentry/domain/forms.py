@@ -5,10 +5,13 @@ names exactly the boxes that were ticked; each ticked box becomes one consent ev
 evidence names the form, its public URL, the referrer, the disclosure version shown and every box
 that was ticked. Which event depends on what already stands for that contact point::
 
-    active (and confirmed where needed)   -> nothing is written (already subscribed)
-    pending, still confirmable            -> nothing is written; the confirmation is sent again
-    otherwise, confirmed opt-in needed    -> ``requested`` (a confirmation request is sent)
-    otherwise                             -> ``granted`` (basis express)
+    active (confirmed where the topic needs it) -> nothing is written (already subscribed)
+    pending, still confirmable                  -> nothing written; the confirmation is sent again
+    otherwise, confirmed opt-in needed          -> ``requested`` (a confirmation request is sent)
+    otherwise                                   -> ``granted`` (basis express)
+
+A form never puts a subscription that stands back to pending: anyone can type anyone's address,
+and a ``requested`` event would stop the messages and, unconfirmed, lapse the consent.
 
 Errors::
 
@@ -216,12 +219,22 @@ class Outcome(StrEnum):
 
 
 def outcome_for(
-    status: ConsentStatus | None, confirmed: bool, confirmable: bool, needs_confirmation: bool
+    status: ConsentStatus | None,
+    confirmed: bool,
+    confirmable: bool,
+    needs_confirmation: bool,
+    *,
+    topic_needs_confirmation: bool,
 ) -> Outcome:
     """What a ticked box does, given the state of its contact point (module docstring).
 
-    ``confirmable``: a pending state may still be confirmed (within its lifetime)."""
-    if status is ConsentStatus.ACTIVE and (confirmed or not needs_confirmation):
+    ``confirmable``: a pending state may still be confirmed (within its lifetime).
+    ``needs_confirmation``: this box subscribes only once confirmed (the form or the topic
+    asks it); ``topic_needs_confirmation``: the topic requires confirmed opt-in, so an active
+    but unconfirmed consent does not count (the gate refuses it) and is asked again."""
+    if status is ConsentStatus.ACTIVE and (
+        confirmed or not needs_confirmation or not topic_needs_confirmation
+    ):
         return Outcome.UNCHANGED
     if needs_confirmation:
         if status is ConsentStatus.PENDING and confirmable:
