@@ -8,6 +8,8 @@ from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from consentry.domain.chain import ChainLink, link_hash
 from consentry.domain.consent import (
@@ -343,21 +345,24 @@ class SqlConsentStates:
             "expires_at": state.expires_at,
             "updated_at": state.updated_at,
         }
-        key = (
-            (consent_states.c.contact_id == state.contact_id)
-            & (consent_states.c.topic_id == state.topic_id)
-            & (consent_states.c.channel == state.channel.value)
+        # One statement, whether the state is new or not (both dialects have ON CONFLICT).
+        dialect_insert = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
+        upsert = dialect_insert(consent_states).values(
+            contact_id=state.contact_id,
+            topic_id=state.topic_id,
+            channel=state.channel.value,
+            **values,
         )
-        result = self._conn.execute(update(consent_states).where(key).values(**values))
-        if result.rowcount == 0:
-            self._conn.execute(
-                insert(consent_states).values(
-                    contact_id=state.contact_id,
-                    topic_id=state.topic_id,
-                    channel=state.channel.value,
-                    **values,
-                )
+        self._conn.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[
+                    consent_states.c.topic_id,
+                    consent_states.c.channel,
+                    consent_states.c.contact_id,
+                ],
+                set_=values,
             )
+        )
 
     def add_many(self, states: Sequence[ConsentState]) -> None:
         """Insert states known not to exist yet (contact points new to the tenant), in bulk."""

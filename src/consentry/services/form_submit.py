@@ -197,6 +197,7 @@ class BoxResult:
     choice: FormChoice
     topic_name: str
     outcome: Outcome
+    confirming: bool  # the box subscribes once confirmed, whatever stood before
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,11 +208,9 @@ class Submitted:
     confirmations: tuple[OutboundMessage, ...]  # to send after the answer (send_confirmations)
 
     def awaiting_confirmation(self) -> frozenset[Channel]:
-        return frozenset(
-            r.choice.channel
-            for r in self.results
-            if r.choice.channel in CONFIRMABLE and r.outcome is not Outcome.GRANTED
-        )
+        """The channels the answer asks to confirm: those of boxes that need it, whether or
+        not the address was subscribed already (the answer does not tell a stranger)."""
+        return frozenset(r.choice.channel for r in self.results if r.confirming)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,17 +309,20 @@ def _disclosure(uow: UnitOfWork, tenant: Tenant, claims: FormClaims) -> PolicyDo
     return document
 
 
+def _confirming(form: SubscriptionForm, topic: Topic, choice: FormChoice) -> bool:
+    return choice.channel in CONFIRMABLE and (form.confirm or topic.requires_double_opt_in)
+
+
 def _outcome(  # noqa: PLR0917  (one box of one submission)
     uow: UnitOfWork, form: SubscriptionForm, topic: Topic, contact: Contact,
     choice: FormChoice, lifetime_ok: Callable[[ConsentState], bool],
 ) -> Outcome:  # fmt: skip
     state = uow.consent_states.get(form.tenant_id, contact.id, topic.id, choice.channel)
-    needs = choice.channel in CONFIRMABLE and (form.confirm or topic.requires_double_opt_in)
     return outcome_for(
         state.status if state else None,
         bool(state and state.confirmed),
         bool(state and lifetime_ok(state)),
-        needs,
+        _confirming(form, topic, choice),
         topic_needs_confirmation=topic.requires_double_opt_in,
     )
 
@@ -368,6 +370,7 @@ def submit_form(
                 c,
                 topics[c.topic_id].name,
                 _outcome(uow, form, topics[c.topic_id], contacts[c.channel], c, confirmable),
+                _confirming(form, topics[c.topic_id], c),
             )
             for c in ticked.choices
         )
@@ -412,8 +415,10 @@ def submit_form(
                                                result.choice.channel)  # fmt: skip
                 if found is not None:
                     states.append((contact, topic, found, False))
-        messages = _confirmations(uow, confirmers, tenant, states, now)
         uow.commit()
+    # Built after the commit: the tenant's ledger lock is held for the writes alone.
+    with uow:
+        messages = _confirmations(uow, confirmers, tenant, states, now) if states else []
     return Submitted(tenant, form, results, tuple(messages))
 
 
