@@ -676,3 +676,51 @@ permission_pass_members = Table(
     Column("outcome", String(16)),
     CheckConstraint("outcome IN ('renewed', 'lapsed', 'other')", name="outcome_valid"),
 )
+
+# -- policy notices: telling people a policy changed, and who accepted the new version ----------
+
+policy_notices = Table(
+    "policy_notices",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("document_id", Uuid, ForeignKey("policy_documents.id"), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("ask_acceptance", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Index("ix_policy_notices_document", "tenant_id", "document_id", "created_at"),
+    Index("ix_policy_notices_status", "status"),
+    CheckConstraint("status IN ('sending', 'done')", name="status_valid"),
+    _one_of("channel", Channel),
+)
+
+# One row per contact point told; the acceptance evidence (page URL, IP address, user agent) is
+# sealed under the tenant's key.
+policy_notice_recipients = Table(
+    "policy_notice_recipients",
+    metadata,
+    Column("notice_id", Uuid, ForeignKey("policy_notices.id"), primary_key=True),
+    Column("contact_id", Uuid, ForeignKey("contacts.id"), primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("point_key", LargeBinary(16)),  # NULL: no address on the notice's channel
+    Column("status", String(16), nullable=False),
+    Column("reason", String(64)),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime),
+    Column("lease_owner", String(100)),
+    Column("lease_until", UTCDateTime),
+    Column("message_id", String(255)),
+    Column("sent_at", UTCDateTime),
+    Column("accepted_at", UTCDateTime),
+    Column("acceptance_enc", LargeBinary),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_policy_notice_recipients_due", "status", "next_attempt_at"),
+    Index("ix_policy_notice_recipients_contact", "tenant_id", "contact_id"),
+    CheckConstraint(
+        "status IN ('queued', 'sending', 'sent', 'refused', 'failed', 'accepted')",
+        name="status_valid",
+    ),
+)
