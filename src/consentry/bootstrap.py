@@ -40,6 +40,7 @@ from consentry.persistence.uow import SqlUnitOfWork
 from consentry.services.clock import utcnow
 from consentry.services.compose.confirmation import CONFIRMATION_PURPOSE, ConfirmationTokens
 from consentry.services.compose.reconfirmation import (
+from consentry.services.compose.notice import NOTICE_PURPOSE, NoticeTokens
     RECONFIRMATION_PURPOSE,
     ReconfirmationTokens,
 )
@@ -49,6 +50,7 @@ from consentry.services.dispatch import DispatchConfig, Dispatcher, RateLimiter
 from consentry.services.form_submit import Confirmers
 from consentry.services.form_tokens import FORM_TOKEN_PURPOSE, FormTokens
 from consentry.services.outbound import TOKEN_PURPOSE, OutboundComposer, OutboundConfig
+from consentry.services.notice_sending import NoticeSendConfig, NoticeSender
 from consentry.services.ports import ChannelAdapter
 from consentry.services.signals import SignalPolicy
 
@@ -112,6 +114,24 @@ class Container:
         return ReconfirmationTokens(self.keys.derive(RECONFIRMATION_PURPOSE))
 
     def confirmation_config(self) -> ConfirmationConfig:
+    def notice_tokens(self) -> NoticeTokens:
+        """Mints and reads the tokens of policy-notice acceptance links (a key of their own)."""
+        return NoticeTokens(self.keys.derive(NOTICE_PURPOSE))
+
+    def notice_sender(self) -> NoticeSender:
+        """A sender of queued policy notices with the configured channels; close it when done."""
+        s = self.settings
+        config = NoticeSendConfig(public_base_url=s.public_base_url, sms_sender=s.sms_sender)
+        return NoticeSender(
+            self.uow,
+            self.read_uow,
+            build_adapters(s, self.outbox()),
+            self.notice_tokens(),
+            config,
+            clock=utcnow,
+            limiter=build_limiter(s),
+        )
+
         s = self.settings
         return ConfirmationConfig(
             public_base_url=s.public_base_url,

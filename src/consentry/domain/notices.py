@@ -58,7 +58,6 @@ LINK_LIFETIME = timedelta(days=90)
 ACTOR_PREFIX = "policy_notice:"
 TENANT_NOT_ACTIVE = "TENANT_NOT_ACTIVE"
 ADDRESS_MISSING = "ADDRESS_MISSING"
-MAX_ATTEMPTS = 5
 
 
 class NoticeChannelInvalid(InvalidInput):
@@ -115,12 +114,14 @@ class PolicyNotice:
 @dataclass(frozen=True, slots=True)
 class NoticeRecipient:
     notice_id: uuid.UUID
+    tenant_id: uuid.UUID
     contact_id: uuid.UUID
     point_key: bytes | None  # the address on the notice's channel when it was planned
     status: RecipientStatus
     reason: str | None = None  # refusal reason, or the channel's error code
     sent_at: datetime | None = None
     accepted_at: datetime | None = None
+    attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +232,9 @@ def email_text(
     return "\n".join(lines) + "\n"
 
 
-def sms_text(brand: str, document: PolicyDocument, document_url: str, accept_url: str | None) -> str:
+def sms_text(
+    brand: str, document: PolicyDocument, document_url: str, accept_url: str | None
+) -> str:
     text = f"{brand}: our {document.title} has changed. Read it: {document_url}"
     if accept_url is not None:
         text += f" Accept it: {accept_url}"

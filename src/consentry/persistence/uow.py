@@ -22,6 +22,7 @@ from consentry.persistence.fences import SqlFences
 from consentry.persistence.forms import SqlForms
 from consentry.persistence.imports import SqlImportRows, SqlImports
 from consentry.persistence.ledger import SqlConsentLedger, SqlConsentStates
+from consentry.persistence.notices import SqlPolicyNotices
 from consentry.persistence.passes import SqlPermissionPasses
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.signals import SqlSignals
@@ -60,6 +61,7 @@ class SqlUnitOfWork:
     imports: SqlImports
     import_rows: SqlImportRows
     passes: SqlPermissionPasses
+    notices: SqlPolicyNotices
 
     def __init__(self, engine: Engine, keys: KeyRing, *, read_only: bool = False) -> None:
         self._engine = engine
@@ -104,6 +106,7 @@ class SqlUnitOfWork:
         self.imports = SqlImports(conn, crypto)
         self.import_rows = SqlImportRows(conn, self.contacts)
         self.passes = SqlPermissionPasses(conn)
+        self.notices = SqlPolicyNotices(conn, crypto)
         return self
 
     def __exit__(

@@ -42,6 +42,7 @@ from consentry.domain.model import (
     Tenant,
     Topic,
 )
+from consentry.domain.notices import NoticeRecipient, PolicyNotice, RecipientStatus
 from consentry.domain.passes import MemberOutcome, PassMember, PermissionPass
 from consentry.domain.signals import ComplaintCase, InboundRecord, SentDelivery, SignalSource
 from consentry.domain.suppression import Suppression
@@ -641,6 +642,65 @@ class UnitOfWork(Protocol):
     def contacts(self) -> ContactRepository: ...
     @property
     def policies(self) -> PolicyRepository: ...
+class PolicyNotices(Protocol):
+    """Policy-change notices and their recipients (persistence/notices.py)."""
+
+    def add(self, notice: PolicyNotice) -> None: ...
+    def add_recipients(self, notice: PolicyNotice, document: PolicyDocument, now: datetime) -> int:
+        """Every contact point the new version concerns that no notice about it on this channel
+        has reached yet; the number added."""
+        ...
+
+    def concerned_states(
+        self,
+        tenant_id: uuid.UUID,
+        contact_id: uuid.UUID,
+        document: PolicyDocument,
+        channel: Channel,
+        now: datetime,
+    ) -> list[ConsentState]: ...
+    def get(self, tenant_id: uuid.UUID, notice_id: uuid.UUID) -> PolicyNotice: ...
+    def of_document(self, tenant_id: uuid.UUID, document_id: uuid.UUID) -> list[PolicyNotice]: ...
+    def recipient(self, notice_id: uuid.UUID, contact_id: uuid.UUID) -> NoticeRecipient | None: ...
+    def counts(self, notice_id: uuid.UUID) -> list[tuple[RecipientStatus, str | None, int]]: ...
+    def claim(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        notice_id: uuid.UUID | None = None,
+    ) -> list[NoticeRecipient]: ...
+    def settle(
+        self,
+        owner: str,
+        notice_id: uuid.UUID,
+        outcomes: Mapping[uuid.UUID, tuple[RecipientStatus, str | None, datetime | None]],
+        now: datetime,
+    ) -> None: ...
+    def mark_sending(
+        self,
+        owner: str,
+        notice_id: uuid.UUID,
+        message_ids: Mapping[uuid.UUID, str],
+        now: datetime,
+        lease_until: datetime,
+    ) -> None: ...
+    def reap(self, now: datetime) -> int: ...
+    def finish_done(self, now: datetime) -> int: ...
+    def record_acceptance(
+        self,
+        tenant_id: uuid.UUID,
+        notice_id: uuid.UUID,
+        contact_id: uuid.UUID,
+        evidence: str,
+        at: datetime,
+    ) -> bool: ...
+    def acceptance(
+        self, tenant_id: uuid.UUID, notice_id: uuid.UUID, contact_id: uuid.UUID
+    ) -> str | None: ...
+
+
     @property
     def ledger(self) -> ConsentLedger: ...
     @property
@@ -696,6 +756,8 @@ class UnitOfWork(Protocol):
     def commit(self) -> None: ...
     def checkpoint(self) -> None:
         """Commit what was done so far and go on in a new transaction (locks released)."""
+    @property
+    def notices(self) -> PolicyNotices: ...
         ...
 
     def rollback(self) -> None: ...
