@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -39,8 +40,8 @@ from consentry.persistence.outbox import SqlOutbox
 from consentry.persistence.uow import SqlUnitOfWork
 from consentry.services.clock import utcnow
 from consentry.services.compose.confirmation import CONFIRMATION_PURPOSE, ConfirmationTokens
-from consentry.services.compose.reconfirmation import (
 from consentry.services.compose.notice import NOTICE_PURPOSE, NoticeTokens
+from consentry.services.compose.reconfirmation import (
     RECONFIRMATION_PURPOSE,
     ReconfirmationTokens,
 )
@@ -49,8 +50,8 @@ from consentry.services.confirmations import ConfirmationConfig, ResendLimits
 from consentry.services.dispatch import DispatchConfig, Dispatcher, RateLimiter
 from consentry.services.form_submit import Confirmers
 from consentry.services.form_tokens import FORM_TOKEN_PURPOSE, FormTokens
-from consentry.services.outbound import TOKEN_PURPOSE, OutboundComposer, OutboundConfig
 from consentry.services.notice_sending import NoticeSendConfig, NoticeSender
+from consentry.services.outbound import TOKEN_PURPOSE, OutboundComposer, OutboundConfig
 from consentry.services.ports import ChannelAdapter
 from consentry.services.signals import SignalPolicy
 
@@ -113,7 +114,6 @@ class Container:
         """Reads the tokens of permission-pass links (a key of their own)."""
         return ReconfirmationTokens(self.keys.derive(RECONFIRMATION_PURPOSE))
 
-    def confirmation_config(self) -> ConfirmationConfig:
     def notice_tokens(self) -> NoticeTokens:
         """Mints and reads the tokens of policy-notice acceptance links (a key of their own)."""
         return NoticeTokens(self.keys.derive(NOTICE_PURPOSE))
@@ -132,6 +132,7 @@ class Container:
             limiter=build_limiter(s),
         )
 
+    def confirmation_config(self) -> ConfirmationConfig:
         s = self.settings
         return ConfirmationConfig(
             public_base_url=s.public_base_url,
@@ -148,15 +149,25 @@ class Container:
             self._resend_limits = ResendLimits(interval)
         return self._resend_limits
 
-    def send_now(self, message: OutboundMessage) -> None:
-        """Send one message outside any campaign (confirmation requests) through the
-        configured channel."""
+    @contextmanager
+    def sender(self) -> Iterator[Callable[[OutboundMessage], None]]:
+        """Send many messages outside any campaign through channels built once."""
         adapters = build_adapters(self.settings, self.outbox())
-        try:
+
+        def send(message: OutboundMessage) -> None:
             adapters[message.channel].send(message)
+
+        try:
+            yield send
         finally:
             for adapter in adapters.values():
                 adapter.close()
+
+    def send_now(self, message: OutboundMessage) -> None:
+        """Send one message outside any campaign (confirmation requests) through the
+        configured channel."""
+        with self.sender() as send:
+            send(message)
 
     def twilio_webhooks(self) -> TwilioSmsChannel | None:
         """The Twilio adapter that verifies and reads Twilio's webhooks, when its credentials

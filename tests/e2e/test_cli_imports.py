@@ -126,8 +126,19 @@ def test_a_confirmed_opt_in_topic_is_left_pending(cli: Cli, tmp_path: Path) -> N
     disclosure = cli.setup_tenant()
     options = _options(cli, disclosure, "--keep-good-rows")
     options[options.index("offers")] = "newsletter"
+    captured = cli.count("captured_messages")
     out = cli.ok("import", _file(tmp_path), *options)
     assert "are pending" in out
+    # Both good rows are asked to confirm, once, by email.
+    assert "confirmation requests sent: 2" in out
+    assert "not sent (no longer pending, or blocked): 0" in out
+    assert cli.count("captured_messages") == captured + 2
+    assert "Please confirm" in cli.ok("outbox")
+    import_id = out.split("import ", 1)[1].split()[0]
+    again = cli.ok("consent", "send-confirmations", "-t", cli.tenant, "--import", import_id)
+    assert "confirmation requests sent: 2" in again  # both still pending
+    bad = cli.run("consent", "send-confirmations", "-t", cli.tenant, "--import", "nope")
+    assert bad.exit_code != 0
     explained = cli.ok(
         "explain", "-t", cli.tenant, "-c", "ana@example.com", "--topic", "newsletter",
         "--channel", "email",

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import typer
 from rich.table import Table
 
+from consentry.cli import imports as imports_cli
 from consentry.cli.context import console, handle_errors, state
 from consentry.domain.consent import (
     ConsentAction,
@@ -212,6 +213,22 @@ def lapse_pending(ctx: typer.Context) -> None:
     lifetime = timedelta(days=c.settings.confirmation_lifetime_days)
     count = confirming.lapse_pending(c.uow(), lifetime=lifetime)
     console.print(f"{count} pending request(s) lapsed")
+
+
+@consent_app.command("send-confirmations")
+@handle_errors
+def send_confirmations(
+    ctx: typer.Context,
+    tenant: str = TenantOpt,
+    import_id: str = typer.Option(..., "--import", help="The import to send them for."),
+) -> None:
+    """Send (again) the confirmation requests of an import's consents still pending."""
+    try:
+        parsed = uuid.UUID(import_id)
+    except ValueError:
+        raise UnknownValue("--import takes an import id", field="import") from None
+    c = state(ctx).container()
+    imports_cli.send_confirmations(c, tenant, parsed, None)
 
 
 @consent_app.command("withdraw")

@@ -17,10 +17,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from consentry.bootstrap import Container
 from consentry.cli.context import console, err_console, handle_errors, state
 from consentry.domain.errors import UnknownValue
 from consentry.domain.imports import Acquisition, Attestation, ImportStatus, OptInMethod
 from consentry.domain.model import Channel
+from consentry.services import import_confirmations as confirmations
 from consentry.services import import_file
 from consentry.services import imports as service
 from consentry.services.import_batch import Opener
@@ -185,6 +187,25 @@ def _import(
         outcome.close()
     if outcome.status in {ImportStatus.REJECTED, ImportStatus.FAILED}:
         raise typer.Exit(code=1)
+    if outcome.record is not None and outcome.confirmation_required and outcome.counts.pending:
+        send_confirmations(container, tenant, outcome.record.id, outcome.counts.pending)
+
+
+def send_confirmations(c: Container, tenant: str, import_id: uuid.UUID, total: int | None) -> None:
+    """Send an import's confirmation requests with a progress bar, and say how it went."""
+    with _progress() as bar, c.sender() as send:
+        task = bar.add_task("confirmations", total=total)
+        done = confirmations.send_import_confirmations(
+            c.uow, c.confirmation_tokens(), c.confirmation_config(), send, tenant, import_id,
+            progress=lambda n: bar.update(task, completed=n),
+        )  # fmt: skip
+    console.print(f"confirmation requests sent: {done.sent:,}")
+    console.print(f"not sent (no longer pending, or blocked): {done.refused:,}")
+    if done.failed:
+        err_console.print(
+            f"failed: {done.failed:,}; send them again with: consentry consent "
+            f"send-confirmations -t {tenant} --import {import_id}"
+        )
 
 
 def _show(
@@ -227,6 +248,6 @@ def _show(
         err_console.print(f"error [{outcome.error.code}] {escape(outcome.error.message)}")
     if outcome.confirmation_required and counts.pending:
         console.print(
-            f"{counts.pending:,} consent(s) are pending: the topic requires confirmed opt-in. "
-            "The import recorded the requests; confirmations are sent by the confirmation flow."
+            f"{counts.pending:,} consent(s) are pending: the topic requires confirmed opt-in; "
+            "each gets a confirmation request and counts once confirmed."
         )

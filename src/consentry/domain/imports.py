@@ -187,6 +187,7 @@ class ImportCounts:
     contacts_created: int = 0
     skipped: int = 0
     errors: int = 0
+    confirmations_sent: int = 0  # confirmation requests sent for the pending consents
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
-from consentry.domain.consent import ConsentStatus
+from consentry.domain.consent import ConsentState, ConsentStatus
 from consentry.domain.imports import (
     Acquisition,
     Attestation,
@@ -39,6 +39,7 @@ from consentry.domain.imports import (
 from consentry.domain.model import Channel, Contact
 from consentry.persistence.bulk import bulk_insert
 from consentry.persistence.contacts import SqlContactRepository, key_column
+from consentry.persistence.ledger import state_from_row
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import (
     consent_events,
@@ -144,6 +145,37 @@ class SqlImports:
         if row is None:
             raise ImportNotFound(f"import {import_id} not found", field="import")
         return _record(row)
+
+    def pending_requests(
+        self, record: ImportRecord, after: uuid.UUID | None, limit: int
+    ) -> list[ConsentState]:
+        s, e = consent_states.c, consent_events.c
+        query = (
+            select(consent_states)
+            .join(consent_events, consent_events.c.id == s.event_id)
+            .where(
+                s.topic_id == record.topic_id,
+                s.channel == record.channel.value,
+                s.tenant_id == record.tenant_id,
+                s.status == ConsentStatus.PENDING.value,
+                e.import_batch_id == record.id,
+            )
+            .order_by(s.contact_id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(s.contact_id > after)
+        return [state_from_row(row) for row in self._conn.execute(query)]
+
+    def add_confirmations_sent(self, import_id: uuid.UUID, sent: int) -> None:
+        row = self._conn.execute(
+            select(imports.c.counts).where(imports.c.id == import_id).with_for_update()
+        ).one()
+        counts = json.loads(row.counts)
+        counts["confirmations_sent"] = counts.get("confirmations_sent", 0) + sent
+        self._conn.execute(
+            update(imports).where(imports.c.id == import_id).values(counts=json.dumps(counts))
+        )
 
     def finish(
         self,

@@ -297,7 +297,7 @@ class SqlConsentLedger:
         return [r.tenant_id for r in rows]
 
 
-def _state(row: Any) -> ConsentState:
+def state_from_row(row: Any) -> ConsentState:
     return ConsentState(
         tenant_id=row.tenant_id,
         contact_id=row.contact_id,
@@ -315,6 +315,9 @@ def _state(row: Any) -> ConsentState:
     )
 
 
+_state = state_from_row  # the name other repositories import it by
+
+
 class SqlConsentStates:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -330,7 +333,7 @@ class SqlConsentStates:
                 consent_states.c.channel == channel.value,
             )
         ).one_or_none()
-        return None if row is None else _state(row)
+        return None if row is None else state_from_row(row)
 
     def put(self, state: ConsentState) -> None:
         values = {
@@ -384,7 +387,7 @@ class SqlConsentStates:
         rows = self._conn.execute(
             select(consent_states).where(consent_states.c.tenant_id == tenant_id)
         )
-        return [_state(r) for r in rows]
+        return [state_from_row(r) for r in rows]
 
     def for_contact(self, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> list[ConsentState]:
         rows = self._conn.execute(
@@ -394,4 +397,4 @@ class SqlConsentStates:
             )
             .order_by(consent_states.c.channel, consent_states.c.seq)
         )
-        return [_state(r) for r in rows]
+        return [state_from_row(r) for r in rows]

@@ -39,7 +39,7 @@ from consentry.domain.passes import (
     SourceKind,
 )
 from consentry.persistence.contacts import key_column
-from consentry.persistence.ledger import _state
+from consentry.persistence.ledger import state_from_row as _state
 from consentry.persistence.tables import (
     consent_events,
     consent_states,

@@ -244,6 +244,13 @@ def _event(
     evidence = run.evidence
     if row.signup_ip is not None:
         evidence = replace(evidence, ip_address=row.signup_ip)
+    occurred_at = row.signup_at or run.now
+    if run.action is ConsentAction.REQUESTED:
+        # The request for confirmation is made now, by the import: the confirmation window
+        # counts from here. When the person signed up stays in the evidence.
+        occurred_at = run.now
+        if row.signup_at is not None:
+            evidence = replace(evidence, note=f"signed up at {row.signup_at.isoformat()}")
     event = ConsentEvent(
         id=new_id(),
         tenant_id=run.tenant.id,
@@ -254,14 +261,14 @@ def _event(
         action=run.action,
         basis=ConsentBasis.EXPRESS,
         evidence=evidence,
-        occurred_at=row.signup_at or run.now,
+        occurred_at=occurred_at,
         recorded_at=run.now,
     )
     digests = EvidenceDigests(
         source=run.source_digest,
         ip_address=run.uow.keys.digest(row.signup_ip),
         user_agent=None,
-        note=None,
+        note=run.uow.keys.digest(evidence.note),
     )
     return event, digests
 

@@ -11,8 +11,8 @@ stored with the import's outcome.
 
 An import never reactivates a "no": a suppressed contact point, or one whose consent to the
 topic (or its umbrella) was withdrawn, lapsed or voided, is skipped. Into a topic that requires
-confirmed opt-in, imported consent is recorded as ``requested`` (pending); confirmations are
-sent by the confirmation flow, not by the import.
+confirmed opt-in, imported consent is recorded as ``requested`` (pending); once the import has
+committed, each pending address is sent its confirmation request (import_confirmations.py).
 """
 
 from __future__ import annotations

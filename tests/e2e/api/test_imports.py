@@ -73,6 +73,7 @@ def test_an_upload_is_imported_in_the_background_with_its_report(
     assert body["progress"] == {"rows_done": 4, "rows_total": 4}
     assert body["counts"] | {} == {
         "rows": 4, "imported": 2, "pending": 0, "contacts_created": 2, "skipped": 1, "errors": 1,
+        "confirmations_sent": 0,
     }  # fmt: skip
     assert [(i["line"], i["code"]) for i in body["issues"]] == [
         (5, "INVALID_EMAIL"),
@@ -163,3 +164,29 @@ def test_a_small_list_can_be_sent_as_json_and_read_needs_the_tenant(
     stranger = api.client(other.token)
     api.problem(stranger.get(f"/v1/imports/{started.json()['id']}"), 404, "IMPORT_NOT_FOUND")
     api.problem(client.get(f"/v1/imports/{uuid.uuid4()}"), 404, "IMPORT_NOT_FOUND")
+
+
+def test_an_upload_into_a_confirmed_opt_in_topic_asks_each_new_address_to_confirm(
+    api: Api, acme: Seeded, client: httpx.Client
+) -> None:
+    made = client.post(
+        "/v1/topics",
+        json={"key": "news", "name": "Weekly news", "category": "marketing",
+              "requires_double_opt_in": True},
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    captured = api.counts()["captured_messages"]
+
+    accepted = upload(client, CSV, spec(acme, keep_good_rows=True, topic="news"))
+    assert accepted.status_code == 202, accepted.text
+    body = finished(client, accepted.json()["id"])
+    assert body["counts"]["pending"] == 2
+    deadline = time.monotonic() + 30  # the requests go out after the import has committed
+    while body["counts"]["confirmations_sent"] < 2:
+        assert time.monotonic() < deadline, body
+        time.sleep(0.05)
+        body = client.get(f"/v1/imports/{body['id']}").json()
+
+    assert body["counts"]["confirmations_sent"] == 2
+    assert api.counts()["captured_messages"] == captured + 2
+    assert "confirmation request" in body["note"]

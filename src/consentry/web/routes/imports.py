@@ -40,6 +40,7 @@ from consentry.domain.imports import (
     RowIssue,
 )
 from consentry.domain.model import Channel
+from consentry.services import import_confirmations as confirmations
 from consentry.services import import_file
 from consentry.services import imports as service
 from consentry.services.audit import RequestContext
@@ -156,8 +157,9 @@ class ImportOut(BaseModel):
         note = None
         if record.confirmation_required:
             note = (
-                "the topic requires confirmed opt-in: imported consent is pending (requested); "
-                "confirmations are sent by the confirmation flow, not by the import"
+                "the topic requires confirmed opt-in: imported consent is pending (requested) "
+                "until confirmed; each pending address is sent a confirmation request once the "
+                "import has completed (counts.confirmations_sent)"
             )
         return cls(
             id=record.id,
@@ -172,7 +174,7 @@ class ImportOut(BaseModel):
                       "rows_total": record.rows_total},
             counts={"rows": counts.rows, "imported": counts.imported, "pending": counts.pending,
                     "contacts_created": counts.contacts_created, "skipped": counts.skipped,
-                    "errors": counts.errors},
+                    "errors": counts.errors, "confirmations_sent": counts.confirmations_sent},
             attestation={
                 "source": a.source, "opt_in_method": a.opt_in_method.value,
                 "collected_from": a.collected_from.isoformat(),
@@ -299,6 +301,11 @@ def _run(
     finally:
         progress.pop(record.id)
         path.unlink(missing_ok=True)
+    if outcome.confirmation_required and outcome.counts.pending:
+        with c.sender() as send:
+            confirmations.send_import_confirmations(
+                c.uow, c.confirmation_tokens(), c.confirmation_config(), send, tenant, record.id
+            )
 
 
 @router.post(
