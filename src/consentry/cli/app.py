@@ -22,6 +22,7 @@ from consentry.cli.delivery import (
 )
 from consentry.cli.forms import form_app
 from consentry.cli.imports import import_contacts
+from consentry.cli.notices import policy_notice, policy_notify
 from consentry.cli.passes import pass_app
 from consentry.cli.records import contact_app, policy_app, tenant_app, topic_app
 from consentry.cli.signals import inbound_mail, inbound_smtp
@@ -47,6 +48,8 @@ app = typer.Typer(
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(topic_app, name="topic")
 app.add_typer(policy_app, name="policy")
+policy_app.command("notify")(policy_notify)
+policy_app.command("notice")(policy_notice)
 app.add_typer(contact_app, name="contact")
 app.add_typer(consent_app, name="consent")
 app.add_typer(suppress_app, name="suppress")

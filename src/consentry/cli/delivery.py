@@ -321,11 +321,15 @@ def worker(
         app = make_celery(container.settings)
         app.worker_main(["worker", "--loglevel=INFO", f"--concurrency={concurrency}", "--beat"])
         return
-    from consentry.workers.inprocess import drain, run_forever
+    from consentry.workers.inprocess import drain, run_forever, send_notices
 
     if once:
         report = drain(container)
         console.print(f"claimed {report.claimed}: {report.sent} sent, {report.refused} refused, "
                       f"{report.deferred} deferred, {report.failed} failed")  # fmt: skip
+        notices = send_notices(container)
+        if notices.claimed:
+            console.print(f"policy notices: {notices.sent} sent, {notices.refused} refused, "
+                          f"{notices.failed} failed")  # fmt: skip
         return
     run_forever(container)

@@ -27,6 +27,7 @@ from consentry.web.routes import (
     health,
     imports,
     messages,
+    notices,
     passes,
     suppressions,
     webhooks,
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         decisions,
         campaigns,
         passes,
+        notices,
         messages,
         webhooks,
     ):

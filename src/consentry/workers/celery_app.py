@@ -24,12 +24,14 @@ from consentry.workers.inprocess import (
     LAPSE_EVERY_SECONDS,
     end_passes,
     lapse_expired_requests,
+    send_notices,
 )
 
 DISPATCH = "consentry.dispatch"
 TICK = "consentry.tick"
 LAPSE = "consentry.lapse_pending"
 END_PASSES = "consentry.end_passes"
+NOTICES = "consentry.send_notices"
 BATCHES_PER_TASK = 20
 
 
@@ -97,7 +99,14 @@ def make_celery(settings: Settings) -> Celery:
         c = container()
         start_due_campaigns(c.uow())
         app.send_task(DISPATCH, args=[None])
+        app.send_task(NOTICES)
         return 0
+
+    @app.task(name=NOTICES)  # type: ignore[untyped-decorator]
+    def notices() -> int:
+        """Send the queued policy-change notices (leased like deliveries: a task delivered
+        twice sends nothing twice)."""
+        return send_notices(container()).sent
 
     @app.task(name=LAPSE)  # type: ignore[untyped-decorator]
     def lapse() -> int:
@@ -110,6 +119,15 @@ def make_celery(settings: Settings) -> Celery:
         return end_passes(container())
 
     return app
+
+
+def enqueue_notices(settings: Settings) -> None:
+    """Ask the workers to send the queued policy notices now."""
+    app = make_celery(settings)
+    try:
+        app.send_task(NOTICES)
+    finally:
+        app.close()
 
 
 def enqueue_dispatch(settings: Settings, campaign_id: uuid.UUID | None, parallel: int = 4) -> None:

@@ -12,6 +12,7 @@ from consentry.bootstrap import Container
 from consentry.services.campaigns import start_due_campaigns
 from consentry.services.confirming import lapse_pending
 from consentry.services.dispatch import BatchReport
+from consentry.services.notice_sending import NoticeBatch
 from consentry.services.pass_end import end_due_passes
 
 log = logging.getLogger("consentry.worker")
@@ -52,10 +53,21 @@ def end_passes(container: Container) -> int:
     return lapsed
 
 
+def send_notices(container: Container, notice_id: uuid.UUID | None = None) -> NoticeBatch:
+    """Send the queued policy-change notices (all of them, or one notice's), after putting back
+    in the queue what a dead sender left in flight."""
+    sender = container.notice_sender()
+    try:
+        sender.reap()
+        return sender.run_until_idle(notice_id)
+    finally:
+        sender.close()
+
+
 def run_forever(container: Container, poll_seconds: float = 1.0) -> None:
-    """``consentry worker`` without a broker: drain, sleep, repeat until interrupted; once an
-    hour, lapse the confirmation requests past their lifetime and end the permission passes
-    past their deadline."""
+    """``consentry worker`` without a broker: send the due deliveries and policy notices,
+    sleep, repeat until interrupted; once an hour, lapse the confirmation requests past their
+    lifetime and end the permission passes past their deadline."""
     next_lapse = 0.0
     while True:
         if time.monotonic() >= next_lapse:
@@ -63,9 +75,12 @@ def run_forever(container: Container, poll_seconds: float = 1.0) -> None:
             end_passes(container)
             next_lapse = time.monotonic() + LAPSE_EVERY_SECONDS
         report = drain(container)
+        notices = send_notices(container)
+        if notices.claimed:
+            log.info("policy notices: %d sent, %d refused", notices.sent, notices.refused)
         if report.claimed:
             log.info(
                 "dispatched %d: %d sent, %d refused", report.claimed, report.sent, report.refused
             )
-        else:
+        elif not notices.claimed:
             time.sleep(poll_seconds)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI, Response
 from consentry.web.pages import (
     confirm,
     forms,
+    notices,
     outbox,
     preferences,
     reconfirm,
@@ -42,6 +43,7 @@ def install(app: FastAPI, *, form_posts_per_minute: float) -> None:
         preferences.router,
         confirm.router,
         reconfirm.router,
+        notices.router,
         forms.router,
     ):
         app.include_router(router)

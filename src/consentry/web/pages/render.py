@@ -25,7 +25,17 @@ HERE = Path(__file__).parent
 STYLESHEET = HERE / "static" / "pages.css"
 STYLESHEET_PATH = "/assets/pages.css"
 # Every path the pages answer on; the security headers apply to exactly these.
-PAGE_PREFIXES = ("/outbox", "/u/", "/p/", "/c/", "/r/", "/preferences/", "/login", "/assets/")
+PAGE_PREFIXES = (
+    "/outbox",
+    "/u/",
+    "/p/",
+    "/c/",
+    "/r/",
+    "/n/",
+    "/preferences/",
+    "/login",
+    "/assets/",
+)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; base-uri 'none'; form-action 'self'; "
