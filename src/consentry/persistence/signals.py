@@ -307,6 +307,14 @@ class SqlSignals:
     def reset_bounces(self, point_key: bytes) -> None:
         self._conn.execute(bounce_streaks.delete().where(bounce_streaks.c.point_key == point_key))
 
+    def contact_point_key(self, contact_id: uuid.UUID, channel: Channel) -> bytes | None:
+        column = _POINT_COLUMN.get(channel)
+        if column is None:
+            return None
+        found = self._conn.execute(select(column).where(contacts.c.id == contact_id))
+        value = found.scalar_one_or_none()
+        return bytes(value) if value is not None else None
+
     def alert(
         self,
         tenant_id: uuid.UUID,

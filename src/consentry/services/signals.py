@@ -636,6 +636,12 @@ class _Applier:
             )
             if moved:
                 self.applied.append(f"delivery {sent.id} {event.status.value}")
+        if event.status is DeliveryStatus.DELIVERED and sent.channel is Channel.EMAIL:
+            # Mail reached the mailbox: soft bounces before it were passing trouble, and the
+            # next ones start a new run (only soft bounces *in a row* suppress an address).
+            point_key = self.uow.signals.contact_point_key(sent.contact_id, Channel.EMAIL)
+            if point_key is not None:
+                self.uow.signals.reset_bounces(point_key)
         if event.signal is ProviderSignal.OPT_OUT:
             contact = self.uow.contacts.get(sent.tenant_id, sent.contact_id)
             point_key = self.uow.contacts.point_key(contact, sent.channel)

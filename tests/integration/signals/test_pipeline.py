@@ -137,6 +137,31 @@ def test_soft_bounces_suppress_only_after_the_configured_run(world: World) -> No
     assert _active(world)[0].note == "3 soft bounces in a row"
 
 
+def test_a_delivered_report_ends_a_run_of_soft_bounces(world: World) -> None:
+    (ana, message_id), _ = _send(world)
+    with world.container.engine.begin() as conn:
+        conn.execute(
+            deliveries.update()
+            .where(deliveries.c.contact_id == ana.id)
+            .values(provider_message_id="SG-delivered")
+        )
+    soft = Bounce(ana.email, BounceKind.SOFT, "4.2.2", original_message_id=message_id)
+    _ingest(world, soft)
+    _ingest(world, soft)
+    delivered = ProviderEvent("SG-delivered", DeliveryStatus.DELIVERED, utcnow(), "sg-ev-1")
+    ingest_provider_events(
+        world.new_uow(), SignalSource.PROVIDER, [delivered], b"{}", content_type="application/json"
+    )
+
+    second_run = [_ingest(world, soft), _ingest(world, soft)]
+
+    assert "soft bounce 4.2.2: 2 in a row" in second_run[-1].applied
+    assert _active(world) == []  # four soft bounces, but never three in a row
+    third = _ingest(world, soft)
+    assert "soft bounce 4.2.2: 3 in a row" in third.applied
+    assert [s.reason for s in _active(world)] == [SuppressionReason.HARD_BOUNCE]
+
+
 def test_policy_failures_alert_the_tenant_and_suppress_no_one(world: World) -> None:
     (ana, message_id), _ = _send(world)
     policy = Bounce(
