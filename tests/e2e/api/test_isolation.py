@@ -86,6 +86,8 @@ class World:
     b_import: str = ""
     b_pass: str = ""
     b_form: str = ""
+    b_notice: str = ""
+    b_notice_document: str = ""  # B's consent disclosure version 2, which the notice is about
 
     def b_identifiers(self) -> set[str]:
         """Strings that only B's data contains: none may appear in a response to A."""
@@ -113,6 +115,8 @@ class World:
             self.b_import,
             self.b_pass,
             self.b_form,
+            self.b_notice,
+            self.b_notice_document,
         }
 
 
@@ -395,6 +399,11 @@ ROUTES: dict[tuple[str, str], Route] = {
         creates=True,
     ),
     ("POST", "/v1/policies/{document_id}/publish"): Route("tenant"),
+    ("POST", "/v1/policies/{document_id}/notices"): Route(
+        "tenant", base=lambda _w: Call(json={"channel": "email", "ask_acceptance": True})
+    ),
+    ("GET", "/v1/policies/{document_id}/notices"): Route("tenant"),
+    ("GET", "/v1/policy-notices/{notice_id}"): Route("tenant"),
     ("GET", "/v1/contacts"): Route(
         "tenant",
         own=lambda _w: Call(),
@@ -515,9 +524,10 @@ PATH_TARGETS: dict[str, tuple[Callable[[World], list[str]], Callable[[], str]]] 
     "contact_id": (lambda w: [w.bob["id"]], lambda: str(uuid.uuid4())),
     "import_id": (lambda w: [w.b_import], lambda: str(uuid.uuid4())),
     "pass_id": (lambda w: [w.b_pass], lambda: str(uuid.uuid4())),
+    "notice_id": (lambda w: [w.b_notice], lambda: str(uuid.uuid4())),
     "key": (lambda w: [w.b_form], lambda: unique("no-form")),
     "document_id": (
-        lambda w: [str(w.b.disclosure_id), w.b_draft["id"]],
+        lambda w: [str(w.b.disclosure_id), w.b_draft["id"], w.b_notice_document],
         lambda: str(uuid.uuid4()),
     ),
     "prefix": (lambda w: [w.b.prefix, w.b_operator_prefix], lambda: secrets.token_hex(6)),
@@ -720,6 +730,7 @@ def _seed(api: Api) -> World:
         },
     )
     assert b_form.status_code == 201, b_form.text
+    b_notice_document, b_notice = _seed_notice(owner_b)
     return World(
         a=a,
         b=b,
@@ -735,7 +746,21 @@ def _seed(api: Api) -> World:
         b_import=b_import,
         b_pass=b_pass.json()["id"],
         b_form=b_form.json()["key"],
+        b_notice=b_notice,
+        b_notice_document=b_notice_document,
     )
+
+
+def _seed_notice(owner_b: httpx.Client) -> tuple[str, str]:
+    """B's second consent disclosure and a notice about it to those who said yes on the first
+    (queued: no worker runs here, so B's rows stay as they are during the walk)."""
+    body = {"kind": "consent_disclosure", "title": "Offers consent", "body": "B's new words"}
+    v2 = owner_b.post("/v1/policies", json=body).json()["id"]
+    assert owner_b.post(f"/v1/policies/{v2}/publish").status_code == 200
+    notice = owner_b.post(f"/v1/policies/{v2}/notices", json={"ask_acceptance": True})
+    assert notice.status_code == 202, notice.text
+    assert notice.json()["report"]["targeted"] >= 1
+    return v2, notice.json()["id"]
 
 
 def _seed_sending(owner_a: httpx.Client, owner_b: httpx.Client) -> Sending:
