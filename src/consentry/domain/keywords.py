@@ -283,21 +283,26 @@ def opt_in_reply(
 @dataclass(frozen=True, slots=True)
 class KeywordReplyTexts:
     """The reply texts of one deployment (support contact and frequency fixed), answering per
-    brand: the shape ``services.signals.KeywordReplies`` expects."""
+    brand in the language whose keyword matched (its reply texts; ``language`` when it is not
+    known): the shape ``services.signals.KeywordReplies`` expects."""
 
     support_contact: str
     frequency: str
     language: str = DEFAULT_LANGUAGE
     lists: Mapping[str, KeywordLists] | None = None
 
-    def opt_out(self, brand: str) -> str:
-        return opt_out_reply(brand, language=self.language, lists=self.lists)
+    def opt_out(self, brand: str, language: str | None = None) -> str:
+        return opt_out_reply(brand, language=language or self.language, lists=self.lists)
 
-    def opt_in(self, brand: str) -> str:
-        return opt_in_reply(brand, self.frequency, language=self.language, lists=self.lists)
+    def opt_in(self, brand: str, language: str | None = None) -> str:
+        return opt_in_reply(
+            brand, self.frequency, language=language or self.language, lists=self.lists
+        )
 
-    def help(self, brand: str) -> str:
-        return help_reply(brand, self.support_contact, language=self.language, lists=self.lists)
+    def help(self, brand: str, language: str | None = None) -> str:
+        return help_reply(
+            brand, self.support_contact, language=language or self.language, lists=self.lists
+        )
 
 
 _LIST_FIELDS = ("opt_out", "opt_in", "help", "fillers", "refusal", "negators")

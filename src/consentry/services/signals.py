@@ -70,11 +70,12 @@ _EMAILISH = re.compile(r"\S+@\S+")
 
 
 class KeywordReplies(Protocol):
-    """The texts answered to SMS keywords (domain/keywords.py renders them)."""
+    """The texts answered to SMS keywords (domain/keywords.py renders them), in the language
+    whose keyword list matched (None: the default language)."""
 
-    def opt_out(self, brand: str) -> str: ...
-    def opt_in(self, brand: str) -> str: ...
-    def help(self, brand: str) -> str: ...
+    def opt_out(self, brand: str, language: str | None = None) -> str: ...
+    def opt_in(self, brand: str, language: str | None = None) -> str: ...
+    def help(self, brand: str, language: str | None = None) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,7 +382,7 @@ class _Applier:
             # One confirmation, on the first STOP only; it carries no marketing.
             if added and k.channel is Channel.SMS and self.policy.replies is not None:
                 self.replies.append(
-                    self.policy.replies.opt_out(self.brand_for(k.channel, point_key))
+                    self.policy.replies.opt_out(self.brand_for(k.channel, point_key), k.language)
                 )
             if not added:
                 self.notes.append("already opted out by keyword")
@@ -402,11 +403,12 @@ class _Applier:
                 self.applied.append(f"lifted {lifted} keyword opt-out(s) on {k.channel.value}")
                 if k.channel is Channel.SMS and self.policy.replies is not None:
                     self.replies.append(
-                        self.policy.replies.opt_in(self.brand_for(k.channel, point_key))
+                        self.policy.replies.opt_in(self.brand_for(k.channel, point_key), k.language)
                     )
         elif k.kind is KeywordKind.HELP:
             if k.channel is Channel.SMS and self.policy.replies is not None:
-                self.replies.append(self.policy.replies.help(self.brand_for(k.channel, point_key)))
+                brand = self.brand_for(k.channel, point_key)
+                self.replies.append(self.policy.replies.help(brand, k.language))
         elif k.kind is KeywordKind.REFUSAL_LIKE:
             self.review = True
             self.applied.append("looks like a refusal but matches no keyword: queued for review")

@@ -316,6 +316,26 @@ def test_a_signed_stop_is_confirmed_once_and_the_gate_then_refuses_sms(
     assert len(suppressions(client)) == len(before) + 1
 
 
+def test_keywords_are_answered_in_their_own_language(
+    hooks: Api, acme: Seeded, client: httpx.Client, provider: httpx.Client
+) -> None:
+    number = mobile()
+    jane = person(client, phone=number)
+    consent(client, acme, jane["id"], "sms")
+    stop = twilio_form("inbound_message.form", Body="BAJA")
+    sid = message_sid()
+    stop = [(k, {"From": number, "MessageSid": sid, "SmsSid": sid, "SmsMessageSid": sid}.get(k, v))
+            for k, v in stop]  # fmt: skip
+
+    [reply] = twiml_messages(post_twilio(provider, stop))
+
+    assert reply.startswith(f"{acme.name}: Se ha dado de baja"), reply
+    assert "SUPPRESSED_UNSUBSCRIBED" in decide(client, jane["id"], "sms")
+    help_ = twilio_form("inbound_message.form", Body="AIDE", From=number, MessageSid=message_sid())
+    [answer] = twiml_messages(post_twilio(provider, help_))
+    assert answer.startswith(f"{acme.name} : aide au "), answer
+
+
 def test_the_signature_of_the_local_url_is_accepted_too(
     hooks: Api, acme: Seeded, client: httpx.Client, provider: httpx.Client
 ) -> None:

@@ -43,14 +43,14 @@ from consentry.workers.inprocess import drain
 class Replies:
     """Texts that name what they answer, so a test can tell them apart."""
 
-    def opt_out(self, brand: str) -> str:
-        return f"{brand}: unsubscribed"
+    def opt_out(self, brand: str, language: str | None = None) -> str:
+        return f"{brand}: unsubscribed ({language})"
 
-    def opt_in(self, brand: str) -> str:
-        return f"{brand}: subscribed"
+    def opt_in(self, brand: str, language: str | None = None) -> str:
+        return f"{brand}: subscribed ({language})"
 
-    def help(self, brand: str) -> str:
-        return f"{brand}: help"
+    def help(self, brand: str, language: str | None = None) -> str:
+        return f"{brand}: help ({language})"
 
 
 POLICY = SignalPolicy(replies=Replies(), brand="Platform", soft_bounce_limit=3)
@@ -226,12 +226,12 @@ def test_sms_stop_is_confirmed_once_and_start_restores_keyword_scoped_messaging(
     number = ana.phone
     assert number is not None
 
-    def sms(kind: KeywordKind, text: str) -> IngestResult:
-        word = Keyword(Channel.SMS, number, "+15005550006", kind, text)
+    def sms(kind: KeywordKind, text: str, language: str = "en") -> IngestResult:
+        word = Keyword(Channel.SMS, number, "+15005550006", kind, text, language)
         return _ingest(world, word, source=SignalSource.TWILIO)
 
     first = sms(KeywordKind.OPT_OUT, "Stop please")
-    assert first.replies == ["Harbour Auto: unsubscribed"]  # the only tenant that knows the number
+    assert first.replies == ["Harbour Auto: unsubscribed (en)"]  # the only tenant that knows it
     assert sms(KeywordKind.OPT_OUT, "STOP").replies == []  # at most one confirmation
     with world.new_uow() as uow:
         key = uow.contacts.point_key(ana, Channel.SMS)
@@ -241,10 +241,10 @@ def test_sms_stop_is_confirmed_once_and_start_restores_keyword_scoped_messaging(
         (None, SuppressionReason.UNSUBSCRIBED, SuppressionScope.ALL)
     ]
 
-    help_ = sms(KeywordKind.HELP, "help")
-    assert help_.replies == ["Harbour Auto: help"]
+    help_ = sms(KeywordKind.HELP, "ayuda", "es")
+    assert help_.replies == ["Harbour Auto: help (es)"]  # answered in the keyword's language
     started = sms(KeywordKind.OPT_IN, "START")
-    assert started.replies == ["Harbour Auto: subscribed"]
+    assert started.replies == ["Harbour Auto: subscribed (en)"]
     with world.new_uow() as uow:
         assert uow.suppressions.active_for(None, key, Channel.SMS) == []
     # A second START has nothing to lift and says nothing.
