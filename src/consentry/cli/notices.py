@@ -53,11 +53,12 @@ def policy_notify(
         container.uow(), tenant, document_id, channel, "cli", ask_acceptance=ask_acceptance
     )
     notice_id = view.notice.id
+    console.print(f"policy notice {notice_id}: {view.report.targeted} contact point(s) concerned")
     if container.settings.broker_url:
         from consentry.workers.celery_app import enqueue_notices
 
         enqueue_notices(container.settings)
-        console.print(f"notice {notice_id}: {view.report.targeted} queued for the workers")
+        console.print("queued for the workers")
         return
     sender = container.notice_sender()
     try:
