@@ -256,6 +256,10 @@ def test_accepting_records_once_and_the_consents_now_cite_the_new_version(world:
         kept = json.loads(uow.notices.acceptance(tenant.id, view.notice.id, ana.id) or "{}")
     assert kept == {"source": PAGE.source, "ip_address": PAGE.ip_address,
                     "user_agent": PAGE.user_agent}  # fmt: skip
+    with world.container.engine.connect() as conn:  # sealed at rest, like all personal data
+        stored = conn.execute(select(policy_notice_recipients.c.acceptance_enc)).scalars().all()
+    assert not [v for v in stored if v is not None and PAGE.ip_address.encode() in bytes(v)]
+    assert [v for v in stored if v is not None]
 
     before = _rows(world)
     with pytest.raises(InvalidToken):
