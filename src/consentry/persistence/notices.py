@@ -1,11 +1,9 @@
 """Policy notices and their recipients: chosen set-based, sent in leased batches.
 
 Recipients are written by one INSERT ... SELECT over the consent states the new version
-concerns (domain/notices.py): active, unexpired, on the contact's current address, and for a
-disclosure or WhatsApp opt-in, given on an older version of that kind in the same language. The
-version a state was given on is its authorising event's, or for a confirmation the confirmed
-request's (a correlated subquery: the latest request or grant on the same address before it).
-Contact points a notice about the same version and channel has reached already are left out.
+concerns (persistence/concerned.py), one per contact, with the blind index of the contact's
+address on the notice's channel. Contact points a notice about the same version and channel
+has reached already are left out.
 
 Sending claims due recipients with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) like the
 deliveries do; a lease that runs out in ``sending`` puts the recipient back in the queue.
@@ -20,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
-    and_,
     bindparam,
     case,
     exists,
@@ -34,10 +31,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import Boolean, Integer, String
 
-from consentry.domain.consent import ConsentAction, ConsentState, ConsentStatus
+from consentry.domain.consent import ConsentState
 from consentry.domain.model import Channel, PolicyDocument
 from consentry.domain.notices import (
-    CONSENT_KINDS,
     REACHED,
     NoticeNotFound,
     NoticeRecipient,
@@ -46,14 +42,12 @@ from consentry.domain.notices import (
     RecipientStatus,
     consent_channel,
 )
+from consentry.persistence.concerned import concerned_states_query
 from consentry.persistence.contacts import key_column
 from consentry.persistence.ledger import _state
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import (
-    consent_events,
     consent_states,
-    contacts,
-    policy_documents,
     policy_notice_recipients,
     policy_notices,
 )
@@ -93,57 +87,6 @@ def _recipient(row: Any) -> NoticeRecipient:
     )
 
 
-def _concerned(
-    tenant_id: uuid.UUID, document: PolicyDocument, channel: Channel, now: datetime
-) -> Any:
-    """(from, where) of the consent states the new version ``document`` concerns on ``channel``
-    (the channel whose consents the notice is about)."""
-    joined: Any = consent_states.join(contacts, contacts.c.id == S.contact_id)
-    where = [
-        S.tenant_id == tenant_id,
-        S.channel == channel.value,
-        S.status == ConsentStatus.ACTIVE.value,
-        or_(S.expires_at.is_(None), S.expires_at > now),
-        S.point_key == key_column(channel),
-        contacts.c.erased_at.is_(None),
-    ]
-    if document.kind not in CONSENT_KINDS:
-        return joined, where
-    authorising = consent_events.alias("authorising")
-    request = consent_events.alias("request")
-    confirmed_request = (
-        select(request.c.policy_document_id)
-        .where(
-            request.c.tenant_id == S.tenant_id,
-            request.c.contact_id == S.contact_id,
-            request.c.topic_id == S.topic_id,
-            request.c.channel == S.channel,
-            request.c.point_key == S.point_key,
-            request.c.action.in_([ConsentAction.REQUESTED.value, ConsentAction.GRANTED.value]),
-            request.c.seq < authorising.c.seq,
-        )
-        .order_by(request.c.seq.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    seen = func.coalesce(
-        authorising.c.policy_document_id,
-        case((authorising.c.action == ConsentAction.CONFIRMED.value, confirmed_request)),
-    )
-    seen_doc = policy_documents.alias("seen")
-    joined = joined.join(authorising, authorising.c.id == S.event_id).join(
-        seen_doc,
-        and_(
-            seen_doc.c.id == seen,
-            seen_doc.c.tenant_id == tenant_id,
-            seen_doc.c.kind == document.kind.value,
-            seen_doc.c.locale == document.locale,
-            seen_doc.c.version < document.version,
-        ),
-    )
-    return joined, where
-
-
 class SqlPolicyNotices:
     def __init__(self, conn: Connection, crypto: FieldCrypto) -> None:
         self._conn = conn
@@ -169,7 +112,7 @@ class SqlPolicyNotices:
         """One recipient per contact point the new version concerns that no notice about it on
         this channel has reached yet; the number added."""
         concerned = consent_channel(document.kind, notice.channel)
-        joined, where = _concerned(notice.tenant_id, document, concerned, now)
+        joined, where = concerned_states_query(notice.tenant_id, document, concerned, now)
         earlier = policy_notice_recipients.alias("earlier")
         earlier_notice = policy_notices.alias("earlier_notice")
         reached = exists().where(
@@ -210,7 +153,7 @@ class SqlPolicyNotices:
         now: datetime,
     ) -> list[ConsentState]:
         """One contact's active consent states on ``channel`` that ``document`` concerns."""
-        joined, where = _concerned(tenant_id, document, channel, now)
+        joined, where = concerned_states_query(tenant_id, document, channel, now)
         rows = self._conn.execute(
             select(consent_states).select_from(joined).where(*where, S.contact_id == contact_id)
         )
