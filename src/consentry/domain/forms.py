@@ -5,7 +5,9 @@ names exactly the boxes that were ticked; each ticked box becomes one consent ev
 evidence names the form, its public URL, the referrer, the disclosure version shown and every box
 that was ticked. Which event depends on what already stands for that contact point::
 
-    active (confirmed where the topic needs it) -> nothing is written (already subscribed)
+    active (confirmed where the topic needs it) -> nothing is written (already subscribed),
+                                                   except an implied basis on a form that does
+                                                   not confirm: ``granted`` (express) over it
     pending, still confirmable                  -> nothing written; the confirmation is sent again
     otherwise, confirmed opt-in needed          -> ``requested`` (a confirmation request is sent)
     otherwise                                   -> ``granted`` (basis express)
@@ -225,16 +227,25 @@ def outcome_for(
     needs_confirmation: bool,
     *,
     topic_needs_confirmation: bool,
+    express: bool = True,
+    expired: bool = False,
 ) -> Outcome:
     """What a ticked box does, given the state of its contact point (module docstring).
 
     ``confirmable``: a pending state may still be confirmed (within its lifetime).
     ``needs_confirmation``: this box subscribes only once confirmed (the form or the topic
     asks it); ``topic_needs_confirmation``: the topic requires confirmed opt-in, so an active
-    but unconfirmed consent does not count (the gate refuses it) and is asked again."""
+    but unconfirmed consent does not count (the gate refuses it) and is asked again.
+    ``express``: the standing consent's basis is express (not implied or soft opt-in);
+    ``expired``: it is active in name only, past its expiry (the gate calls it lapsed)."""
+    if status is ConsentStatus.ACTIVE and expired:
+        status = None  # nothing stands: start afresh
     if status is ConsentStatus.ACTIVE and (
         confirmed or not needs_confirmation or not topic_needs_confirmation
     ):
+        if not express and not needs_confirmation:
+            return Outcome.GRANTED  # an implied consent becomes express: the person ticked it
+        # Nothing to add; and a form never puts a standing consent back to pending.
         return Outcome.UNCHANGED
     if needs_confirmation:
         if status is ConsentStatus.PENDING and confirmable:

@@ -22,6 +22,7 @@ from datetime import datetime
 from consentry.domain.chat_opt_in import chat_link, prefilled_text
 from consentry.domain.confirmation import RateLimited
 from consentry.domain.consent import (
+    EXPRESS_BASES,
     ConsentBasis,
     ConsentEvent,
     ConsentMethod,
@@ -324,6 +325,8 @@ def _outcome(  # noqa: PLR0917  (one box of one submission)
         bool(state and lifetime_ok(state)),
         _confirming(form, topic, choice),
         topic_needs_confirmation=topic.requires_double_opt_in,
+        express=state is None or state.basis in EXPRESS_BASES,
+        expired=bool(state and state.expires_at and state.expires_at <= utcnow()),
     )
 
 

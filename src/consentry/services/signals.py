@@ -64,6 +64,9 @@ from consentry.services.ports import UnitOfWork
 log = logging.getLogger(__name__)
 
 KEYWORD_SOURCE = "keyword"  # suppressions a START may lift carry this source prefix
+# Keywords answered on their own channel: SMS in the webhook's TwiML, WhatsApp by the Cloud API
+# inside the service window the person's message has just opened.
+REPLYING = frozenset({Channel.SMS, Channel.WHATSAPP})
 _MESSAGE_ID = re.compile(r"<?\s*([^<>\s@]+@[^<>\s]+)\s*>?")
 _VERP = re.compile(r"^[^+@]+\+(?P<left>[^@]+)@(?P<domain>.+)$")
 _EMAILISH = re.compile(r"\S+@\S+")
@@ -98,6 +101,8 @@ class IngestResult:
     notes: list[str] = field(default_factory=list)  # what was considered and left alone
     replies: list[str] = field(default_factory=list)  # texts to answer the person with
     mailto_tokens: list[str] = field(default_factory=list)  # applied by the unsubscribe service
+    reply_to: str | None = None  # the person's number, for replies not carried by the answer
+    tenant_id: uuid.UUID | None = None  # the one tenant the event concerned, if one
 
 
 def message_id_from(value: str | None) -> str | None:
@@ -261,6 +266,7 @@ class _Applier:
         self.review = False
         self.unattributed = False
         self.message_id: str | None = None  # the provider's id of the inbound message
+        self.reply_to: str | None = None
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
@@ -281,6 +287,8 @@ class _Applier:
             notes=self.notes,
             replies=self.replies,
             mailto_tokens=self.mailto,
+            reply_to=self.reply_to,
+            tenant_id=self.tenant_id(),
         )
 
     def tenant_id(self) -> uuid.UUID | None:
@@ -359,12 +367,16 @@ class _Applier:
         return self.uow.keys.blind_index(PointKind.PHONE, point_index_value(PointKind.PHONE, e164))
 
     def brand_for(self, channel: Channel, point_key: bytes) -> str:
+        """The business that answers: the one that knows the number, else the platform."""
         tenants = {t for t, _ in self.uow.signals.contacts_with_point(channel, point_key)}
         if len(tenants) == 1:
-            return self.uow.tenants.get(tenants.pop()).name
+            tenant_id = tenants.pop()
+            self.tenants.add(tenant_id)
+            return self.uow.tenants.get(tenant_id).name
         return self.policy.brand
 
     def keyword(self, k: Keyword) -> None:
+        self.reply_to = k.sender
         point_key = self.phone_key(k.sender)
         if point_key is None:
             self.notes.append("sender number not valid: nothing applied")
@@ -380,7 +392,7 @@ class _Applier:
                 note="opted out by keyword",
             )
             # One confirmation, on the first STOP only; it carries no marketing.
-            if added and k.channel is Channel.SMS and self.policy.replies is not None:
+            if added and k.channel in REPLYING and self.policy.replies is not None:
                 self.replies.append(
                     self.policy.replies.opt_out(self.brand_for(k.channel, point_key), k.language)
                 )
@@ -401,12 +413,12 @@ class _Applier:
                 # Keyword-scoped messaging resumes; marketing still needs consent the person
                 # gave before the stop, or a new affirmative act (the gate checks it).
                 self.applied.append(f"lifted {lifted} keyword opt-out(s) on {k.channel.value}")
-                if k.channel is Channel.SMS and self.policy.replies is not None:
+                if k.channel in REPLYING and self.policy.replies is not None:
                     self.replies.append(
                         self.policy.replies.opt_in(self.brand_for(k.channel, point_key), k.language)
                     )
         elif k.kind is KeywordKind.HELP:
-            if k.channel is Channel.SMS and self.policy.replies is not None:
+            if k.channel in REPLYING and self.policy.replies is not None:
                 brand = self.brand_for(k.channel, point_key)
                 self.replies.append(self.policy.replies.help(brand, k.language))
         elif k.kind is KeywordKind.REFUSAL_LIKE:
@@ -447,6 +459,13 @@ class _Applier:
             self.notes.append("click-to-chat reference names no business or topic: nothing applied")
             return
         self.tenants.add(done.tenant.id)
+        self.reply_to = c.sender
+        business = done.tenant.profile.legal_name or done.tenant.name
+        # The first message after the opt-in names the business and the way out.
+        self.replies.append(
+            f"{business}: you are subscribed to {done.topic.name} on WhatsApp. "
+            "Reply STOP to opt out."
+        )
         action = done.event.action.value
         self.applied.append(f"whatsapp opt-in to {done.topic.key} by click-to-chat ({action})")
 

@@ -4,6 +4,7 @@ arrives through the signed Cloud API webhook and is recorded as consent with its
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -148,3 +149,38 @@ def test_the_form_page_offers_a_click_to_chat_link_for_whatsapp_boxes(
         'href="https://wa.me/447911123456?text=Yes%2C%20send%20me%20Offers%20from%20' in page.text
     )
     assert f"Ref%3A%20{tenant.slug}%2Foffers" in page.text
+
+
+def _whatsapp_sent(api: Api, tenant: Seeded, number: str, count: int) -> list[str]:
+    """The texts captured to ``number`` once ``count`` have arrived (they go after the answer)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = [
+            json.loads(api.container.outbox().get(m.id).raw)["text"]["body"]
+            for m in api.container.outbox().list(tenant.id, limit=50)
+            if m.channel.value == "whatsapp" and m.recipient == number
+        ]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_whatsapp_keywords_and_opt_ins_are_answered_on_whatsapp_by_the_business(
+    hooks: Api,  # noqa: F811
+    acme: Seeded,  # noqa: F811
+    client: httpx.Client,  # noqa: F811
+    provider: httpx.Client,  # noqa: F811
+) -> None:
+    number = mobile()
+    chat(provider, number, prefilled_text(acme.name, "Offers", acme.slug, "offers"))
+    [welcome] = _whatsapp_sent(hooks, acme, number, 1)
+    assert welcome == (
+        f"{acme.name}: you are subscribed to Offers on WhatsApp. Reply STOP to opt out."
+    )
+
+    chat(provider, number, "STOP")
+    chat(provider, number, "STOP")  # one confirmation, however often it is said
+
+    texts = _whatsapp_sent(hooks, acme, number, 3)
+    assert len(texts) == 2, texts
+    assert texts[0].startswith(f"{acme.name}: You are unsubscribed"), texts

@@ -713,3 +713,22 @@ def test_policy_pages_show_published_versions_only(api: Api, acme: Seeded) -> No
         missing = client.get(path)
         assert missing.status_code == 404, path
         assert "Not yet in force." not in missing.text
+
+
+def test_form_and_policy_pages_carry_the_page_security_headers(serve: Callable[..., Api]) -> None:
+    api = serve(form_min_seconds=0)
+    tenant = api.tenant("headers")
+    owner = api.client(tenant.token)
+    made = owner.post(
+        "/v1/forms",
+        json={"key": "join", "title": "Join", "choices": [{"topic": "offers", "channel": "email"}],
+              "privacy_url": "https://headers.example/privacy"},
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    browser = api.client()
+    for path in (f"/f/{tenant.slug}/join", f"/d/{tenant.slug}/{tenant.disclosure_id}"):
+        page = browser.get(path)
+        assert page.status_code == 200, (path, page.text)
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"], path
+        assert page.headers["x-frame-options"] == "DENY", path
+        assert page.headers["cache-control"] == "no-store", path

@@ -266,6 +266,29 @@ def test_what_a_ticked_box_does(
     assert found is outcome
 
 
+@pytest.mark.parametrize(
+    ("needs", "express", "expired", "outcome"),
+    [
+        # An implied consent: a form that does not confirm records the express act over it...
+        (False, False, False, Outcome.GRANTED),
+        # ...a confirming one leaves it standing rather than put it back to pending.
+        (True, False, False, Outcome.UNCHANGED),
+        # Past its expiry nothing stands: the box is taken as on a first visit.
+        (False, True, True, Outcome.GRANTED),
+        (True, True, True, Outcome.REQUESTED),
+        (True, False, True, Outcome.REQUESTED),
+    ],
+)
+def test_an_implied_or_expired_consent_is_not_taken_for_a_subscription(
+    needs: bool, express: bool, expired: bool, outcome: Outcome
+) -> None:
+    found = outcome_for(
+        ConsentStatus.ACTIVE, False, False, needs,
+        topic_needs_confirmation=False, express=express, expired=expired,
+    )  # fmt: skip
+    assert found is outcome
+
+
 def test_only_requests_and_grants_write_an_event() -> None:
     assert {o: action_for(o) for o in Outcome} == {
         Outcome.REQUESTED: "requested",

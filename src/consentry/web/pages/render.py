@@ -32,6 +32,8 @@ PAGE_PREFIXES = (
     "/c/",
     "/r/",
     "/n/",
+    "/f/",
+    "/d/",
     "/preferences/",
     "/login",
     "/assets/",

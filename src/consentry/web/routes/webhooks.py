@@ -14,12 +14,14 @@ from typing import Annotated
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from consentry.bootstrap import Container
+from consentry.domain.delivery import WhatsAppMessage
 from consentry.domain.errors import InvalidInput
 from consentry.domain.signals import SignalSource
+from consentry.services.signal_replies import send_replies, whatsapp_replies
 from consentry.services.signals import (
     IngestResult,
     ingest,
@@ -125,7 +127,7 @@ def whatsapp_handshake(
 
 
 @router.post("/whatsapp", summary="WhatsApp Cloud API webhooks (signed)", status_code=200)
-async def whatsapp(request: Request) -> Response:
+async def whatsapp(request: Request, background: BackgroundTasks) -> Response:
     c = _container(request)
     channel = c.whatsapp_webhooks()
     if channel is None:
@@ -137,7 +139,7 @@ async def whatsapp(request: Request) -> Response:
         return _unsigned()
     content_type = request.headers.get("content-type", "application/json")
 
-    def apply() -> int:
+    def apply() -> list[IngestResult]:
         # The whole body is read before any of it is applied: one that does not parse is
         # rejected as a whole, not after the signals ahead of the bad part took effect.
         inbound = channel.parse_inbound(body, c.keyword_lists())
@@ -145,20 +147,27 @@ async def whatsapp(request: Request) -> Response:
         people = ingest_many(
             c.uow(), [(parsed, body) for parsed in inbound], content_type, policy=c.signal_policy()
         )
-        applied = sum(not r.duplicate for r in people)
-        results = ingest_provider_events(
+        ingest_provider_events(
             c.uow(), SignalSource.WHATSAPP, events, body, content_type=content_type
         )
-        return applied + sum(not r.duplicate for r in results)
+        return people
 
     try:
-        await run_in_threadpool(apply)
+        people = await run_in_threadpool(apply)
     except InvalidInput as exc:
         await run_in_threadpool(
             keep_rejected, c.uow(), SignalSource.WHATSAPP, body, content_type, why=str(exc)
         )
         return problem(400, exc.code, str(exc))
+    replies = whatsapp_replies(people, c.settings.whatsapp_phone_number_id)
+    if replies:
+        background.add_task(_send_replies, c, replies)
     return Response(status_code=200)
+
+
+def _send_replies(c: Container, replies: list[WhatsAppMessage]) -> None:
+    with c.sender() as send:
+        send_replies(replies, send)
 
 
 @router.post("/sendgrid", summary="SendGrid Event Webhook: bounces and spam reports (signed)")
