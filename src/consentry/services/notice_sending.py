@@ -147,7 +147,13 @@ class NoticeSender:
         for r in claimed:
             groups.setdefault(r.notice_id, []).append(r)
         for group in groups.values():
-            report.add(self._group(group))
+            try:
+                report.add(self._group(group))
+            except ConsentryError as exc:
+                # One tenant's notice cannot be sent now (its data key cannot be used, ...): its
+                # recipients stay queued under the lease and are tried again when it runs out;
+                # the other notices go on.
+                log.warning("notice %s postponed: %s", group[0].notice_id, exc.code)
         with self._uow() as uow:
             uow.notices.finish_done(self._clock())
             uow.commit()

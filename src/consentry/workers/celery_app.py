@@ -106,7 +106,10 @@ def make_celery(settings: Settings) -> Celery:
     def notices() -> int:
         """Send the queued policy-change notices (leased like deliveries: a task delivered
         twice sends nothing twice)."""
-        return send_notices(container()).sent
+        report = send_notices(container(), max_batches=BATCHES_PER_TASK)
+        if report.claimed:  # more may be due: keep the work moving in small tasks
+            app.send_task(NOTICES)
+        return report.sent
 
     @app.task(name=LAPSE)  # type: ignore[untyped-decorator]
     def lapse() -> int:

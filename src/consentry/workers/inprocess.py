@@ -53,13 +53,15 @@ def end_passes(container: Container) -> int:
     return lapsed
 
 
-def send_notices(container: Container, notice_id: uuid.UUID | None = None) -> NoticeBatch:
+def send_notices(
+    container: Container, notice_id: uuid.UUID | None = None, max_batches: int | None = None
+) -> NoticeBatch:
     """Send the queued policy-change notices (all of them, or one notice's), after putting back
     in the queue what a dead sender left in flight."""
     sender = container.notice_sender()
     try:
         sender.reap()
-        return sender.run_until_idle(notice_id)
+        return sender.run_until_idle(notice_id, max_batches=max_batches)
     finally:
         sender.close()
 

@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
-from tests.integration.helpers import NOW, grant
+from tests.integration.helpers import NOW, disclosure, grant, person
 from tests.integration.notices.conftest import PAGE, SLUG, World
 
 from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentStatus
 from consentry.domain.errors import PolicyDocumentNotFound
-from consentry.domain.model import BusinessProfile, Channel, PolicyKind, TenantStatus
+from consentry.domain.model import BusinessProfile, Category, Channel, PolicyKind, TenantStatus
 from consentry.domain.notices import (
     NoticeChannelInvalid,
     NoticeNotFound,
@@ -22,7 +22,7 @@ from consentry.domain.notices import (
     RecipientStatus,
 )
 from consentry.domain.suppression import SuppressionReason, SuppressionScope
-from consentry.persistence.tables import consent_events, policy_notice_recipients
+from consentry.persistence.tables import consent_events, policy_notice_recipients, tenants
 from consentry.services import notice_acceptance, notices
 from consentry.services.clock import utcnow
 from consentry.services.compose.tokens import InvalidToken
@@ -30,7 +30,13 @@ from consentry.services.consent import consent_history
 from consentry.services.contacts import erase_contact
 from consentry.services.ledger import verify_ledger
 from consentry.services.suppressions import add_suppression
-from consentry.services.tenancy import create_tenant, draft_policy, list_policies
+from consentry.services.tenancy import (
+    create_tenant,
+    create_topic,
+    draft_policy,
+    list_policies,
+    publish_policy,
+)
 
 
 def _rows(world: World) -> dict[str, int]:
@@ -373,3 +379,35 @@ def test_notices_of_one_tenant_are_not_another_tenants(world: World) -> None:
         notices.list_notices(world.new_uow(), "other", view.document.id)
     [listed] = notices.list_notices(world.new_uow(), SLUG, view.document.id)
     assert listed.notice.id == view.notice.id
+
+
+def test_a_tenant_whose_key_fails_waits_and_the_other_tenants_notices_go(world: World) -> None:
+    world.opt_in(world.contact(1))
+    view = world.notify(world.publish())
+    create_tenant(world.new_uow(), slug="dock", name="Dock", now=NOW,
+                  profile=BusinessProfile(legal_name="Dock LLC", country="US"))  # fmt: skip
+    evidence = disclosure(world.new_uow, "dock")
+    create_topic(world.new_uow(), "dock", key="promotions", name="Promotions",
+                 category=Category.MARKETING)  # fmt: skip
+    someone = person(world.new_uow, "dock", email="d1@example.com", phone=None)
+    grant(world.new_uow, "dock", str(someone.id), evidence)
+    v2 = draft_policy(world.new_uow(), "dock", kind=PolicyKind.CONSENT_DISCLOSURE, title="C",
+                      body="Other words.")  # fmt: skip
+    v2 = publish_policy(world.new_uow(), "dock", v2.id)
+    dock = notices.create_notice(world.new_uow(), "dock", v2.id, Channel.EMAIL, "test")
+    with world.container.engine.begin() as conn:  # the second tenant's data key is damaged
+        conn.execute(tenants.update().where(tenants.c.slug == "dock").values(data_key=b"broken"))
+
+    world.send()  # does not raise: the first tenant's notice goes
+    assert world.report(view.notice.id).report.sent == 1
+    with world.container.engine.connect() as conn:
+        waiting = (
+            conn.execute(
+                select(policy_notice_recipients.c.status).where(
+                    policy_notice_recipients.c.notice_id == dock.notice.id
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert waiting == ["queued"]
