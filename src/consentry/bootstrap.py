@@ -219,6 +219,7 @@ class Container:
         )
         return SignalPolicy(
             replies=replies,
+            keyword_lists=self.keyword_lists(),
             brand=s.sms_brand,
             soft_bounce_limit=s.soft_bounce_limit,
             confirmation_lifetime=timedelta(days=s.confirmation_lifetime_days),

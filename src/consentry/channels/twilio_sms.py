@@ -240,6 +240,7 @@ class TwilioSmsChannel:
         text = fields.get("Body", "")[:_MAX_BODY_TEXT]
         kind, language = classify(text, keywords)
         twilio_kind = _OPT_OUT_TYPES.get(fields.get("OptOutType", "").strip().upper())
+        by_provider = twilio_kind is not None
         if twilio_kind is not None and twilio_kind is not kind:
             kind, language = twilio_kind, None
         at = self._clock()  # inbound webhooks carry no timestamp: as recent as their arrival
@@ -248,7 +249,7 @@ class TwilioSmsChannel:
             event_id=sid,
             signals=(
                 InboundMessage(Channel.SMS, sender, recipient, at),
-                Keyword(Channel.SMS, sender, recipient, kind, text, language),
+                Keyword(Channel.SMS, sender, recipient, kind, text, language, by_provider),
             ),
             received_at=at,
         )

@@ -22,6 +22,7 @@ from consentry.cli.delivery import (
 )
 from consentry.cli.forms import form_app
 from consentry.cli.imports import import_contacts
+from consentry.cli.keywords import keywords_app
 from consentry.cli.notices import policy_notice, policy_notify
 from consentry.cli.passes import pass_app
 from consentry.cli.records import contact_app, policy_app, tenant_app, topic_app
@@ -61,6 +62,7 @@ app.add_typer(template_app, name="template")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(pass_app, name="pass")
 app.add_typer(form_app, name="form")
+app.add_typer(keywords_app, name="keywords")
 app.command()(serve)
 app.command()(send)
 app.command()(outbox)

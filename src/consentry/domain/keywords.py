@@ -304,6 +304,10 @@ class KeywordReplyTexts:
             brand, self.support_contact, language=language or self.language, lists=self.lists
         )
 
+    def with_lists(self, lists: Mapping[str, KeywordLists]) -> KeywordReplyTexts:
+        """The same replies answered from ``lists`` (a tenant's own texts where it has them)."""
+        return replace(self, lists=lists)
+
 
 _LIST_FIELDS = ("opt_out", "opt_in", "help", "fillers", "refusal", "negators")
 _REPLY_FIELDS = ("help_reply", "opt_out_reply", "opt_in_reply")

@@ -73,6 +73,7 @@ class Keyword:
     kind: KeywordKind
     text: str
     language: str | None = None  # the language whose list matched
+    by_provider: bool = False  # the provider's own reading (Twilio's OptOutType), not ours
 
 
 @dataclass(frozen=True, slots=True)

@@ -724,3 +724,14 @@ policy_notice_recipients = Table(
         name="status_valid",
     ),
 )
+
+# A tenant's own SMS and WhatsApp keywords and reply texts, added to the deployment's (JSON in
+# the keywords-file format, domain/keywords.extend_keywords).
+tenant_keywords = Table(
+    "tenant_keywords",
+    metadata,
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), primary_key=True),
+    Column("config", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(200)),
+)

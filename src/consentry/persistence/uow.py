@@ -21,6 +21,7 @@ from consentry.persistence.engine import READ_ONLY
 from consentry.persistence.fences import SqlFences
 from consentry.persistence.forms import SqlForms
 from consentry.persistence.imports import SqlImportRows, SqlImports
+from consentry.persistence.keywords import SqlTenantKeywords
 from consentry.persistence.ledger import SqlConsentLedger, SqlConsentStates
 from consentry.persistence.notices import SqlPolicyNotices
 from consentry.persistence.passes import SqlPermissionPasses
@@ -55,6 +56,7 @@ class SqlUnitOfWork:
     lists: SqlContactLists
     campaigns: SqlCampaigns
     forms: SqlForms
+    tenant_keywords: SqlTenantKeywords
     deliveries: SqlDeliveries
     fences: SqlFences
     signals: SqlSignals
@@ -100,6 +102,7 @@ class SqlUnitOfWork:
         self.lists = SqlContactLists(conn)
         self.campaigns = SqlCampaigns(conn)
         self.forms = SqlForms(conn)
+        self.tenant_keywords = SqlTenantKeywords(conn)
         self.deliveries = SqlDeliveries(conn, crypto)
         self.fences = SqlFences(conn)
         self.signals = SqlSignals(conn, self.keys)

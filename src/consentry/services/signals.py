@@ -24,14 +24,15 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from consentry.domain.delivery import DeliveryStatus, ProviderEvent, ProviderSignal
 from consentry.domain.errors import InvalidInput
 from consentry.domain.ids import new_id
+from consentry.domain.keywords import KeywordLists, classify
 from consentry.domain.model import Channel, PointKind, point_index_value
 from consentry.domain.signals import (
     SUPPRESSING_FEEDBACK,
@@ -60,6 +61,7 @@ from consentry.services.clock import utcnow
 from consentry.services.compose.confirmation import sms_disclosures
 from consentry.services.confirming import confirm_by_reply
 from consentry.services.ports import UnitOfWork
+from consentry.services.tenant_keywords import lists_for as tenant_keyword_lists
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,9 @@ class KeywordReplies(Protocol):
     def opt_out(self, brand: str, language: str | None = None) -> str: ...
     def opt_in(self, brand: str, language: str | None = None) -> str: ...
     def help(self, brand: str, language: str | None = None) -> str: ...
+    def with_lists(self, lists: Mapping[str, KeywordLists]) -> KeywordReplies:
+        """The same replies, with a tenant's own texts where it has them."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,7 @@ class SignalPolicy:
     """Settings of the pipeline (from ``Settings``, built by the composition root)."""
 
     replies: KeywordReplies | None = None
+    keyword_lists: Mapping[str, KeywordLists] | None = None  # the deployment's (None: defaults)
     brand: str = "consentry"  # who answers on the shared numbers when the tenant is not known
     soft_bounce_limit: int = 3
     confirmation_lifetime: timedelta = timedelta(days=7)  # how long a YES can confirm
@@ -267,6 +273,7 @@ class _Applier:
         self.unattributed = False
         self.message_id: str | None = None  # the provider's id of the inbound message
         self.reply_to: str | None = None
+        self._owners: dict[tuple[Channel, bytes], uuid.UUID | None] = {}
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
@@ -366,14 +373,40 @@ class _Applier:
             return None
         return self.uow.keys.blind_index(PointKind.PHONE, point_index_value(PointKind.PHONE, e164))
 
+    def owner(self, channel: Channel, point_key: bytes) -> uuid.UUID | None:
+        """The one tenant that knows the number on ``channel``, if only one does."""
+        key = (channel, point_key)
+        if key not in self._owners:
+            tenants = {t for t, _ in self.uow.signals.contacts_with_point(channel, point_key)}
+            self._owners[key] = tenants.pop() if len(tenants) == 1 else None
+        return self._owners[key]
+
     def brand_for(self, channel: Channel, point_key: bytes) -> str:
         """The business that answers: the one that knows the number, else the platform."""
-        tenants = {t for t, _ in self.uow.signals.contacts_with_point(channel, point_key)}
-        if len(tenants) == 1:
-            tenant_id = tenants.pop()
-            self.tenants.add(tenant_id)
-            return self.uow.tenants.get(tenant_id).name
-        return self.policy.brand
+        tenant_id = self.owner(channel, point_key)
+        if tenant_id is None:
+            return self.policy.brand
+        self.tenants.add(tenant_id)
+        return self.uow.tenants.get(tenant_id).name
+
+    def tenant_reading(self, k: Keyword, point_key: bytes) -> tuple[Keyword, KeywordReplies | None]:
+        """The keyword as the tenant that knows the number reads it, with its own words and
+        reply texts, when it has any (services/tenant_keywords.py); else as it came."""
+        replies = self.policy.replies
+        tenant_id = self.owner(k.channel, point_key)
+        if tenant_id is None:
+            return k, replies
+        try:
+            lists = tenant_keyword_lists(self.uow, tenant_id, self.policy.keyword_lists)
+        except InvalidInput:
+            log.warning("tenant keywords unusable", extra={"tenant": str(tenant_id)})
+            return k, replies
+        if lists is None:
+            return k, replies
+        if not k.by_provider:  # Twilio's own reading of STOP/START/HELP wins (it acts on it)
+            kind, language = classify(k.text, lists)
+            k = replace(k, kind=kind, language=language)
+        return k, replies.with_lists(lists) if replies is not None else None
 
     def keyword(self, k: Keyword) -> None:
         self.reply_to = k.sender
@@ -381,6 +414,7 @@ class _Applier:
         if point_key is None:
             self.notes.append("sender number not valid: nothing applied")
             return
+        k, replies = self.tenant_reading(k, point_key)
         if k.kind is KeywordKind.OPT_OUT:
             added = self.suppress(
                 None,
@@ -392,9 +426,9 @@ class _Applier:
                 note="opted out by keyword",
             )
             # One confirmation, on the first STOP only; it carries no marketing.
-            if added and k.channel in REPLYING and self.policy.replies is not None:
+            if added and k.channel in REPLYING and replies is not None:
                 self.replies.append(
-                    self.policy.replies.opt_out(self.brand_for(k.channel, point_key), k.language)
+                    replies.opt_out(self.brand_for(k.channel, point_key), k.language)
                 )
             if not added:
                 self.notes.append("already opted out by keyword")
@@ -413,14 +447,14 @@ class _Applier:
                 # Keyword-scoped messaging resumes; marketing still needs consent the person
                 # gave before the stop, or a new affirmative act (the gate checks it).
                 self.applied.append(f"lifted {lifted} keyword opt-out(s) on {k.channel.value}")
-                if k.channel in REPLYING and self.policy.replies is not None:
+                if k.channel in REPLYING and replies is not None:
                     self.replies.append(
-                        self.policy.replies.opt_in(self.brand_for(k.channel, point_key), k.language)
+                        replies.opt_in(self.brand_for(k.channel, point_key), k.language)
                     )
         elif k.kind is KeywordKind.HELP:
-            if k.channel in REPLYING and self.policy.replies is not None:
+            if k.channel in REPLYING and replies is not None:
                 brand = self.brand_for(k.channel, point_key)
-                self.replies.append(self.policy.replies.help(brand, k.language))
+                self.replies.append(replies.help(brand, k.language))
         elif k.kind is KeywordKind.REFUSAL_LIKE:
             self.review = True
             self.applied.append("looks like a refusal but matches no keyword: queued for review")

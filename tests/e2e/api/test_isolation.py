@@ -86,6 +86,7 @@ class World:
     b_import: str = ""
     b_pass: str = ""
     b_form: str = ""
+    b_keyword: str = ""
     b_notice: str = ""
     b_notice_document: str = ""  # B's consent disclosure version 2, which the notice is about
 
@@ -115,6 +116,7 @@ class World:
             self.b_import,
             self.b_pass,
             self.b_form,
+            self.b_keyword,
             self.b_notice,
             self.b_notice_document,
         }
@@ -483,6 +485,11 @@ ROUTES: dict[tuple[str, str], Route] = {
         creates=True,
     ),
     ("POST", "/v1/messages"): Route("tenant", variants=_message_variants, creates=True),
+    ("GET", "/v1/keywords"): Route("tenant", own=lambda _w: Call()),
+    ("PUT", "/v1/keywords"): Route(
+        "tenant", own=lambda _w: Call(json={"it": {"opt_out": ["basta"]}}), creates=True
+    ),
+    ("DELETE", "/v1/keywords"): Route("tenant", own=lambda _w: Call(), creates=True),
     ("GET", "/v1/forms"): Route("tenant", own=lambda _w: Call()),
     ("POST", "/v1/forms"): Route("tenant", variants=_form_variants, creates=True),
     ("GET", "/v1/forms/{key}"): Route("tenant"),
@@ -731,6 +738,8 @@ def _seed(api: Api) -> World:
     )
     assert b_form.status_code == 201, b_form.text
     b_notice_document, b_notice = _seed_notice(owner_b)
+    b_keyword = unique("bravoword")
+    assert owner_b.put("/v1/keywords", json={"en": {"opt_out": [b_keyword]}}).status_code == 200
     return World(
         a=a,
         b=b,
@@ -746,6 +755,7 @@ def _seed(api: Api) -> World:
         b_import=b_import,
         b_pass=b_pass.json()["id"],
         b_form=b_form.json()["key"],
+        b_keyword=b_keyword,
         b_notice=b_notice,
         b_notice_document=b_notice_document,
     )
