@@ -315,9 +315,6 @@ def state_from_row(row: Any) -> ConsentState:
     )
 
 
-_state = state_from_row  # the name other repositories import it by
-
-
 class SqlConsentStates:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn

@@ -44,7 +44,7 @@ from consentry.domain.notices import (
 )
 from consentry.persistence.concerned import concerned_states_query
 from consentry.persistence.contacts import key_column
-from consentry.persistence.ledger import _state
+from consentry.persistence.ledger import state_from_row
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import (
     consent_states,
@@ -157,7 +157,7 @@ class SqlPolicyNotices:
         rows = self._conn.execute(
             select(consent_states).select_from(joined).where(*where, S.contact_id == contact_id)
         )
-        return [_state(r) for r in rows]
+        return [state_from_row(r) for r in rows]
 
     def get(self, tenant_id: uuid.UUID, notice_id: uuid.UUID) -> PolicyNotice:
         row = self._conn.execute(

@@ -39,7 +39,7 @@ from consentry.domain.passes import (
     SourceKind,
 )
 from consentry.persistence.contacts import key_column
-from consentry.persistence.ledger import state_from_row as _state
+from consentry.persistence.ledger import state_from_row
 from consentry.persistence.tables import (
     consent_events,
     consent_states,
@@ -263,7 +263,7 @@ class SqlPermissionPasses:
         )
         found = []
         for r in rows:
-            state = None if r.event_id is None else _state(r)
+            state = None if r.event_id is None else state_from_row(r)
             if state is not None and state.point_key != bytes(r.member_point):
                 state = None  # consent of another address: not the one the pass asked about
             found.append((r.member_contact, r.start_event_id, state))
