@@ -14,17 +14,13 @@ from consentry.web.scopes import needs
 
 router = APIRouter(prefix="/v1", tags=["keywords"])
 Admin = Annotated[RequestContext, Depends(needs(Scope.ADMIN))]
-EXAMPLE = {
-    "en": {"opt_out": ["halt"], "help_reply": "$brand: call $support_contact. Reply STOP to end."},
-    "it": {"opt_out": ["basta"], "opt_in": ["inizio"], "help": ["aiuto"]},
-}
 Config = Annotated[
     dict[str, dict[str, Any]],
     Body(
         description="Per language code: words added to opt_out, opt_in, help, fillers, refusal, "
         "negators (lists), and help_reply, opt_out_reply, opt_in_reply texts ($brand, "
-        "$support_contact, $frequency). The deployment's words always stay.",
-        examples=[EXAMPLE],
+        "$support_contact, $frequency). The deployment's words always stay. For example "
+        '{"it": {"opt_out": ["basta"], "help": ["aiuto"]}}.',
     ),
 ]
 
