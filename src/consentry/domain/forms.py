@@ -9,6 +9,8 @@ that was ticked. Which event depends on what already stands for that contact poi
                                                    except an implied basis on a form that does
                                                    not confirm: ``granted`` (express) over it
     pending, still confirmable                  -> nothing written; the confirmation is sent again
+    withdrawn by the person, no confirmation due -> ``requested`` where the channel can confirm,
+                                                   else nothing: a stranger cannot undo a "no"
     otherwise, confirmed opt-in needed          -> ``requested`` (a confirmation request is sent)
     otherwise                                   -> ``granted`` (basis express)
 
@@ -227,6 +229,7 @@ def outcome_for(
     needs_confirmation: bool,
     *,
     topic_needs_confirmation: bool,
+    can_confirm: bool = True,
     express: bool = True,
     expired: bool = False,
 ) -> Outcome:
@@ -236,8 +239,15 @@ def outcome_for(
     ``needs_confirmation``: this box subscribes only once confirmed (the form or the topic
     asks it); ``topic_needs_confirmation``: the topic requires confirmed opt-in, so an active
     but unconfirmed consent does not count (the gate refuses it) and is asked again.
+    ``can_confirm``: the channel has a confirmation (a link, a YES reply); WhatsApp has none.
     ``express``: the standing consent's basis is express (not implied or soft opt-in);
-    ``expired``: it is active in name only, past its expiry (the gate calls it lapsed)."""
+    ``expired``: it is active in name only, past its expiry (the gate calls it lapsed).
+
+    A person who withdrew is subscribed again only by their own act: a box that would grant at
+    once asks for confirmation instead, and one that cannot be confirmed changes nothing (the
+    person can write to the business on WhatsApp themselves, click-to-chat)."""
+    if status is ConsentStatus.WITHDRAWN and not needs_confirmation:
+        return Outcome.REQUESTED if can_confirm else Outcome.UNCHANGED
     if status is ConsentStatus.ACTIVE and expired:
         status = None  # nothing stands: start afresh
     if status is ConsentStatus.ACTIVE and (

@@ -328,6 +328,7 @@ def extend_keywords(
     names the first thing wrong.
     """
     out = dict(base)
+    stops = _stop_phrases(base)
     for code, entry in custom.items():
         where = f"keywords.{code}"
         if not isinstance(entry, Mapping) or not code.isascii() or not 1 <= len(code) <= 16:
@@ -347,6 +348,14 @@ def extend_keywords(
                 )
             ):
                 raise InvalidInput(f"{where}.{name}: a list of words or phrases", field=where)
+            if name in _NEVER_STOP:
+                for phrase in words:
+                    if _contains(normalise(phrase), stops):
+                        raise InvalidInput(
+                            f"{where}.{name}: {phrase!r} contains an opt-out word, which must "
+                            "keep meaning stop",
+                            field=where,
+                        )
             have: tuple[str, ...] = getattr(known, name) if known else ()
             changes[name] = have + tuple(w for w in words if w not in have)
         for name in _REPLY_FIELDS:
@@ -363,6 +372,21 @@ def extend_keywords(
         else:
             out[code] = replace(known, **changes)  # type: ignore[arg-type]
     return out
+
+
+# Lists whose words could otherwise turn a "stop" into something else: an opt-out word inside
+# an opt-in or help phrase would out-match it (longest phrase first), and as a filler it would
+# be ignored. Refusal phrases and negators only ever lead to a human review.
+_NEVER_STOP = frozenset({"opt_in", "help", "fillers"})
+
+
+def _stop_phrases(base: Mapping[str, KeywordLists]) -> frozenset[tuple[str, ...]]:
+    lists = [*base.values(), *DEFAULT_KEYWORDS.values()]
+    return frozenset(normalise(p) for entry in lists for p in entry.opt_out if normalise(p))
+
+
+def _contains(words: tuple[str, ...], phrases: frozenset[tuple[str, ...]]) -> bool:
+    return any(words[i : i + len(p)] == p for p in phrases for i in range(len(words) - len(p) + 1))
 
 
 __all__ = [

@@ -153,6 +153,20 @@ class SqlContactRepository:
         )
         return [self._contact(r) for r in rows]
 
+    def find_by_address(
+        self, tenant_id: uuid.UUID, channel: Channel, normalized: str
+    ) -> Contact | None:
+        """The (oldest) contact whose address *on this channel* is ``normalized``: a WhatsApp
+        number is looked up among WhatsApp numbers, not among phone numbers for SMS."""
+        key = self._index(POINT_KIND[channel], normalized)
+        row = self._conn.execute(
+            select(contacts)
+            .where(contacts.c.tenant_id == tenant_id, key_column(channel) == key)
+            .order_by(contacts.c.created_at)
+            .limit(1)
+        ).one_or_none()
+        return None if row is None else self._contact(row)
+
     def find_by_point(
         self, tenant_id: uuid.UUID, kind: PointKind, normalized: str
     ) -> Contact | None:

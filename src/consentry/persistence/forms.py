@@ -138,6 +138,13 @@ class SqlForms:
         except IntegrityError as exc:
             raise FormAlreadySent("this form was already sent") from exc
 
+    def record_outcomes(self, submission_id: uuid.UUID, outcomes: Mapping[str, str]) -> None:
+        self._conn.execute(
+            update(form_submissions)
+            .where(form_submissions.c.id == submission_id)
+            .values(outcomes=json.dumps(dict(outcomes)))
+        )
+
     def submission_count(self, form_id: uuid.UUID) -> int:
         query = select(func.count()).where(form_submissions.c.form_id == form_id)
         return int(self._conn.execute(query).scalar_one())

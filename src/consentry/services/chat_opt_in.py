@@ -23,7 +23,7 @@ from consentry.domain.consent import (
 )
 from consentry.domain.errors import NotFound
 from consentry.domain.ids import new_id
-from consentry.domain.model import POINT_KIND, Channel, PolicyKind, Tenant, TenantStatus, Topic
+from consentry.domain.model import Channel, PolicyKind, Tenant, TenantStatus, Topic
 from consentry.domain.signals import ChatOptIn
 from consentry.services.confirming import lift_marketing_unsubscribe
 from consentry.services.consent import append_and_fold
@@ -53,10 +53,10 @@ def opt_in_by_chat(
         return None
     if tenant.status is not TenantStatus.ACTIVE or topic.umbrella:
         return None
-    number = build_contact(tenant, ContactInput(whatsapp=signal.sender), now, new_id()).whatsapp
-    contact = uow.contacts.find_by_point(tenant.id, POINT_KIND[Channel.WHATSAPP], number or "")
-    if contact is None or contact.whatsapp != number:
-        contact = build_contact(tenant, ContactInput(whatsapp=signal.sender), now, new_id())
+    candidate = build_contact(tenant, ContactInput(whatsapp=signal.sender), now, new_id())
+    contact = uow.contacts.find_by_address(tenant.id, Channel.WHATSAPP, candidate.whatsapp or "")
+    if contact is None:
+        contact = candidate
         uow.contacts.add(contact)
     point_key = uow.contacts.point_key(contact, Channel.WHATSAPP) or b""
     wording = latest_published(uow, tenant.id, PolicyKind.WHATSAPP_OPT_IN)

@@ -30,9 +30,11 @@ from consentry.domain.consent import (
     Evidence,
 )
 from consentry.domain.delivery import DeliveryError, OutboundMessage
-from consentry.domain.errors import NotFound
+from consentry.domain.errors import AlreadyExists, NotFound
 from consentry.domain.forms import (
     CONFIRMABLE,
+    FORM_CHANNELS,
+    FormAlreadySent,
     FormArchived,
     FormChoice,
     FormExpired,
@@ -51,7 +53,6 @@ from consentry.domain.forms import (
 )
 from consentry.domain.ids import new_id
 from consentry.domain.model import (
-    POINT_KIND,
     Channel,
     Contact,
     PolicyDocument,
@@ -234,19 +235,9 @@ def _check_bot(submission: Submission, tokens: FormTokens, now: datetime) -> For
     return tokens.read(submission.token, now)
 
 
-def _contact_for(uow: UnitOfWork, tenant: Tenant, channel: Channel, address: str) -> Contact | None:
-    found = uow.contacts.find_by_point(tenant.id, POINT_KIND[channel], address)
-    if found is None or found.address_for(channel) != address:
-        return None
-    return found
-
-
-def _contacts(
-    uow: UnitOfWork, tenant: Tenant, ticked: Ticked, now: datetime
-) -> dict[Channel, Contact]:
-    """The contact each ticked channel's address belongs to. An address we know keeps its
-    contact; addresses we do not know go together on one new contact. A form never changes a
-    contact we already had: anyone can type anyone's address."""
+def _candidate(tenant: Tenant, ticked: Ticked, now: datetime) -> tuple[Contact, ContactInput]:
+    """A new contact with the addresses of the ticked channels, validated (InvalidEmail,
+    InvalidPhone name the field); not stored."""
     channels = {c.channel for c in ticked.choices}
     data = ContactInput(
         name=ticked.name,
@@ -255,33 +246,53 @@ def _contacts(
         whatsapp=ticked.whatsapp if Channel.WHATSAPP in channels else None,
         age_attested=ticked.adult is True,
     )
-    candidate = build_contact(tenant, data, now, new_id())  # validates every address
+    return build_contact(tenant, data, now, new_id()), data
+
+
+def _known(
+    uow: UnitOfWork, tenant: Tenant, candidate: Contact, channels: Sequence[Channel]
+) -> tuple[dict[Channel, Contact], list[Channel]]:
     found: dict[Channel, Contact] = {}
     unknown: list[Channel] = []
-    for channel in sorted(channels):
+    for channel in channels:
         address = candidate.address_for(channel) or ""  # read_ticked made sure it was given
-        contact = _contact_for(uow, tenant, channel, address)
+        contact = uow.contacts.find_by_address(tenant.id, channel, address)
         if contact is None:
             unknown.append(channel)
         else:
             found[channel] = contact
-    if unknown:
-        if found:  # keep only the unknown addresses on the new contact
-            candidate = build_contact(
-                tenant,
-                ContactInput(
-                    name=ticked.name,
-                    email=data.email if Channel.EMAIL in unknown else None,
-                    phone=data.phone if Channel.SMS in unknown else None,
-                    whatsapp=data.whatsapp if Channel.WHATSAPP in unknown else None,
-                    age_attested=data.age_attested,
-                ),
-                now,
-                candidate.id,
-            )
+    return found, unknown
+
+
+def _contacts(
+    uow: UnitOfWork, tenant: Tenant, candidate: Contact, data: ContactInput, now: datetime
+) -> dict[Channel, Contact]:
+    """The contact each ticked channel's address belongs to. An address we know keeps its
+    contact; addresses we do not know go together on one new contact. A form never changes a
+    contact we already had: anyone can type anyone's address."""
+    channels = sorted(ch for ch in FORM_CHANNELS if candidate.address_for(ch))
+    found, unknown = _known(uow, tenant, candidate, channels)
+    if not unknown:
+        return found
+    if found:  # keep only the unknown addresses on the new contact
+        candidate = build_contact(
+            tenant,
+            ContactInput(
+                name=data.name,
+                email=data.email if Channel.EMAIL in unknown else None,
+                phone=data.phone if Channel.SMS in unknown else None,
+                whatsapp=data.whatsapp if Channel.WHATSAPP in unknown else None,
+                age_attested=data.age_attested,
+            ),
+            now,
+            candidate.id,
+        )
+    try:
         uow.contacts.add(candidate)
-        found.update(dict.fromkeys(unknown, candidate))
-    return found
+    except AlreadyExists:
+        # Someone else's submission with the same new address committed first: take theirs.
+        return found | _known(uow, tenant, candidate, unknown)[0]
+    return found | dict.fromkeys(unknown, candidate)
 
 
 def _dedupe_key(
@@ -310,6 +321,17 @@ def _disclosure(uow: UnitOfWork, tenant: Tenant, claims: FormClaims) -> PolicyDo
     return document
 
 
+def _as_first(
+    form: SubscriptionForm, topics: dict[uuid.UUID, Topic], ticked: Ticked
+) -> tuple[BoxResult, ...]:
+    return tuple(
+        BoxResult(
+            c, topics[c.topic_id].name, Outcome.UNCHANGED, _confirming(form, topics[c.topic_id], c)
+        )
+        for c in ticked.choices
+    )
+
+
 def _confirming(form: SubscriptionForm, topic: Topic, choice: FormChoice) -> bool:
     return choice.channel in CONFIRMABLE and (form.confirm or topic.requires_double_opt_in)
 
@@ -325,6 +347,7 @@ def _outcome(  # noqa: PLR0917  (one box of one submission)
         bool(state and lifetime_ok(state)),
         _confirming(form, topic, choice),
         topic_needs_confirmation=topic.requires_double_opt_in,
+        can_confirm=choice.channel in CONFIRMABLE,
         express=state is None or state.basis in EXPRESS_BASES,
         expired=bool(state and state.expires_at and state.expires_at <= utcnow()),
     )
@@ -360,10 +383,25 @@ def submit_form(
         topics = {c.topic_id: uow.topics.get(tenant.id, c.topic_id) for c in form.choices}
         check_age(ticked, {t.id: t.category for t in topics.values()},
                   pack_for(None, tenant.country).age_of_majority)  # fmt: skip
-        contacts = _contacts(uow, tenant, ticked, now)
+        candidate, data = _candidate(tenant, ticked, now)
         points = {
-            ch: uow.contacts.point_key(contact, ch) or b"" for ch, contact in contacts.items()
+            c.channel: uow.contacts.point_key(candidate, c.channel) or b"" for c in ticked.choices
         }
+        submission_id = new_id()
+        try:
+            # First, before any contact is made: a submission posted twice, both copies at
+            # once, waits here for the first and then writes nothing.
+            uow.forms.add_submission(
+                submission_id, form, _dedupe_key(claims, form, list(points.values()), ticked, now),
+                [c.value for c in ticked.choices], {}, document.id, now,
+            )  # fmt: skip
+        except FormAlreadySent:
+            if claims.kind is TokenKind.HOSTED:
+                raise
+            # An embedded form cannot tell a reload from a stranger typing the same address:
+            # both get the answer a first submission gets, so it reveals nothing.
+            return Submitted(tenant, form, _as_first(form, topics, ticked), ())
+        contacts = _contacts(uow, tenant, candidate, data, now)
 
         def confirmable(state: ConsentState) -> bool:
             return state.granted_at is not None and now - state.granted_at < lifetime
@@ -377,12 +415,7 @@ def submit_form(
             )
             for c in ticked.choices
         )
-        submission_id = new_id()
-        uow.forms.add_submission(
-            submission_id, form, _dedupe_key(claims, form, list(points.values()), ticked, now),
-            [c.value for c in ticked.choices], {r.choice.value: r.outcome.value for r in results},
-            document.id, now,
-        )  # fmt: skip
+        uow.forms.record_outcomes(submission_id, {r.choice.value: r.outcome.value for r in results})
         evidence = Evidence(
             method=ConsentMethod.WEB_FORM,
             source=submission.page_url[:500],

@@ -8,8 +8,9 @@ holds no lock while the messages are handed to the channel. The rule of ``confir
 applies to each (still pending and within its lifetime, tenant able to send, no all-scope
 suppression); those it refuses are counted, not sent.
 
-Sending again (``consentry consent send-confirmations --import``) sends to the points still
-pending: people who confirmed meanwhile get nothing more.
+Sending again (``consentry consent send-confirmations --import``) sends to every point still
+pending, including those asked before (it is meant for after a failure, not to be repeated
+within the hour): people who confirmed meanwhile get nothing more.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def send_import_confirmations(  # noqa: PLR0917  (a use case with its collaborat
     progress: Progress | None = None,
 ) -> ConfirmationsSent:
     """Send the confirmation requests of a completed import's pending consents; adds the
-    number sent to the import's counts (commits that alone). Nothing for an import whose topic
-    needs no confirmation, or that did not complete."""
+    number sent to the import's counts after each batch (commits that alone). Nothing for an
+    import whose topic needs no confirmation, or that did not complete."""
     now = now or utcnow()
     with new_uow() as uow:
         tenant = find_tenant(uow, tenant_ref)
@@ -78,6 +79,7 @@ def send_import_confirmations(  # noqa: PLR0917  (a use case with its collaborat
             ]
         if not batch:
             break
+        went = 0
         for message in messages:
             if message is None:
                 refused += 1
@@ -88,11 +90,12 @@ def send_import_confirmations(  # noqa: PLR0917  (a use case with its collaborat
                 log.warning("import confirmation not sent", extra={"code": exc.code})
                 failed += 1
                 continue
-            sent += 1
+            went += 1
+        with new_uow() as uow:  # counted batch by batch: the API shows them as they go
+            uow.imports.add_confirmations_sent(record.id, went)
+            uow.commit()
+        sent += went
         after = batch[-1].contact_id
         if progress is not None:
             progress(sent + refused + failed)
-    with new_uow() as uow:
-        uow.imports.add_confirmations_sent(record.id, sent)
-        uow.commit()
     return ConfirmationsSent(sent, refused, failed)

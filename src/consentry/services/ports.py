@@ -139,6 +139,12 @@ class ContactRepository(Protocol):
     def find_by_point(
         self, tenant_id: uuid.UUID, kind: PointKind, normalized: str
     ) -> Contact | None: ...
+    def find_by_address(
+        self, tenant_id: uuid.UUID, channel: Channel, normalized: str
+    ) -> Contact | None:
+        """The contact whose address on ``channel`` (not any phone column) is ``normalized``."""
+        ...
+
     def point_key(self, contact: Contact, channel: Channel) -> bytes | None: ...
 
 
@@ -376,6 +382,7 @@ class Forms(Protocol):
         """FormAlreadySent when this dedupe key was taken; roll the transaction back then."""
         ...
 
+    def record_outcomes(self, submission_id: uuid.UUID, outcomes: Mapping[str, str]) -> None: ...
     def submission_count(self, form_id: uuid.UUID) -> int: ...
 
 

@@ -184,3 +184,25 @@ def test_whatsapp_keywords_and_opt_ins_are_answered_on_whatsapp_by_the_business(
     texts = _whatsapp_sent(hooks, acme, number, 3)
     assert len(texts) == 2, texts
     assert texts[0].startswith(f"{acme.name}: You are unsubscribed"), texts
+
+
+def test_a_number_known_for_sms_gets_one_whatsapp_contact_however_often_it_asks(
+    hooks: Api,  # noqa: F811
+    acme: Seeded,  # noqa: F811
+    client: httpx.Client,  # noqa: F811
+    provider: httpx.Client,  # noqa: F811
+) -> None:
+    number = mobile()
+    person(client, phone=number)  # known for text messages only
+    before = rows(hooks, contacts, acme)
+    text = prefilled_text(acme.name, "Offers", acme.slug, "offers")
+
+    chat(provider, number, text)
+    chat(provider, number, text)
+
+    assert rows(hooks, contacts, acme) == before + 1  # one contact for the WhatsApp number
+    found = client.get("/v1/contacts", params={"limit": 200}).json()["items"]
+    [on_whatsapp] = [c for c in found if c.get("whatsapp") == number]
+    events = [e.event for e in consent_history(hooks.container.uow(), acme.slug,
+                                                on_whatsapp["id"])]  # fmt: skip
+    assert [e.action for e in events] == [ConsentAction.GRANTED, ConsentAction.GRANTED]

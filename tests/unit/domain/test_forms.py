@@ -248,7 +248,8 @@ L, V = ConsentStatus.LAPSED, ConsentStatus.VOID
         (P, False, True, False, False, Outcome.GRANTED),
         # Withdrawn, lapsed, void: a new affirmative act.
         (W, False, False, True, False, Outcome.REQUESTED),
-        (W, True, False, False, False, Outcome.GRANTED),
+        # ... but a box that would grant at once asks the person who withdrew to confirm.
+        (W, True, False, False, False, Outcome.REQUESTED),
         (L, False, False, True, True, Outcome.REQUESTED),
         (L, True, False, False, False, Outcome.GRANTED),
         (V, False, False, False, False, Outcome.GRANTED),
@@ -287,6 +288,18 @@ def test_an_implied_or_expired_consent_is_not_taken_for_a_subscription(
         topic_needs_confirmation=False, express=express, expired=expired,
     )  # fmt: skip
     assert found is outcome
+
+
+def test_a_withdrawal_is_undone_only_by_the_person_themselves() -> None:
+    w = ConsentStatus.WITHDRAWN
+    assert outcome_for(w, False, False, False, topic_needs_confirmation=False) is Outcome.REQUESTED
+    # WhatsApp has no confirmation: the form changes nothing (click-to-chat is the way back).
+    whatsapp = outcome_for(
+        w, False, False, False, topic_needs_confirmation=False, can_confirm=False
+    )
+    assert whatsapp is Outcome.UNCHANGED
+    lapsed = outcome_for(ConsentStatus.LAPSED, False, False, False, topic_needs_confirmation=False)
+    assert lapsed is Outcome.GRANTED  # lapsing was no one's "no"
 
 
 def test_only_requests_and_grants_write_an_event() -> None:

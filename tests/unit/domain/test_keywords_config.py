@@ -77,3 +77,25 @@ def test_the_keywords_file_is_read_and_a_bad_one_is_a_configuration_error(tmp_pa
             load_keywords(bad)
     with pytest.raises(ConfigurationError):
         load_keywords(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize(
+    ("custom", "text"),
+    [
+        ({"en": {"opt_in": ["stop all"]}}, "Stop all"),
+        ({"en": {"help": ["stop please"]}}, "stop please"),
+        ({"en": {"fillers": ["stop"]}}, "start stop"),
+        ({"es": {"help": ["baja ayuda"]}}, "BAJA"),
+    ],
+)
+def test_added_words_can_never_make_a_stop_mean_something_else(
+    custom: dict[str, object], text: str
+) -> None:
+    assert classify(text)[0] is KeywordKind.OPT_OUT
+    with pytest.raises(InvalidInput, match="contains an opt-out word"):
+        extend_keywords(custom)
+
+
+def test_phrases_that_only_share_letters_with_an_opt_out_word_are_fine() -> None:
+    lists = extend_keywords({"en": {"opt_in": ["weekend deals"], "help": ["info please"]}})
+    assert classify("weekend deals", lists)[0] is KeywordKind.OPT_IN
