@@ -38,7 +38,7 @@ from consentry.domain.errors import AlreadyExists
 from consentry.domain.model import Channel
 from consentry.services.clock import utcnow
 from consentry.services.demo import DEMO_SLUG
-from consentry.services.form_submit import form_path, form_view
+from consentry.services.form_page import form_path, form_view
 from consentry.services.form_tokens import TokenKind
 from consentry.services.forms import FormDefinition, create_form
 

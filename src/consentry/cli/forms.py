@@ -9,7 +9,7 @@ from consentry.cli.context import console, handle_errors, state
 from consentry.domain.errors import UnknownValue
 from consentry.domain.model import Channel, PolicyKind
 from consentry.services import forms
-from consentry.services.form_submit import form_path
+from consentry.services.form_page import form_path
 from consentry.web.pages.forms import embed_snippet
 
 form_app = typer.Typer(help="Public subscription forms.", no_args_is_help=True)

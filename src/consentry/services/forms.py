@@ -1,6 +1,6 @@
 """Use cases for subscription forms as a business manages them: create, list, show, archive.
 
-What a visitor sees and sends lives in services/form_submit.py.
+What a visitor sees and sends lives in services/form_page.py and services/form_submit.py.
 """
 
 from __future__ import annotations

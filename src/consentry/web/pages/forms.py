@@ -26,7 +26,7 @@ from consentry.domain.forms import (
     FormNotFound,
     FormRejected,
 )
-from consentry.services import form_submit
+from consentry.services import form_page, form_submit
 from consentry.services.form_tokens import TokenKind
 from consentry.services.forms import public_document
 from consentry.web.deps import ContainerDep
@@ -51,7 +51,7 @@ class FormLimits:
         return self.client.acquire(client)
 
 
-def _context(page: form_submit.FormPage, **extra: Any) -> dict[str, Any]:
+def _context(page: form_page.FormPage, **extra: Any) -> dict[str, Any]:
     values = extra.pop("values", {})
     return {
         "page": page,
@@ -74,8 +74,8 @@ def _unavailable(request: Request, exc: ConsentryError) -> Response:
     return render(request, "error.html", context, status=status)
 
 
-def _view(c: Container, slug: str, key: str, kind: TokenKind) -> form_submit.FormPage:
-    return form_submit.form_view(
+def _view(c: Container, slug: str, key: str, kind: TokenKind) -> form_page.FormPage:
+    return form_page.form_view(
         c.read_uow(), c.form_tokens(), c.settings.public_base_url, slug, key, kind=kind,
         whatsapp_number=c.settings.whatsapp_business_number,
     )  # fmt: skip
@@ -117,7 +117,7 @@ def _submission(request: Request, c: Container, slug: str, key: str, form: FormD
         name=_field(form, "name"),
         adult=_field(form, "adult"),
         honeypot=_field(form, "website"),
-        page_url=c.settings.public_base_url.rstrip("/") + form_submit.form_path(slug, key),
+        page_url=c.settings.public_base_url.rstrip("/") + form_page.form_path(slug, key),
         referrer=referrer[:_MAX_FIELD] if referrer else None,
         ip_address=request.client.host if request.client else "unknown",
         user_agent=agent[:_MAX_FIELD],

@@ -11,7 +11,7 @@ from consentry.domain.access import Scope
 from consentry.domain.forms import FormStatus
 from consentry.services import forms
 from consentry.services.audit import RequestContext
-from consentry.services.form_submit import form_path
+from consentry.services.form_page import form_path
 from consentry.web.deps import ContainerDep, ContextDep, TenantDep
 from consentry.web.pages.forms import embed_snippet
 from consentry.web.schemas_forms import FormIn, FormOut
