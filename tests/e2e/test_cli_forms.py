@@ -71,11 +71,18 @@ def test_a_form_is_created_listed_shown_embedded_and_archived(seeded: Cli) -> No
     assert claims.kind is TokenKind.EMBEDDED
     assert (claims.form_id, claims.revision) == (form.id, 1)
 
+    updated = seeded.ok("form", "update", "join", "-t", seeded.tenant, "--title", "Texts",
+                        "--choice", "offers:sms")  # fmt: skip
+    assert updated.strip() == "form join is now at revision 2"
+    assert seeded.ok("form", "show", "join", "-t", seeded.tenant).splitlines()[:3] == [
+        "Texts (join, revision 2, active)", f"address: {URL}", "choices: offers:sms",
+    ]  # fmt: skip
+
     assert seeded.ok("form", "archive", "join", "-t", seeded.tenant).strip() == (
         "form join archived"
     )
     assert seeded.ok("form", "show", "join", "-t", seeded.tenant).splitlines()[0] == (
-        "Join us (join, revision 2, archived)"
+        "Texts (join, revision 3, archived)"
     )
     assert "archived" in seeded.ok("form", "list", "-t", seeded.tenant)
     seeded.fails("FORM_ARCHIVED", "form", "embed", "join", "-t", seeded.tenant)

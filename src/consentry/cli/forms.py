@@ -26,41 +26,67 @@ def _choice(value: str) -> tuple[str, Channel]:
         ) from None
 
 
+KeyArg = typer.Argument(..., help="Short name, in the page's address: /f/<tenant>/<key>.")
+TitleOpt = typer.Option(..., help="The form's heading.")
+ChoiceOpt = typer.Option(
+    ..., help="A box to offer, topic:channel (repeat): news:email, offers:sms."
+)
+IntroOpt = typer.Option("", help="A sentence under the heading.")
+DisclosureOpt = typer.Option(
+    PolicyKind.CONSENT_DISCLOSURE, help="The document kind whose latest version is shown."
+)
+PrivacyOpt = typer.Option(
+    None, help="Privacy policy address (default: the tenant's published privacy policy)."
+)
+ConfirmOpt = typer.Option(
+    True, help="Email and SMS subscriptions wait for the owner of the address to confirm."
+)
+
+
 @form_app.command("create")
 @handle_errors
 def form_create(
     ctx: typer.Context,
-    key: str = typer.Argument(..., help="Short name, in the page's address: /f/<tenant>/<key>."),
+    key: str = KeyArg,
     tenant: str = TenantOpt,
-    title: str = typer.Option(..., help="The form's heading."),
-    choice: list[str] = typer.Option(
-        ..., help="A box to offer, topic:channel (repeat): news:email, offers:sms."
-    ),
-    intro: str = typer.Option("", help="A sentence under the heading."),
-    disclosure_kind: PolicyKind = typer.Option(
-        PolicyKind.CONSENT_DISCLOSURE, help="The document kind whose latest version is shown."
-    ),
-    privacy_url: str | None = typer.Option(
-        None, help="Privacy policy address (default: the tenant's published privacy policy)."
-    ),
-    confirm: bool = typer.Option(
-        True, help="Email and SMS subscriptions wait for the owner of the address to confirm."
-    ),
+    title: str = TitleOpt,
+    choice: list[str] = ChoiceOpt,
+    intro: str = IntroOpt,
+    disclosure_kind: PolicyKind = DisclosureOpt,
+    privacy_url: str | None = PrivacyOpt,
+    confirm: bool = ConfirmOpt,
 ) -> None:
     """Create a form; prints its public address."""
     c = state(ctx).container()
     definition = forms.FormDefinition(
-        key=key,
-        title=title,
-        choices=[_choice(v) for v in choice],
-        intro=intro,
-        disclosure_kind=disclosure_kind,
-        privacy_url=privacy_url,
-        confirm=confirm,
+        key, title, [_choice(v) for v in choice], intro, disclosure_kind, privacy_url, confirm
     )
     managed = forms.create_form(c.uow(), tenant, definition)
     url = c.settings.public_base_url.rstrip("/") + form_path(tenant, managed.form.key)
     console.print(f"form [bold]{managed.form.key}[/] created: {url}")
+
+
+@form_app.command("update")
+@handle_errors
+def form_update(
+    ctx: typer.Context,
+    key: str = KeyArg,
+    tenant: str = TenantOpt,
+    title: str = TitleOpt,
+    choice: list[str] = ChoiceOpt,
+    intro: str = IntroOpt,
+    disclosure_kind: PolicyKind = DisclosureOpt,
+    privacy_url: str | None = PrivacyOpt,
+    confirm: bool = ConfirmOpt,
+) -> None:
+    """Replace what a form offers and says. Pages shown before, and snippets embedded before,
+    stop taking submissions: embed the form again."""
+    c = state(ctx).container()
+    definition = forms.FormDefinition(
+        key, title, [_choice(v) for v in choice], intro, disclosure_kind, privacy_url, confirm
+    )
+    managed = forms.update_form(c.uow(), tenant, definition)
+    console.print(f"form [bold]{key}[/] is now at revision {managed.form.revision}")
 
 
 @form_app.command("list")

@@ -99,6 +99,23 @@ class SqlForms:
         )
         return [_form(r) for r in rows]
 
+    def replace(self, form: SubscriptionForm) -> None:
+        """Store a changed form (same id and key)."""
+        self._conn.execute(
+            update(subscription_forms)
+            .where(subscription_forms.c.id == form.id)
+            .values(
+                title=form.title,
+                intro=form.intro,
+                choices=_choices_json(form.choices),
+                disclosure_kind=form.disclosure_kind,
+                privacy_url=form.privacy_url,
+                confirm=form.confirm,
+                revision=form.revision,
+                updated_at=form.updated_at,
+            )
+        )
+
     def set_status(
         self, form: SubscriptionForm, status: FormStatus, at: datetime
     ) -> SubscriptionForm:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from consentry.domain.errors import AlreadyExists, NotFound, PolicyDocumentNotFound
 from consentry.domain.forms import (
     CONFIRMABLE,
+    FormArchived,
     FormChoice,
     FormInvalid,
     FormStatus,
@@ -65,6 +66,38 @@ def latest_published(
     return max(published, key=lambda d: d.version) if published else None
 
 
+def _checked(
+    uow: UnitOfWork, tenant: Tenant, definition: FormDefinition
+) -> tuple[tuple[FormChoice, ...], str | None]:
+    """The form's boxes and privacy address, checked: no umbrella topics (no bundled consent),
+    no box a topic's confirmed opt-in cannot be given on, the disclosure published, and a
+    privacy policy published or an address for one."""
+    choices = []
+    for topic_key, channel in definition.choices:
+        if topic_key in _UMBRELLAS:
+            raise FormInvalid("offer each topic on its own: no bundled consent", field="choices")
+        topic = uow.topics.by_key(tenant.id, topic_key)
+        if topic.requires_double_opt_in and channel not in CONFIRMABLE:
+            raise FormInvalid(
+                f"{topic.key} needs confirmed opt-in, which {channel.value} cannot give",
+                field="choices",
+            )
+        choices.append(FormChoice(topic.id, topic.key, channel))
+    check_form_fields(definition.key, definition.title, definition.intro, choices)
+    if latest_published(uow, tenant.id, definition.disclosure_kind) is None:
+        raise PolicyDocumentNotFound(
+            f"publish a {definition.disclosure_kind.value} document first: the form shows it",
+            field="disclosure_kind",
+        )
+    privacy_url = _privacy_url(definition.privacy_url)
+    if privacy_url is None and latest_published(uow, tenant.id, PolicyKind.PRIVACY_POLICY) is None:
+        raise PolicyDocumentNotFound(
+            "publish a privacy policy or give privacy_url: the form links to it",
+            field="privacy_url",
+        )
+    return tuple(choices), privacy_url
+
+
 def create_form(
     uow: UnitOfWork,
     tenant_ref: TenantRef,
@@ -78,43 +111,16 @@ def create_form(
     now = now or utcnow()
     with uow:
         tenant = find_tenant(uow, tenant_ref)
-        choices = []
-        for topic_key, channel in definition.choices:
-            if topic_key in _UMBRELLAS:
-                raise FormInvalid(
-                    "offer each topic on its own: no bundled consent", field="choices"
-                )
-            topic = uow.topics.by_key(tenant.id, topic_key)
-            if topic.requires_double_opt_in and channel not in CONFIRMABLE:
-                raise FormInvalid(
-                    f"{topic.key} needs confirmed opt-in, which {channel.value} cannot give",
-                    field="choices",
-                )
-            choices.append(FormChoice(topic.id, topic.key, channel))
-        check_form_fields(definition.key, definition.title, definition.intro, choices)
+        choices, privacy_url = _checked(uow, tenant, definition)
         if uow.forms.exists(tenant.id, definition.key):
             raise AlreadyExists("a form with this key exists", field="key")
-        if latest_published(uow, tenant.id, definition.disclosure_kind) is None:
-            raise PolicyDocumentNotFound(
-                f"publish a {definition.disclosure_kind.value} document first: the form shows it",
-                field="disclosure_kind",
-            )
-        privacy_url = _privacy_url(definition.privacy_url)
-        if (
-            privacy_url is None
-            and latest_published(uow, tenant.id, PolicyKind.PRIVACY_POLICY) is None
-        ):
-            raise PolicyDocumentNotFound(
-                "publish a privacy policy or give privacy_url: the form links to it",
-                field="privacy_url",
-            )
         form = SubscriptionForm(
             id=new_id(),
             tenant_id=tenant.id,
             key=definition.key,
             title=definition.title.strip(),
             intro=definition.intro.strip(),
-            choices=tuple(choices),
+            choices=choices,
             disclosure_kind=definition.disclosure_kind.value,
             privacy_url=privacy_url,
             confirm=definition.confirm,
@@ -127,6 +133,42 @@ def create_form(
         audit(uow, context, tenant.id, "form.create", "form", form.id)
         uow.commit()
     return ManagedForm(form, tenant.slug)
+
+
+def update_form(
+    uow: UnitOfWork,
+    tenant_ref: TenantRef,
+    definition: FormDefinition,
+    *,
+    now: datetime | None = None,
+    context: RequestContext | None = None,
+) -> ManagedForm:
+    """Replace what a form offers and says (its key stays); commits. The revision goes up: a
+    page shown before, and every embedded snippet made before, no longer takes submissions
+    (the visitor gets the new form to send again), so nobody is recorded as having ticked a box
+    they were not shown. The consents already collected keep their evidence."""
+    now = now or utcnow()
+    with uow:
+        tenant = find_tenant(uow, tenant_ref)
+        form = uow.forms.by_key(tenant.id, definition.key)
+        if form.status is FormStatus.ARCHIVED:
+            raise FormArchived("an archived form cannot be changed", field="key")
+        choices, privacy_url = _checked(uow, tenant, definition)
+        changed = replace(
+            form,
+            title=definition.title.strip(),
+            intro=definition.intro.strip(),
+            choices=choices,
+            disclosure_kind=definition.disclosure_kind.value,
+            privacy_url=privacy_url,
+            confirm=definition.confirm,
+            revision=form.revision + 1,
+            updated_at=now,
+        )
+        uow.forms.replace(changed)
+        audit(uow, context, tenant.id, "form.update", "form", form.id)
+        uow.commit()
+    return ManagedForm(changed, tenant.slug)
 
 
 def _privacy_url(value: str | None) -> str | None:

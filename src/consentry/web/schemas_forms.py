@@ -17,8 +17,9 @@ class FormChoiceIn(Strict):
     channel: Channel
 
 
-class FormIn(Strict):
-    key: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*$")
+class FormChangeIn(Strict):
+    """What a form offers and says; its key names it in the path."""
+
     title: str = Field(min_length=1, max_length=200)
     intro: str = Field(default="", max_length=2000)
     choices: list[FormChoiceIn] = Field(
@@ -39,6 +40,10 @@ class FormIn(Strict):
         description="Email and SMS subscriptions wait for the address's owner to confirm "
         "(a link, or a YES reply). Always on for topics that require confirmed opt-in.",
     )
+
+
+class FormIn(FormChangeIn):
+    key: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*$")
 
 
 class FormChoiceOut(BaseModel):

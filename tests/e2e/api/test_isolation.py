@@ -493,6 +493,16 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/v1/forms"): Route("tenant", own=lambda _w: Call()),
     ("POST", "/v1/forms"): Route("tenant", variants=_form_variants, creates=True),
     ("GET", "/v1/forms/{key}"): Route("tenant"),
+    ("PUT", "/v1/forms/{key}"): Route(
+        "tenant",
+        base=lambda _w: Call(
+            json={
+                "title": "Mine now",
+                "choices": [{"topic": "offers", "channel": "email"}],
+                "privacy_url": "https://alpha.example/privacy",
+            }
+        ),
+    ),
     ("POST", "/v1/forms/{key}/archive"): Route("tenant"),
     ("GET", "/v1/permission-passes"): Route("tenant", own=lambda _w: Call()),
     ("POST", "/v1/permission-passes"): Route("tenant", variants=_pass_variants, creates=True),

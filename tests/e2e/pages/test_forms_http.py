@@ -797,3 +797,50 @@ def test_posts_arriving_together_write_once_and_answer_as_pages(quick: Api, shop
     after = settle(quick)
     assert after["contacts"] == before["contacts"] + 1
     assert after["form_submissions"] == before["form_submissions"] + 3
+
+
+def test_changing_a_form_retires_the_pages_and_snippets_shown_before(
+    quick: Api, shop: Seeded
+) -> None:
+    owner = quick.client(shop.token)
+    old_snippet = fields_of(owner.get("/v1/forms/join").json()["embed_html"])
+    old_page = show(quick.client(), shop)
+    changed = owner.put(
+        "/v1/forms/join",
+        json={"title": "Texts only", "choices": [{"topic": "offers", "channel": "sms"}]},
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["revision"] == 2
+    assert [c["channel"] for c in changed.json()["choices"]] == ["sms"]
+    before = settle(quick)
+
+    for shown in (old_page, old_snippet):
+        sent = answers(shown, "offers:email", email=JANE, adult="yes")
+        refused = post(quick.client(), shop, sent)
+        assert refused.status_code == 400
+        assert "FORM_EXPIRED" in form_error(refused)
+        assert fields_of(refused.text).boxes() == {"offers:sms": False}  # the form as it is now
+    assert settle(quick) == before
+
+    fresh = show(quick.client(), shop)
+    done = post(quick.client(), shop, answers(fresh, "offers:sms", phone=PHONE, adult="yes"))
+    assert done.status_code == 200
+    assert heading(done) == "Thank you"
+
+
+def test_a_form_change_is_checked_like_a_new_form_and_not_made_to_an_archived_one(
+    quick: Api, shop: Seeded
+) -> None:
+    owner = quick.client(shop.token)
+    umbrella = {"title": "All", "choices": [{"topic": "all-marketing", "channel": "email"}]}
+    quick.problem(owner.put("/v1/forms/join", json=umbrella), 422, "FORM_INVALID")
+    unknown = {"title": "X", "choices": [{"topic": "nope", "channel": "email"}]}
+    quick.problem(owner.put("/v1/forms/join", json=unknown), 404, "TOPIC_NOT_FOUND")
+    quick.problem(
+        owner.put("/v1/forms/nope", json={"title": "X", "choices": [
+            {"topic": "offers", "channel": "email"}]}), 404, "FORM_NOT_FOUND",
+    )  # fmt: skip
+    assert owner.get("/v1/forms/join").json()["revision"] == 1
+    assert owner.post("/v1/forms/join/archive").status_code == 200
+    again = {"title": "Back", "choices": [{"topic": "offers", "channel": "email"}]}
+    quick.problem(owner.put("/v1/forms/join", json=again), 409, "FORM_ARCHIVED")

@@ -14,7 +14,7 @@ from consentry.services.audit import RequestContext
 from consentry.services.form_page import form_path
 from consentry.web.deps import ContainerDep, ContextDep, TenantDep
 from consentry.web.pages.forms import embed_snippet
-from consentry.web.schemas_forms import FormIn, FormOut
+from consentry.web.schemas_forms import FormChangeIn, FormIn, FormOut
 from consentry.web.scopes import needs
 
 router = APIRouter(prefix="/v1", tags=["subscription forms"])
@@ -29,15 +29,9 @@ def _out(c: Container, managed: forms.ManagedForm, *, embed: bool = False) -> Fo
     return FormOut.of(form, url, submissions=managed.submissions, embed_html=html)
 
 
-@router.post(
-    "/forms",
-    status_code=status.HTTP_201_CREATED,
-    response_model=FormOut,
-    summary="Create a public subscription form",
-)
-def create(body: FormIn, c: ContainerDep, context: Admin, tenant: TenantDep) -> FormOut:
-    definition = forms.FormDefinition(
-        key=body.key,
+def _definition(key: str, body: FormChangeIn) -> forms.FormDefinition:
+    return forms.FormDefinition(
+        key=key,
         title=body.title,
         intro=body.intro,
         choices=[(choice.topic, choice.channel) for choice in body.choices],
@@ -45,7 +39,28 @@ def create(body: FormIn, c: ContainerDep, context: Admin, tenant: TenantDep) -> 
         privacy_url=body.privacy_url,
         confirm=body.confirm,
     )
-    return _out(c, forms.create_form(c.uow(), tenant, definition, context=context))
+
+
+@router.post(
+    "/forms",
+    status_code=status.HTTP_201_CREATED,
+    response_model=FormOut,
+    summary="Create a public subscription form",
+)
+def create(body: FormIn, c: ContainerDep, context: Admin, tenant: TenantDep) -> FormOut:
+    return _out(c, forms.create_form(c.uow(), tenant, _definition(body.key, body), context=context))
+
+
+@router.put(
+    "/forms/{key}",
+    response_model=FormOut,
+    summary="Change what a form offers and says; pages and snippets shown before stop working",
+)
+def update(
+    key: Key, body: FormChangeIn, c: ContainerDep, context: Admin, tenant: TenantDep
+) -> FormOut:
+    definition = _definition(key, body)
+    return _out(c, forms.update_form(c.uow(), tenant, definition, context=context), embed=True)
 
 
 @router.get("/forms", response_model=list[FormOut], summary="The tenant's forms")
