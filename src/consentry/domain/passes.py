@@ -172,8 +172,8 @@ def default_text(channel: Channel, topic_name: str, business: str, deadline: dat
     day = deadline.strftime("%d %B %Y")
     if channel is Channel.SMS:
         return (
-            f"{business}: do you still want {topic_name} texts? Keep them by {day}: "
-            "{{ data.reconfirm_url }}"
+            f"{business}: do you still want {topic_name} texts? Reply YES by {day} to keep "
+            "them, or open {{ data.reconfirm_url }}"
         )
     return (
         "Hello {{ contact.first_name }},\n\n"

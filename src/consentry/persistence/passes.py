@@ -217,6 +217,24 @@ class SqlPermissionPasses:
             outcome=None if row.outcome is None else MemberOutcome(row.outcome),
         )
 
+    def asking(
+        self, point_key: bytes, channel: Channel, now: datetime
+    ) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]:
+        """(tenant, pass, contact) of every running pass on ``channel`` still waiting for this
+        address to renew, before its deadline."""
+        rows = self._conn.execute(
+            select(M.tenant_id, M.pass_id, M.contact_id)
+            .join(permission_passes, P.id == M.pass_id)
+            .where(
+                M.point_key == point_key,
+                M.renewed_event_id.is_(None),
+                P.channel == channel.value,
+                P.status == PassStatus.RUNNING.value,
+                P.deadline > now,
+            )
+        )
+        return [(r.tenant_id, r.pass_id, r.contact_id) for r in rows]
+
     def record_renewal(
         self, pass_id: uuid.UUID, contact_id: uuid.UUID, event_id: uuid.UUID, at: datetime
     ) -> bool:

@@ -675,6 +675,8 @@ permission_pass_members = Table(
     Column("renewed_at", UTCDateTime),
     Column("outcome", String(16)),
     CheckConstraint("outcome IN ('renewed', 'lapsed', 'other')", name="outcome_valid"),
+    # A YES text is matched to the passes asking that number.
+    Index("ix_permission_pass_members_point", "point_key"),
 )
 
 # -- policy notices: telling people a policy changed, and who accepted the new version ----------

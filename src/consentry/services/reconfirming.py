@@ -15,6 +15,7 @@ from datetime import datetime
 from consentry.domain.consent import (
     ConsentAction,
     ConsentEvent,
+    ConsentMethod,
     ConsentState,
     ConsentStatus,
     Evidence,
@@ -104,6 +105,47 @@ def read_reconfirmation(
         return _view(uow, claims, now)[0]
 
 
+def _renew(
+    uow: UnitOfWork, claims: ReconfirmationClaims, evidence: Evidence, now: datetime
+) -> tuple[ReconfirmationView, ConsentEvent]:
+    """Renew one member inside the caller's transaction; InvalidToken, with nothing written,
+    when there is nothing (any more) to renew."""
+    # Held until commit: the pass cannot end between this check and the renewal.
+    if not uow.passes.hold_running(claims.pass_id):
+        raise InvalidToken(NOT_VALID)
+    view, state = _view(uow, claims, now)
+    evidence = replace(
+        evidence,
+        policy_document_id=view.disclosure.id,
+        disclosure_hash=view.disclosure.content_hash,
+        actor=f"{ACTOR_PREFIX}{claims.pass_id}",
+    )
+    basis = renewal_basis(state.basis)
+    validate_evidence(ConsentAction.GRANTED, basis, evidence)
+    event_id = new_id()
+    # Claimed first (compare-and-set): of a link and a YES at once, one renews, the other
+    # writes nothing.
+    if not uow.passes.record_renewal(claims.pass_id, claims.contact_id, event_id, now):
+        raise InvalidToken(NOT_VALID)
+    event, _state = append_and_fold(
+        uow,
+        ConsentEvent(
+            id=event_id,
+            tenant_id=state.tenant_id,
+            contact_id=state.contact_id,
+            point_key=state.point_key,
+            topic_id=state.topic_id,
+            channel=state.channel,
+            action=ConsentAction.GRANTED,
+            basis=basis,
+            evidence=evidence,
+            occurred_at=now,
+            recorded_at=now,
+        ),
+    )
+    return view, event
+
+
 def renew(
     uow: UnitOfWork,
     tokens: ReconfirmationTokens,
@@ -118,35 +160,27 @@ def renew(
     now = now or utcnow()
     claims = tokens.read(token, now)
     with uow:
-        # Held until commit: the pass cannot end between this check and the renewal.
-        if not uow.passes.hold_running(claims.pass_id):
-            raise InvalidToken(NOT_VALID)
-        view, state = _view(uow, claims, now)
-        evidence = replace(
-            page,
-            policy_document_id=view.disclosure.id,
-            disclosure_hash=view.disclosure.content_hash,
-            actor=f"{ACTOR_PREFIX}{claims.pass_id}",
-        )
-        basis = renewal_basis(state.basis)
-        validate_evidence(ConsentAction.GRANTED, basis, evidence)
-        event, _state = append_and_fold(
-            uow,
-            ConsentEvent(
-                id=new_id(),
-                tenant_id=state.tenant_id,
-                contact_id=state.contact_id,
-                point_key=state.point_key,
-                topic_id=state.topic_id,
-                channel=state.channel,
-                action=ConsentAction.GRANTED,
-                basis=basis,
-                evidence=evidence,
-                occurred_at=now,
-                recorded_at=now,
-            ),
-        )
-        if not uow.passes.record_renewal(claims.pass_id, claims.contact_id, event.id, now):
-            raise InvalidToken(NOT_VALID)  # renewed meanwhile: roll back
+        view, event = _renew(uow, claims, page, now)
         uow.commit()
     return view, event
+
+
+def renew_by_reply(
+    uow: UnitOfWork, point_key: bytes, inbound_message_id: str, now: datetime
+) -> list[ReconfirmationView]:
+    """A YES text renews the number's membership of every running SMS pass still waiting for
+    it (evidence: the keyword and the inbound message id), inside the caller's transaction;
+    the views of the passes renewed."""
+    evidence = Evidence(method=ConsentMethod.KEYWORD, inbound_message_id=inbound_message_id)
+    renewed = []
+    for tenant_id, pass_id, contact_id in uow.passes.asking(point_key, Channel.SMS, now):
+        found = uow.passes.get(tenant_id, pass_id)
+        claims = ReconfirmationClaims(
+            tenant_id, pass_id, contact_id, found.topic_id, Channel.SMS, point_key, now
+        )
+        try:
+            view, _event = _renew(uow, claims, evidence, now)
+        except InvalidToken:
+            continue  # not active any more, a minor, or renewed meanwhile: nothing written
+        renewed.append(view)
+    return renewed

@@ -22,6 +22,7 @@ from consentry.domain.suppression import SuppressionReason, SuppressionScope
 from consentry.services.chat_opt_in import opt_in_by_chat
 from consentry.services.compose.confirmation import sms_disclosures
 from consentry.services.confirming import confirm_by_reply
+from consentry.services.reconfirming import renew_by_reply
 from consentry.services.signal_base import ApplierBase
 from consentry.services.signal_policy import (
     KEYWORD_SOURCE,
@@ -148,6 +149,16 @@ class PhoneSignals(ApplierBase):
             self.tenants.add(tenant.id)
             self.applied.append(f"confirmed the sms double opt-in for topic {topic.key}")
             self.replies.append(sms_disclosures(tenant.name, topic.name, self.policy.sms_frequency))
+        # YES to a permission pass's text keeps the subscription, as its link does.
+        for view in renew_by_reply(
+            self.uow, point_key, self.message_id or f"inbound:{self.inbound_id}", self.at
+        ):
+            self.tenants.add(view.tenant.id)
+            self.applied.append(f"renewed topic {view.topic.key} for permission pass")
+            self.replies.append(
+                f"{view.tenant.name}: thank you, you will keep getting {view.topic.name} texts. "
+                "Reply STOP to opt out."
+            )
 
     def chat_opt_in(self, c: ChatOptIn) -> None:
         """A click-to-chat message asking a named business for a topic on WhatsApp."""

@@ -14,7 +14,7 @@ from tests.integration.helpers import grant, person
 from tests.integration.passes.conftest import PAGE, SLUG, World, after
 
 from consentry.domain.campaigns import ListNotFound
-from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentStatus
+from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentMethod, ConsentStatus
 from consentry.domain.errors import TopicNotFound
 from consentry.domain.imports import ImportNotFound
 from consentry.domain.model import Channel
@@ -26,12 +26,14 @@ from consentry.domain.passes import (
     PassSourceInvalid,
     PassStatus,
 )
+from consentry.domain.signals import Keyword, KeywordKind, ParsedInput, SignalSource
 from consentry.domain.suppression import SuppressionReason
 from consentry.persistence.tables import consent_events, permission_passes
 from consentry.services import pass_end, passes, reconfirming
 from consentry.services.clock import utcnow
 from consentry.services.consent import consent_history
 from consentry.services.ledger import verify_ledger
+from consentry.services.signals import IngestResult, SignalPolicy, ingest
 from consentry.services.suppressions import add_suppression
 from consentry.workers.inprocess import drain
 
@@ -231,6 +233,46 @@ def test_an_sms_pass_texts_the_link_and_renews_by_it(world: World) -> None:
     view_of = reconfirming.read_reconfirmation(world.new_uow(), tokens, token.group(1))
     assert view_of.channel is Channel.SMS
     reconfirming.renew(world.new_uow(), tokens, token.group(1), PAGE)
+    pass_end.end_due_passes(world.new_uow(), now=after(view.permission_pass.deadline))
+    assert _state(world, ana.id, Channel.SMS) is ConsentStatus.ACTIVE
+    assert _state(world, ben.id, Channel.SMS) is ConsentStatus.LAPSED
+
+
+def test_a_yes_text_renews_an_sms_pass_once_with_the_message_as_evidence(world: World) -> None:
+    ana = person(world.new_uow, SLUG, email="ana@example.com", phone="+447400123456",
+                 country="GB")  # fmt: skip
+    ben = person(world.new_uow, SLUG, email="ben@example.com", phone="+447400123457",
+                 country="GB")  # fmt: skip
+    for c in (ana, ben):
+        world.opt_in(c, Channel.SMS)
+    view = world.start(list=world.listed("texts", ana, ben), channel=Channel.SMS)
+    drain(world.container)
+    [text] = [
+        parse_qs(world.container.outbox().get(m.id).raw.decode())["Body"][0]
+        for m in world.container.outbox().list(None)
+        if m.recipient == "+447400123456"
+    ]
+    assert "Reply YES by" in text
+
+    def yes(sid: str) -> IngestResult:
+        word = Keyword(Channel.SMS, "+447400123456", "+15005550006", KeywordKind.OPT_IN, "Yes")
+        parsed = ParsedInput(source=SignalSource.TWILIO, event_id=sid, signals=(word,))
+        return ingest(world.new_uow(), parsed, b"Body=Yes", "application/x-www-form-urlencoded",
+                      policy=SignalPolicy())  # fmt: skip
+
+    first = yes("SM-yes-1")
+    again = yes("SM-yes-2")  # a second YES renews nothing more
+
+    assert first.replies == [
+        "Harbour Auto: thank you, you will keep getting Promotions texts. Reply STOP to opt out."
+    ]
+    assert again.replies == []
+    renewal = consent_history(world.new_uow(), SLUG, str(ana.id))[-1].event
+    assert renewal.action is ConsentAction.GRANTED
+    assert (renewal.evidence.method, renewal.evidence.inbound_message_id) == (
+        ConsentMethod.KEYWORD, "SM-yes-1",
+    )  # fmt: skip
+    assert renewal.evidence.actor == f"permission_pass:{view.permission_pass.id}"
     pass_end.end_due_passes(world.new_uow(), now=after(view.permission_pass.deadline))
     assert _state(world, ana.id, Channel.SMS) is ConsentStatus.ACTIVE
     assert _state(world, ben.id, Channel.SMS) is ConsentStatus.LAPSED
