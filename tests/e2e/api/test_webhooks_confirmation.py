@@ -25,7 +25,10 @@ from tests.e2e.api.test_webhooks import (  # noqa: F401  (fixtures of the webhoo
     twilio_form,
     twiml_messages,
 )
+from tests.e2e.conftest import CLEAN_ENV
+from typer.testing import CliRunner
 
+from consentry.cli.app import app
 from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentMethod
 from consentry.domain.model import Category
 from consentry.services import tenancy
@@ -133,3 +136,16 @@ def test_a_form_subscription_by_sms_is_confirmed_by_the_yes_reply(
     assert (confirmed.evidence.method, confirmed.evidence.inbound_message_id) == (
         ConsentMethod.KEYWORD, sid,
     )  # fmt: skip
+    # And as the command line shows it.
+    settings = api.container.settings
+    where = ["--data-dir", str(settings.data_dir)]
+    if settings.database_url:
+        where += ["--database-url", settings.database_url]
+    shown = CliRunner().invoke(
+        app, [*where, "consent", "history", "-t", shop.slug, "-c", number], env=CLEAN_ENV
+    )
+    assert shown.exit_code == 0, shown.output
+    out = shown.stdout
+    assert out.index(" requested ") < out.index(" confirmed ")
+    for part in ("actor=form:join", "ticked=offers:sms;", "keyword", sid):
+        assert part in out, out
