@@ -652,6 +652,7 @@ class PermissionPasses(Protocol):
     ) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]:
         """(tenant, pass, contact) of running passes still waiting for this address."""
         ...
+
     def record_renewal(
         self, pass_id: uuid.UUID, contact_id: uuid.UUID, event_id: uuid.UUID, at: datetime
     ) -> bool: ...
