@@ -8,58 +8,26 @@ used or superseded token gets the same answer and changes nothing.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter
 
 from consentry.bootstrap import Container
-from consentry.domain.consent import ConsentMethod, Evidence
+from consentry.domain.consent import Evidence
 from consentry.services import confirming
-from consentry.services.compose.tokens import InvalidToken
-from consentry.web.deps import ContainerDep
-from consentry.web.pages.csrf import CSRF_FIELD, check_csrf
-from consentry.web.pages.links import bad_link_page
-from consentry.web.pages.render import render
+from consentry.web.pages.links import add_link_pages
 
 router = APIRouter(include_in_schema=False)
-_MAX_USER_AGENT = 500
-_NO_AGENT = "(none sent)"
 
 
-def page_evidence(request: Request, c: Container) -> Evidence:
-    """The page's public URL without the token (which would let whoever reads the evidence act
-    for the person), the client's address and its user agent."""
-    agent = (request.headers.get("user-agent") or _NO_AGENT)[:_MAX_USER_AGENT]
-    return Evidence(
-        method=ConsentMethod.WEB_FORM,
-        source=c.settings.public_base_url.rstrip("/") + "/c",
-        ip_address=request.client.host if request.client else "unknown",
-        user_agent=agent,
-        actor="signal:confirmation_page",
-    )
+def _read(c: Container, token: str) -> object:
+    return confirming.read_confirmation(c.read_uow(), c.confirmation_tokens(), token)
 
 
-@router.get("/c/{token}")
-def confirmation_page(token: str, request: Request, c: ContainerDep) -> Response:
-    try:
-        view = confirming.read_confirmation(c.read_uow(), c.confirmation_tokens(), token)
-    except InvalidToken:
-        return bad_link_page(request)
-    context = {"view": view, "action": f"/c/{token}"}
-    return render(request, "confirm.html", context, form_action=f"/c/{token}")
+def _confirm(c: Container, token: str, evidence: Evidence) -> object:
+    view, _event = confirming.confirm(c.uow(), c.confirmation_tokens(), token, evidence)
+    return view
 
 
-@router.post("/c/{token}")
-async def confirm(token: str, request: Request, c: ContainerDep) -> Response:
-    form = await request.form()
-    check_csrf(request, form.get(CSRF_FIELD))
-    try:
-        view, _event = await run_in_threadpool(
-            confirming.confirm,
-            c.uow(),
-            c.confirmation_tokens(),
-            token,
-            page_evidence(request, c),
-        )
-    except InvalidToken:
-        return bad_link_page(request)
-    return render(request, "confirmed.html", {"view": view})
+add_link_pages(
+    router, "/c", read=_read, act=_confirm, shown="confirm.html", done="confirmed.html",
+    actor="signal:confirmation_page",
+)  # fmt: skip

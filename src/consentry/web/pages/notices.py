@@ -8,53 +8,26 @@ page's evidence. Every forged, garbled, expired, spent or foreign token gets the
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter
 
 from consentry.bootstrap import Container
-from consentry.domain.consent import ConsentMethod, Evidence
+from consentry.domain.consent import Evidence
 from consentry.services import notice_acceptance
-from consentry.services.compose.tokens import InvalidToken
-from consentry.web.deps import ContainerDep
-from consentry.web.pages.csrf import CSRF_FIELD, check_csrf
-from consentry.web.pages.links import bad_link_page
-from consentry.web.pages.render import render
+from consentry.web.pages.links import add_link_pages
 
 router = APIRouter(include_in_schema=False)
-_MAX_USER_AGENT = 500
-_NO_AGENT = "(none sent)"
 
 
-def page_evidence(request: Request, c: Container) -> Evidence:
-    """The page's public URL without the token (which would let whoever reads the evidence act
-    for the person), the client's address and its user agent."""
-    agent = (request.headers.get("user-agent") or _NO_AGENT)[:_MAX_USER_AGENT]
-    return Evidence(
-        method=ConsentMethod.WEB_FORM,
-        source=c.settings.public_base_url.rstrip("/") + "/n",
-        ip_address=request.client.host if request.client else "unknown",
-        user_agent=agent,
-    )
+def _read(c: Container, token: str) -> object:
+    return notice_acceptance.read_acceptance(c.read_uow(), c.notice_tokens(), token)
 
 
-@router.get("/n/{token}")
-def acceptance_page(token: str, request: Request, c: ContainerDep) -> Response:
-    try:
-        view = notice_acceptance.read_acceptance(c.read_uow(), c.notice_tokens(), token)
-    except InvalidToken:
-        return bad_link_page(request)
-    context = {"view": view, "action": f"/n/{token}"}
-    return render(request, "notice_accept.html", context, form_action=f"/n/{token}")
+def _accept(c: Container, token: str, evidence: Evidence) -> object:
+    view, _events = notice_acceptance.accept(c.uow(), c.notice_tokens(), token, evidence)
+    return view
 
 
-@router.post("/n/{token}")
-async def accept(token: str, request: Request, c: ContainerDep) -> Response:
-    form = await request.form()
-    check_csrf(request, form.get(CSRF_FIELD))
-    try:
-        view, _events = await run_in_threadpool(
-            notice_acceptance.accept, c.uow(), c.notice_tokens(), token, page_evidence(request, c)
-        )
-    except InvalidToken:
-        return bad_link_page(request)
-    return render(request, "notice_accepted.html", {"view": view})
+add_link_pages(
+    router, "/n", read=_read, act=_accept, shown="notice_accept.html",
+    done="notice_accepted.html",
+)  # fmt: skip
