@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from consentry.domain.campaigns import ClaimedDelivery, Outcome
@@ -34,7 +35,6 @@ from consentry.domain.delivery import (
     MAX_ATTEMPTS,
     DeliveryError,
     DeliveryStatus,
-    EmailMessage,
     OutboundMessage,
     PermanentDeliveryError,
     ProviderSignal,
@@ -44,11 +44,15 @@ from consentry.domain.delivery import (
 from consentry.domain.errors import ConsentryError, KeyUnavailable
 from consentry.domain.gate import Decision, Intent, Reason, Verdict, frequency_defer
 from consentry.domain.model import Category, Channel, Contact, Tenant
-from consentry.domain.suppression import SuppressionReason, SuppressionScope
 from consentry.services.campaigns import _intent
 from consentry.services.gate import intent_for
 from consentry.services.ports import ChannelAdapter, UnitOfWork
-from consentry.services.suppressions import add_suppression
+from consentry.services.sending import (
+    RefusalSignal,
+    message_ref,
+    send_through,
+    suppress_for,
+)
 
 log = logging.getLogger("consentry.dispatch")
 KEY_RETRY = timedelta(minutes=5)  # a window whose tenant key cannot be used waits this long
@@ -93,21 +97,6 @@ class BatchReport:
     def add(self, other: BatchReport) -> None:
         for name in ("claimed", "sent", "refused", "deferred", "failed", "retried"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-@dataclass(frozen=True, slots=True)
-class _Signal:
-    tenant_id: uuid.UUID
-    channel: Channel
-    address: str
-    signal: ProviderSignal
-    code: str | None
-
-
-def _message_ref(message: OutboundMessage) -> str:
-    if isinstance(message, EmailMessage):
-        return message.message_id
-    return message.idempotency_key
 
 
 class Dispatcher:
@@ -209,10 +198,12 @@ class Dispatcher:
             report, in_flight = self._prepare(check, tenant, window, contacts, decisions, now)
             if in_flight:
                 self._limiter.acquire(f"{tenant.id}:{channel.value}", len(in_flight))
-            results = list(self._pool.map(self._send, [m for _, m, _ in in_flight]))
+            results = list(
+                self._pool.map(partial(send_through, self._adapters), [m for _, m, _ in in_flight])
+            )
             signals = self._record(in_flight, results, contacts, report)
         for s in signals:  # after the fence is released: a suppression takes it exclusively
-            self._apply_signal(s)
+            suppress_for(self._uow, s, "dispatcher", self._clock())
         return report
 
     def _postpone(self, window: list[ClaimedDelivery], error: KeyUnavailable) -> BatchReport:
@@ -272,7 +263,7 @@ class Dispatcher:
                 else:
                     messages[d.id] = (message, d)
         batch = {
-            i: (_message_ref(m), decisions[d.contact_id].consent_event_id)
+            i: (message_ref(m), decisions[d.contact_id].consent_event_id)
             for i, (m, d) in messages.items()
         }
         with self._uow() as uow:
@@ -290,7 +281,7 @@ class Dispatcher:
         results: list[SendResult | DeliveryError],
         contacts: dict[uuid.UUID, Contact],
         report: BatchReport,
-    ) -> list[_Signal]:
+    ) -> list[RefusalSignal]:
         outcomes = []
         signals = []
         done = self._clock()
@@ -300,7 +291,7 @@ class Dispatcher:
             address = contacts[d.contact_id].address_for(d.channel)
             if signal is not None and address and isinstance(result, DeliveryError):
                 signals.append(
-                    _Signal(d.tenant_id, d.channel, address, signal, result.provider_code)
+                    RefusalSignal(d.tenant_id, d.channel, address, signal, result.provider_code)
                 )
             if outcome.status is DeliveryStatus.SENT:
                 report.sent += 1
@@ -353,16 +344,6 @@ class Dispatcher:
                 )
         return capped
 
-    def _send(self, message: OutboundMessage) -> SendResult | DeliveryError:
-        adapter = self._adapters[message.channel]
-        try:
-            return adapter.send(message)
-        except DeliveryError as exc:
-            return exc
-        except Exception as exc:  # an adapter bug must not lose the window's outcomes
-            log.exception("channel %s raised outside its contract", message.channel)
-            return PermanentDeliveryError(f"channel error: {type(exc).__name__}")
-
     @staticmethod
     def _outcome(
         delivery_id: int, d: ClaimedDelivery, result: SendResult | DeliveryError, at: datetime
@@ -382,27 +363,3 @@ class Dispatcher:
             delivery_id, DeliveryStatus.QUEUED, at, None, code, result.message, retry_at
         )
         return outcome, None
-
-    def _apply_signal(self, s: _Signal) -> None:
-        if s.signal is ProviderSignal.HARD_BOUNCE:
-            reason, scope = SuppressionReason.HARD_BOUNCE, SuppressionScope.ALL
-        elif s.channel is Channel.WHATSAPP:
-            # WhatsApp 131050: the person stopped marketing messages from this business.
-            reason, scope = SuppressionReason.PROVIDER, SuppressionScope.MARKETING
-        else:
-            # Twilio 21610: the number replied STOP; the carrier blocks everything from us.
-            reason, scope = SuppressionReason.PROVIDER, SuppressionScope.ALL
-        try:
-            add_suppression(
-                self._uow(),
-                s.tenant_id,
-                address=s.address,
-                channels=[s.channel],
-                reason=reason,
-                scope=scope,
-                source=f"provider:{s.code or s.signal.value}",
-                actor="dispatcher",
-                now=self._clock(),
-            )
-        except ConsentryError:
-            log.exception("could not record a %s signal", s.signal.value)

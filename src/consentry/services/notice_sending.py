@@ -26,15 +26,14 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from urllib.parse import urlsplit
 
 from consentry.domain.delivery import (
     MAX_ATTEMPTS,
     DeliveryError,
-    EmailMessage,
     OutboundMessage,
     PermanentDeliveryError,
-    ProviderSignal,
     SendResult,
     backoff,
 )
@@ -42,7 +41,6 @@ from consentry.domain.errors import ConsentryError
 from consentry.domain.gate import SuppressionFact
 from consentry.domain.model import Channel, Contact
 from consentry.domain.notices import NoticeRecipient, RecipientStatus, notice_refusal
-from consentry.domain.suppression import SuppressionReason, SuppressionScope
 from consentry.services.compose.notice import (
     NoticeClaims,
     NoticeContent,
@@ -51,7 +49,12 @@ from consentry.services.compose.notice import (
 )
 from consentry.services.dispatch import NoRateLimit, RateLimiter
 from consentry.services.ports import ChannelAdapter, UnitOfWork
-from consentry.services.suppressions import add_suppression
+from consentry.services.sending import (
+    RefusalSignal,
+    message_ref,
+    send_through,
+    suppress_for,
+)
 
 log = logging.getLogger("consentry.notices")
 Outcome = tuple[RecipientStatus, str | None, datetime | None]
@@ -78,21 +81,6 @@ class NoticeBatch:
     def add(self, other: NoticeBatch) -> None:
         for name in ("claimed", "sent", "refused", "failed", "retried"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-@dataclass(frozen=True, slots=True)
-class _Signal:
-    tenant_id: uuid.UUID
-    channel: Channel
-    address: str
-    signal: ProviderSignal
-    code: str | None
-
-
-def _ref(message: OutboundMessage) -> str:
-    if isinstance(message, EmailMessage):
-        return message.message_id
-    return message.idempotency_key
 
 
 class NoticeSender:
@@ -204,13 +192,13 @@ class NoticeSender:
             with self._uow() as uow:
                 uow.notices.settle(owner, notice_id, settled, now)
                 uow.notices.mark_sending(
-                    owner, notice_id, {c: _ref(m) for c, m in messages.items()}, now,
+                    owner, notice_id, {c: message_ref(m) for c, m in messages.items()}, now,
                     now + self.config.lease,
                 )  # fmt: skip
                 uow.commit()
             if messages:
                 self._limiter.acquire(f"{tenant_id}:{channel.value}", len(messages))
-            results = list(self._pool.map(self._send, messages.values()))
+            results = list(self._pool.map(partial(send_through, self._adapters), messages.values()))
         report = NoticeBatch(
             refused=sum(1 for s, _r, _t in settled.values() if s is RecipientStatus.REFUSED),
             failed=sum(1 for s, _r, _t in settled.values() if s is RecipientStatus.FAILED),
@@ -229,13 +217,13 @@ class NoticeSender:
             address = contacts[contact_id].address_for(channel)
             if isinstance(result, DeliveryError) and result.signal is not None and address:
                 signals.append(
-                    _Signal(tenant_id, channel, address, result.signal, result.provider_code)
+                    RefusalSignal(tenant_id, channel, address, result.signal, result.provider_code)
                 )
         with self._uow() as uow:
             uow.notices.settle(owner, notice_id, outcomes, done)
             uow.commit()
         for s in signals:  # after the fence is released: a suppression takes it exclusively
-            self._apply_signal(s)
+            suppress_for(self._uow, s, "notice-sender", self._clock())
         return report
 
     def _content(
@@ -290,15 +278,6 @@ class NoticeSender:
         message = compose_notice(content, r.contact_id, address, accept_url, now)
         return (RecipientStatus.SENDING, None, None), message
 
-    def _send(self, message: OutboundMessage) -> SendResult | DeliveryError:
-        try:
-            return self._adapters[message.channel].send(message)
-        except DeliveryError as exc:
-            return exc
-        except Exception as exc:  # an adapter bug must not lose the batch's outcomes
-            log.exception("channel %s raised outside its contract", message.channel)
-            return PermanentDeliveryError(f"channel error: {type(exc).__name__}")
-
     @staticmethod
     def _outcome(result: SendResult | DeliveryError, attempts: int, at: datetime) -> Outcome:
         if isinstance(result, SendResult):
@@ -307,26 +286,3 @@ class NoticeSender:
         if isinstance(result, PermanentDeliveryError) or attempts + 1 >= MAX_ATTEMPTS:
             return RecipientStatus.FAILED, code, None
         return RecipientStatus.QUEUED, code, at + backoff(attempts + 1, result.retry_after)
-
-    def _apply_signal(self, s: _Signal) -> None:
-        # A hard bounce: the address does not exist. An SMS opt-out at the provider (Twilio
-        # 21610): the carrier blocks everything from us. Both bind every later message.
-        reason = (
-            SuppressionReason.HARD_BOUNCE
-            if s.signal is ProviderSignal.HARD_BOUNCE
-            else SuppressionReason.PROVIDER
-        )
-        try:
-            add_suppression(
-                self._uow(),
-                s.tenant_id,
-                address=s.address,
-                channels=[s.channel],
-                reason=reason,
-                scope=SuppressionScope.ALL,
-                source=f"provider:{s.code or s.signal.value}",
-                actor="notice-sender",
-                now=self._clock(),
-            )
-        except ConsentryError:
-            log.exception("could not record a %s signal", s.signal.value)
