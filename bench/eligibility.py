@@ -25,6 +25,7 @@ import population as pop
 from audience import KEYS, TENANT_SLUG, TOPIC_KEY
 from consentry.domain.gate import Intent
 from consentry.domain.model import Channel, Tenant
+from consentry.persistence.eligibility import audience_settings
 from consentry.persistence.uow import SqlUnitOfWork
 from consentry.services.gate import intent_for
 
@@ -89,6 +90,8 @@ def _summary_once(
 def _explain(engine: Engine, statement: str, parameters: Any) -> str:
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
+            # The settings the summary runs under, for this transaction only, as it sets them.
+            audience_settings(conn)
             rows = conn.exec_driver_sql(
                 "EXPLAIN (ANALYZE, BUFFERS, SETTINGS) " + statement, parameters
             )

@@ -47,7 +47,8 @@ from consentry.domain.errors import AlreadyExists
 from consentry.domain.gate import Intent, Verdict
 from consentry.domain.model import Category, Channel, Tenant
 from consentry.persistence.eligibility import (
-    _audience_settings,
+    PLANNING_WORK_MEM,
+    audience_settings,
     eligibility_select,
     primary_reason,
     summary_select,
@@ -125,7 +126,7 @@ class SqlDeliveries:
         recipients per primary reason ("ALLOW" for those planned to go). With ``queue`` the
         rows that may go are written ``queued`` at once (a campaign launched now), which spares
         an UPDATE of every one of them."""
-        _audience_settings(self._conn)
+        audience_settings(self._conn, work_mem=PLANNING_WORK_MEM)
         campaign_id, template_id = campaign.id, campaign.template_id
         audience = self.audience(campaign.list_id, campaign.audience)
         gate = eligibility_select(self._conn, tenant, intent, now, audience=audience).subquery("g")
@@ -176,13 +177,12 @@ class SqlDeliveries:
         sample: int = 20,
     ) -> Simulation:
         """Counts by primary reason and a sample of refused recipients; writes nothing."""
-        _audience_settings(self._conn)
+        audience_settings(self._conn)
         audience = self.audience(campaign.list_id, campaign.audience)
         prefix, query = summary_select(self._conn, tenant, intent, now, audience)
         by_reason: dict[str, int] = {}
         for row in self._conn.execute(query):
-            rules = (row.suppression, row.registry, row.age, row.consent)
-            reason = primary_reason(prefix, row.address, rules, bool(row.quiet))
+            reason = primary_reason(prefix, row.reason)
             by_reason[reason] = by_reason.get(reason, 0) + int(row.contacts)
         gate = eligibility_select(self._conn, tenant, intent, now, audience=audience).subquery()
         refused = self._conn.execute(

@@ -162,7 +162,7 @@ class SqlGateQueries:
         contact_ids: Sequence[uuid.UUID] | None = None,
     ) -> Iterator[EligibilityRow]:
         """Every contact's decision, streamed from one query."""
-        _audience_settings(self._conn)
+        audience_settings(self._conn)
         query = eligibility_select(self._conn, tenant, intent, now, contact_ids)
         result = self._conn.execute(query, execution_options={"yield_per": 5000})
         try:
@@ -184,12 +184,11 @@ class SqlGateQueries:
         self, tenant: Tenant, intent: Intent, now: datetime
     ) -> EligibilitySummary:
         """Counts by primary reason ("ALLOW" for allowed), computed in the database."""
-        _audience_settings(self._conn)
+        audience_settings(self._conn)
         prefix, query = summary_select(self._conn, tenant, intent, now)
         by_reason: dict[str, int] = {}
         for row in self._conn.execute(query):
-            rules = (row.suppression, row.registry, row.age, row.consent)
-            reason = primary_reason(prefix, row.address, rules, bool(row.quiet))
+            reason = primary_reason(prefix, row.reason)
             by_reason[reason] = by_reason.get(reason, 0) + int(row.contacts)
         total = sum(by_reason.values())
         return EligibilitySummary(
@@ -197,17 +196,23 @@ class SqlGateQueries:
         )
 
 
-AUDIENCE_WORK_MEM = "64MB"
+PLANNING_WORK_MEM = "64MB"
 
 
-def _audience_settings(conn: Connection) -> None:
+def audience_settings(conn: Connection, *, work_mem: str | None = None) -> None:
     """For this transaction only: no JIT (PostgreSQL would spend seconds compiling the rule
-    expressions of a large audience, longer than evaluating them), and enough memory for the
-    hash joins of a million contacts to stay in memory instead of spilling to disk in batches
-    (the default 4MB splits them in sixteen)."""
+    expressions of a large audience with LLVM, longer than evaluating them), and optionally more
+    memory for hash joins.
+
+    The read-only summaries leave ``work_mem`` at the server's setting: raised far enough for the
+    hash tables of a million consent states to fit, the planner gives up the parallel plan for a
+    serial one that was 40% slower on the benchmark audience. Planning a campaign raises it
+    (``PLANNING_WORK_MEM``): an ``INSERT ... SELECT`` runs serially anyway, and its joins then stay
+    in memory instead of spilling in sixteen batches (docs/performance.md, sections 2 and 4)."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL jit = off")
-        conn.exec_driver_sql(f"SET LOCAL work_mem = '{AUDIENCE_WORK_MEM}'")
+        if work_mem is not None:
+            conn.exec_driver_sql(f"SET LOCAL work_mem = '{work_mem}'")
 
 
 def _countries_where(predicate: Any) -> tuple[bool, frozenset[str]]:
@@ -387,6 +392,8 @@ def _components(  # noqa: PLR0917  (the gate's inputs, as in eligibility_select)
     now: datetime,
     contact_ids: Sequence[uuid.UUID] | None = None,
     audience: ColumnElement[bool] | None = None,
+    *,
+    with_event: bool = True,
 ) -> tuple[str, Any]:
     """(reasons every row shares, a subquery with one row per contact and one column per rule).
 
@@ -467,7 +474,7 @@ def _components(  # noqa: PLR0917  (the gate's inputs, as in eligibility_select)
             dnc_reason.label("registry"),
             minor_reason.label("age"),
             consent_reason.label("consent"),
-            (g_event if not free_form else null()).label("g_event"),
+            (g_event if with_event and not free_form else null()).label("g_event"),
             quiet_until_col.label("quiet_until"),
         )
         .select_from(frm)
@@ -494,7 +501,9 @@ def eligibility_select(  # noqa: PLR0917  (decide()'s inputs plus an audience)
     prefix, r = _components(conn, tenant, intent, now, contact_ids, audience)
     rest = r.c.suppression + r.c.registry + r.c.age + r.c.consent
     deny = (literal(prefix) + func.coalesce(r.c.address, rest)).label("deny")
-    d = select(r.c.contact_id, deny, r.c.g_event, r.c.quiet_until).subquery("decided")
+    # OFFSET 0 fences the subquery: flattened, PostgreSQL would copy the whole rule expression
+    # into each of the four columns below that test ``deny``, and evaluate it four times a row.
+    d = select(r.c.contact_id, deny, r.c.g_event, r.c.quiet_until).offset(0).subquery("decided")
     no_deny = d.c.deny == ""
     return select(
         d.c.contact_id,
@@ -518,20 +527,28 @@ def summary_select(
     now: datetime,
     audience: ColumnElement[bool] | None = None,
 ) -> tuple[str, Select[Any]]:
-    """Counts per combination of rule outcomes: a few hundred groups of short values, however
-    many contacts, so the database aggregates by hashing instead of sorting long strings."""
-    prefix, r = _components(conn, tenant, intent, now, audience=audience)
+    """(reasons every contact shares, counts per first reason): the first reason each contact's
+    rules give ("QUIET_HOURS," when only the clock holds it back, "ALLOW," when nothing does),
+    grouped in the database. A single short grouping key keeps the aggregation cheap: PostgreSQL
+    hashes a handful of groups, SQLite sorts one short string per contact instead of six."""
+    prefix, r = _components(conn, tenant, intent, now, audience=audience, with_event=False)
     # OFFSET 0 keeps PostgreSQL from flattening the subquery: it then sees the few distinct
     # rule outcomes and aggregates by hashing instead of sorting a million rows on disk.
     r = r.element.offset(0).subquery("rules")
-    quiet = r.c.quiet_until.is_not(None).label("quiet")
-    keys = (r.c.address, r.c.suppression, r.c.registry, r.c.age, r.c.consent, quiet)
-    return prefix, select(*keys, func.count().label("contacts")).group_by(*keys)
+    first = func.coalesce(
+        r.c.address,
+        case(
+            (r.c.suppression != "", r.c.suppression),
+            (r.c.registry != "", r.c.registry),
+            (r.c.age != "", r.c.age),
+            (r.c.consent != "", r.c.consent),
+            (r.c.quiet_until.is_not(None), Reason.QUIET_HOURS + ","),
+            else_="ALLOW,",
+        ),
+    ).label("reason")
+    return prefix, select(first, func.count().label("contacts")).group_by(first)
 
 
-def primary_reason(prefix: str, address: str | None, rules: Sequence[str], quiet: bool) -> str:
-    """The first reason a row of ``summary_select`` reports ("ALLOW" when there is none)."""
-    first = prefix or address or "".join(rules)
-    if first:
-        return first.split(",", 1)[0]
-    return Reason.QUIET_HOURS.value if quiet else "ALLOW"
+def primary_reason(prefix: str, reason: str) -> str:
+    """The first reason a row of ``summary_select`` stands for ("ALLOW" when there is none)."""
+    return (prefix or reason).split(",", 1)[0]
