@@ -457,8 +457,8 @@ def _timed_plan() -> Iterator[list[float]]:
 
 
 def _classify(statement: str) -> str:
-    if statement.startswith("INSERT INTO deliveries"):
-        return "insert_select"
+    if statement.startswith(("INSERT INTO deliveries", "WITH written AS (INSERT INTO deliveries")):
+        return "insert_select"  # on PostgreSQL, counted from its RETURNING in the same statement
     if statement.startswith("UPDATE deliveries SET status"):
         return "queue_update"
     if statement.startswith("SELECT deliveries.status, deliveries.reasons"):

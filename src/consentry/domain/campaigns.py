@@ -125,6 +125,15 @@ class CampaignProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanCounts:
+    """What planning wrote: recipients per primary reason ("ALLOW" for those going) and
+    deliveries per status (the campaign's progress at the moment it was planned)."""
+
+    by_reason: dict[str, int]
+    by_status: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class RefusedSample:
     contact_id: uuid.UUID
     reasons: tuple[str, ...]

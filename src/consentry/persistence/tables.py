@@ -447,7 +447,8 @@ deliveries = Table(
     # index's condition).
     _partial_index("uq_deliveries_tenant_idempotency", "tenant_id", "idempotency_key", unique=True),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
-    Index("ix_deliveries_campaign_status", "campaign_id", "status"),
+    # No (campaign, status) index: planning would write a million entries into it, and a
+    # campaign's pending rows are found through the one above (migration 0013).
     _partial_index("ix_deliveries_contact_sent", "contact_id", "sent_at"),
     _partial_index("ix_deliveries_provider", "provider_message_id"),
     _one_of("status", DeliveryStatus),

@@ -188,9 +188,9 @@ def create_pass(
             raise ContentNotCompliant(
                 "content review failed: " + "; ".join(f"{c}: {m}" for c, m in errors), errors
             )
-        counts = uow.deliveries.plan(tenant, campaign, _intent(uow, tenant, campaign), now,
-                                     queue=True)  # fmt: skip
-        uow.campaigns.set_planned(campaign.id, counts, now)
+        planned = uow.deliveries.plan(tenant, campaign, _intent(uow, tenant, campaign), now,
+                                      queue=True)  # fmt: skip
+        uow.campaigns.set_planned(campaign.id, planned.by_reason, now)
         uow.campaigns.set_status(campaign.id, CampaignStatus.DRAFT, CampaignStatus.RUNNING, now)
         audit(uow, context, tenant.id, "permission_pass.create", "permission_pass", pass_id)
         uow.commit()

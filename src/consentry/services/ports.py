@@ -16,6 +16,7 @@ from consentry.domain.campaigns import (
     ClaimedDelivery,
     Delivery,
     Outcome,
+    PlanCounts,
     SenderDomain,
     Simulation,
 )
@@ -428,7 +429,7 @@ class Deliveries(Protocol):
         now: datetime,
         *,
         queue: bool = False,
-    ) -> dict[str, int]: ...
+    ) -> PlanCounts: ...
     def simulate(
         self, tenant: Tenant, intent: Intent, now: datetime, campaign: Campaign, sample: int = 20
     ) -> Simulation: ...

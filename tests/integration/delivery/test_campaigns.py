@@ -66,6 +66,10 @@ def test_a_campaign_reaches_exactly_the_people_who_said_yes(world: World) -> Non
     assert progress.campaign.status is CampaignStatus.RUNNING
     assert progress.campaign.plan_counts == sim.by_reason
     assert progress.by_status == {"queued": 3, "suppressed": 2}
+    # Launch reports what planning wrote; counting the rows again finds the same.
+    assert campaign_progress(world.new_uow(), SLUG, str(campaign.id)).by_status == (
+        progress.by_status
+    )
 
     report = drain(world.container)
     assert (report.sent, report.refused) == (3, 0)
