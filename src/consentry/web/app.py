@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from consentry import __version__
 from consentry.bootstrap import Container, bootstrap
 from consentry.config import Settings
 from consentry.web import logs, pages, problems
-from consentry.web.idempotency import idempotency_middleware
-from consentry.web.limits import BodyLimit, RateLimiter, rate_limit_middleware
+from consentry.web.idempotency import Idempotency
+from consentry.web.limits import BodyLimit, RateLimit, RateLimiter
 from consentry.web.routes import (
     admin,
     campaigns,
@@ -80,54 +82,73 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     limits_from = settings or (container.settings if container else Settings())
     pages.install(app, form_posts_per_minute=limits_from.form_posts_per_minute)
-    # Added innermost first: idempotency runs after the rate limit, inside the body limit.
-    app.middleware("http")(idempotency_middleware)
-    app.middleware("http")(
-        rate_limit_middleware(
-            RateLimiter(limits_from.api_rate_per_second, limits_from.api_rate_burst),
-            RateLimiter(limits_from.auth_rate_per_second, limits_from.auth_rate_burst),
-        )
+    # Plain ASGI middleware, added innermost first: idempotency runs after the rate limit,
+    # inside the body limit; request ids and the access log wrap everything.
+    app.add_middleware(Idempotency)
+    app.add_middleware(
+        RateLimit,
+        general=RateLimiter(limits_from.api_rate_per_second, limits_from.api_rate_burst),
+        auth=RateLimiter(limits_from.auth_rate_per_second, limits_from.auth_rate_burst),
     )
     app.add_middleware(
         BodyLimit,
         max_bytes=limits_from.api_max_body_bytes,
         uploads={"/v1/imports": limits_from.import_max_bytes},
     )
-
-    @app.middleware("http")
-    async def request_ids(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        request.state.request_id = request_id[:64]
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers["X-Request-Id"] = request.state.request_id
-        principal = getattr(request.state, "principal", None)
-        # Ids and paths only: no bodies, no query strings, no personal data.
-        log.info(
-            "request",
-            extra={
-                "request_id": request.state.request_id,
-                "method": request.method,
-                "path": _logged_path(request),
-                "status": response.status_code,
-                "ms": round((time.perf_counter() - started) * 1000, 2),
-                "principal": principal.actor if principal else None,
-            },
-        )
-        return response
-
+    app.add_middleware(RequestIds)
     return app
 
 
-def _logged_path(request: Request) -> str:
+class RequestIds:
+    """Gives every request an id (the caller's ``X-Request-Id`` or a new one), returns it in the
+    response's headers and logs the request once answered: ids and route templates only, no
+    bodies, no query strings, no personal data."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get("x-request-id")
+        request_id = (given or uuid.uuid4().hex)[:64]
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def tagged(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                MutableHeaders(scope=message)["X-Request-Id"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tagged)
+        finally:
+            principal = state.get("principal")
+            log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": scope.get("method"),
+                    "path": _logged_path(scope),
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "principal": principal.actor if principal else None,
+                },
+            )
+
+
+def _logged_path(scope: Scope) -> str:
     """The route's template (``/u/{token}``) rather than the path: unsubscribe and preference
     links carry a bearer token that must not end up in logs. Unrouted paths are logged as
     they came, capped."""
-    route = request.scope.get("route")
+    route = scope.get("route")
     template = getattr(route, "path", None)
-    return template if isinstance(template, str) else request.url.path[:200]
+    return template if isinstance(template, str) else str(scope.get("path", ""))[:200]
 
 
 def app_from_environment() -> FastAPI:

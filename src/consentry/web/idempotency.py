@@ -8,11 +8,12 @@ failed with a server error releases its reservation so that a retry can run.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from consentry.bootstrap import Container
 from consentry.domain.errors import ConsentryError
 from consentry.services.clock import utcnow
 from consentry.services.ports import IdempotencyRecord
@@ -24,74 +25,118 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_KEY_LENGTH = 255
 
 
-async def idempotency_middleware(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    key = request.headers.get(HEADER)
-    if key is None or request.method not in WRITE_METHODS:
-        return await call_next(request)
-    if not key or len(key) > MAX_KEY_LENGTH:
+class Idempotency:
+    """Plain ASGI middleware: requests without the header pass straight through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in WRITE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        key = request.headers.get(HEADER)
+        if key is None:
+            await self.app(scope, receive, send)
+            return
+        await self._keyed(request, key, send)
+
+    async def _keyed(self, request: Request, key: str, send: Send) -> None:
+        scope, receive = request.scope, request.receive
+        if not key or len(key) > MAX_KEY_LENGTH:
+            await problem(
+                422,
+                "IDEMPOTENCY_KEY_INVALID",
+                "Idempotency-Key must be 1-255 characters",
+                field="Idempotency-Key",
+            )(scope, receive, send)
+            return
+        container = request.app.state.container
+        try:
+            # The stored response belongs to one principal: authenticate before replaying it.
+            principal = principal_of(request, container)
+        except ConsentryError as exc:
+            await problem(status_for(exc), exc.code, exc.message)(scope, receive, send)
+            return
+        body = await request.body()
+        digest = hashlib.sha256(
+            request.method.encode() + b" " + request.url.path.encode() + b"\n" + body
+        ).hexdigest()
+        owner = principal.actor
+        with container.uow() as uow:
+            found = uow.idempotency.get(owner, key)
+            if found is None:
+                reserved = uow.idempotency.reserve(
+                    IdempotencyRecord(
+                        owner, key, request.method, request.url.path, digest, utcnow()
+                    )
+                )
+                uow.commit()
+                if not reserved:  # another request took it between our read and insert
+                    found = uow.idempotency.get(owner, key)
+        if found is not None:
+            await _answer_from(found, digest)(scope, receive, send)
+            return
+        await self._run_and_store(scope, body, send, container, owner, key)
+
+    async def _run_and_store(  # noqa: PLR0917  (the request's parts, kept apart)
+        self, scope: Scope, body: bytes, send: Send, container: Container, owner: str, key: str
+    ) -> None:
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.disconnect"}
+
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        try:
+            await self.app(scope, replay, hold)
+        except Exception:
+            # A crash is a server error: release the key so that a retry can run.
+            with container.uow() as uow:
+                uow.idempotency.release(owner, key)
+                uow.commit()
+            raise
+        start = next(m for m in held if m["type"] == "http.response.start")
+        status = int(start["status"])
+        content = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
+        with container.uow() as uow:
+            if status >= 500:
+                uow.idempotency.release(owner, key)
+            else:
+                uow.idempotency.complete(owner, key, status, content.decode(), utcnow())
+            uow.commit()
+        for message in held:
+            await send(message)
+
+
+def _answer_from(found: IdempotencyRecord, digest: str) -> Response:
+    """The answer to a request whose key is already known."""
+    if found.request_hash != digest:
         return problem(
             422,
-            "IDEMPOTENCY_KEY_INVALID",
-            "Idempotency-Key must be 1-255 characters",
+            "IDEMPOTENCY_KEY_REUSED",
+            "this Idempotency-Key was used for a different request",
             field="Idempotency-Key",
         )
-    container = request.app.state.container
-    try:
-        # The stored response belongs to one principal: authenticate before replaying it.
-        principal = principal_of(request, container)
-    except ConsentryError as exc:
-        return problem(status_for(exc), exc.code, exc.message)
-    body = await request.body()
-    digest = hashlib.sha256(
-        request.method.encode() + b" " + request.url.path.encode() + b"\n" + body
-    ).hexdigest()
-    owner = principal.actor
-    with container.uow() as uow:
-        found = uow.idempotency.get(owner, key)
-        if found is None:
-            reserved = uow.idempotency.reserve(
-                IdempotencyRecord(owner, key, request.method, request.url.path, digest, utcnow())
-            )
-            uow.commit()
-            if not reserved:  # another request took it between our read and insert
-                found = uow.idempotency.get(owner, key)
-    if found is not None:
-        if found.request_hash != digest:
-            return problem(
-                422,
-                "IDEMPOTENCY_KEY_REUSED",
-                "this Idempotency-Key was used for a different request",
-                field="Idempotency-Key",
-            )
-        if found.status_code is None:
-            return problem(
-                409,
-                "IDEMPOTENCY_IN_PROGRESS",
-                "a request with this Idempotency-Key is still running",
-                headers={"Retry-After": "1"},
-            )
-        return Response(
-            found.response_body or b"",
-            status_code=found.status_code,
-            media_type="application/json"
-            if found.status_code < 400
-            else "application/problem+json",
-            headers={"Idempotent-Replayed": "true"},
+    if found.status_code is None:
+        return problem(
+            409,
+            "IDEMPOTENCY_IN_PROGRESS",
+            "a request with this Idempotency-Key is still running",
+            headers={"Retry-After": "1"},
         )
-    response = await call_next(request)
-    chunks = [chunk async for chunk in response.body_iterator]  # type: ignore[attr-defined]
-    content = b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks)
-    with container.uow() as uow:
-        if response.status_code >= 500:
-            uow.idempotency.release(owner, key)
-        else:
-            uow.idempotency.complete(owner, key, response.status_code, content.decode(), utcnow())
-        uow.commit()
     return Response(
-        content,
-        status_code=response.status_code,
-        headers=dict(response.headers),
-        media_type=response.media_type,
+        found.response_body or b"",
+        status_code=found.status_code,
+        media_type="application/json" if found.status_code < 400 else "application/problem+json",
+        headers={"Idempotent-Replayed": "true"},
     )

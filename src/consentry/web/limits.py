@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from consentry.web.problems import problem
@@ -159,31 +158,41 @@ def client_key(request: Request) -> str:
     return "ip:" + (request.client.host if request.client else "unknown")
 
 
-def rate_limit_middleware(
-    general: RateLimiter, auth: RateLimiter
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    async def middleware(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        path = request.url.path
+class RateLimit:
+    """Rate limits as plain ASGI middleware (no task or stream per request): the general limit
+    per credential or address, a tight one per address for sign-in, none for health checks and
+    provider webhooks."""
+
+    def __init__(self, app: ASGIApp, general: RateLimiter, auth: RateLimiter) -> None:
+        self.app = app
+        self.general = general
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
         # Provider webhooks carry opt-outs and arrive in bursts from a few addresses; they are
         # verified by signature before any work is done, and dropping one would lose an opt-out.
-        if path in ("/healthz", "/readyz") or path.startswith("/webhooks/"):
-            return await call_next(request)
+        if (
+            scope["type"] != "http"
+            or path in ("/healthz", "/readyz")
+            or path.startswith("/webhooks/")
+        ):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
         # Sign-in is limited per address, tightly, whatever credential is claimed.
         limiter, key = (
-            (auth, "ip:" + (request.client.host if request.client else "?"))
+            (self.auth, "ip:" + (request.client.host if request.client else "?"))
             if path.startswith("/v1/auth/")
-            else (general, client_key(request))
+            else (self.general, client_key(request))
         )
         wait = limiter.acquire(key)
         if wait > 0:
-            return problem(
+            await problem(
                 429,
                 "RATE_LIMITED",
                 "too many requests; retry later",
                 headers={"Retry-After": str(math.ceil(wait))},
-            )
-        return await call_next(request)
-
-    return middleware
+            )(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -6,7 +6,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from tests.e2e.api.conftest import Api, Seeded
+
+from consentry.services import contacts as contacts_service
 
 JANE = {"name": "Jane Roe", "email": "jane.roe@example.com"}
 
@@ -123,3 +126,24 @@ def test_concurrent_retries_create_one_row(api: Api, acme: Seeded) -> None:
     replay = clients[0].post("/v1/contacts", json=JANE, headers=headers)
     assert replay.headers["idempotent-replayed"] == "true"
     assert replay.json() == created[0].json()
+
+
+def test_a_request_that_crashes_releases_its_key(
+    api: Api, acme: Seeded, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the database went away")
+
+    headers = {"Idempotency-Key": "create-jane-crash"}
+    with monkeypatch.context() as patched:
+        patched.setattr(contacts_service, "add_contact", crash)
+        # The server closes a connection whose request crashed: do not reuse it.
+        failed = client.post("/v1/contacts", json=JANE, headers={**headers, "Connection": "close"})
+    assert failed.status_code == 500
+    # Neither a stored 500 nor "still running": the retry runs, and is then replayed.
+    retried = client.post("/v1/contacts", json=JANE, headers=headers)
+    assert retried.status_code == 201, retried.text
+    assert "idempotent-replayed" not in retried.headers
+    again = client.post("/v1/contacts", json=JANE, headers=headers)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == retried.json()
