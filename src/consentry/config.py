@@ -45,6 +45,14 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest contact list file an import accepts (CLI and API upload).",
     )
+    http_threads: int = Field(
+        default=10,
+        ge=1,
+        le=200,
+        description="Worker threads per server process for requests that touch the database. "
+        "More threads than database connections only queue on the pool, and many threads "
+        "contending for one interpreter lengthen every transaction, row locks included.",
+    )
     api_rate_per_second: float = Field(
         default=200.0, gt=0, description="Sustained requests per second per API key or address."
     )

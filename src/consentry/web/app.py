@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,6 +47,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = container is None
         app.state.container = container or bootstrap(settings or Settings(), create_keys=True)
+        # Synchronous routes and dependencies run in this many threads (anyio's default is 40):
+        # as many as the database pool has connections, so excess requests wait in the event
+        # loop rather than as threads contending for the interpreter while holding a lock.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = app.state.container.settings.http_threads
         try:
             yield
         finally:

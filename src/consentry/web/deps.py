@@ -16,7 +16,11 @@ from consentry.services.audit import RequestContext
 SESSION_COOKIE = "consentry_session"
 
 
-def container(request: Request) -> Container:
+# Dependencies that do no I/O are ``async def``: FastAPI runs them on the event loop instead of
+# handing each to a worker thread and back.
+
+
+async def container(request: Request) -> Container:
     found = request.app.state.container
     if not isinstance(found, Container):
         raise TypeError("the application was not composed with a container")
@@ -53,7 +57,7 @@ def request_context(request: Request, c: ContainerDep) -> RequestContext:
 ContextDep = Annotated[RequestContext, Depends(request_context)]
 
 
-def tenant_scope(
+async def tenant_scope(
     context: ContextDep,
     consentry_tenant: Annotated[
         uuid.UUID | None,

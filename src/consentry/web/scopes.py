@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends
 
@@ -11,8 +11,9 @@ from consentry.services.audit import RequestContext
 from consentry.web.deps import request_context
 
 
-def needs(scope: Scope) -> Callable[[RequestContext], RequestContext]:
-    def check(context: RequestContext = Depends(request_context)) -> RequestContext:  # noqa: B008
+def needs(scope: Scope) -> Callable[[RequestContext], Awaitable[RequestContext]]:
+    # No I/O: checked on the event loop, not in a worker thread.
+    async def check(context: RequestContext = Depends(request_context)) -> RequestContext:  # noqa: B008
         require(context.principal, scope)
         return context
 
