@@ -57,11 +57,12 @@ def _wait_for(port: int, timeout: float = 15.0) -> None:
 
 
 @contextmanager
-def _child(args: list[str], port: int) -> Iterator[None]:
+def _child(args: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process listening on ``port`` while open (yielded, for its pid)."""
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603  (fixed commands)
     try:
         _wait_for(port)
-        yield
+        yield process
     finally:
         process.terminate()
         process.wait(10)

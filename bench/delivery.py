@@ -303,14 +303,15 @@ def _copy_contacts(engine: Engine, tenant_id: uuid.UUID, count: int, log: Log) -
     return time.perf_counter() - started
 
 
-def _pg_meta(admin: Engine) -> tuple[bool, dict[str, Any] | None]:
+def _pg_meta(admin: Engine, database: str = DATABASE) -> tuple[bool, dict[str, Any] | None]:
+    """Whether ``database`` exists, and the JSON in its comment (its spec and row counts)."""
     with admin.connect() as conn:
         row = conn.execute(
             text(
                 "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
                 "WHERE datname = :name"
             ),
-            {"name": DATABASE},
+            {"name": database},
         ).first()
     if row is None:
         return False, None
@@ -727,17 +728,20 @@ def _top(stats: pstats.Stats, limit: int = 25) -> list[dict[str, Any]]:
     ]
 
 
-def _backend_cpu(container: Container) -> float:
+def _backend_cpu(container: Container, application_name: str = WORKER_APP) -> float:
+    """CPU seconds of the PostgreSQL backends serving connections with this application name."""
     with container.engine.connect() as conn:
         pids = conn.execute(
             text("SELECT pid FROM pg_stat_activity WHERE application_name = :app"),
-            {"app": WORKER_APP},
+            {"app": application_name},
         ).scalars()
         return sum(_process_cpu(pid) for pid in pids)
 
 
 def dispatch_child(spec_path: str) -> None:
-    """``--dispatch-child SPEC``: a worker process. Settings come from CONSENTRY_* variables."""
+    """``--dispatch-child SPEC``: a worker process. Settings come from CONSENTRY_* variables;
+    the spec names the campaign, the profiling, and optionally the ``application_name`` of the
+    worker's database connections (default ``WORKER_APP``)."""
     spec = json.loads(Path(spec_path).read_text())
     container = bootstrap(Settings(), migrate=False)
     dispatcher = container.dispatcher()
@@ -770,7 +774,7 @@ def dispatch_child(spec_path: str) -> None:
         + (after.ru_stime - before.ru_stime),
         "peak_rss_mb": after.ru_maxrss / 1024,
         "rss_before_run_mb": baseline_kb / 1024,
-        "backend_cpu_seconds": _backend_cpu(container),
+        "backend_cpu_seconds": _backend_cpu(container, spec.get("application_name", WORKER_APP)),
         "settings": {
             "delivery_window": dispatcher.config.window,
             "delivery_batch_size": dispatcher.config.batch_size,
