@@ -52,7 +52,14 @@ class CampaignInput:
 
 def _intent(uow: UnitOfWork, tenant: Tenant, campaign: Campaign) -> Intent:
     topic = uow.topics.get(tenant.id, campaign.topic_id)
-    intent = intent_for(uow, tenant, topic, campaign.channel)
+    # A WhatsApp template without an approved template name is free text, which may only go
+    # inside the 24-hour window a person opened by writing in: planning, simulation and the
+    # check at dispatch all apply that rule, as for a single message.
+    free_form = (
+        campaign.channel is Channel.WHATSAPP
+        and uow.templates.get(tenant.id, campaign.template_id).whatsapp_template is None
+    )
+    intent = intent_for(uow, tenant, topic, campaign.channel, whatsapp_free_form=free_form)
     return replace(intent, frequency_cap=parse_frequency_cap(campaign.frequency_cap))
 
 

@@ -23,6 +23,7 @@ from consentry.services.campaigns import (
     launch_campaign,
     simulate_campaign,
 )
+from consentry.services.clock import utcnow
 from consentry.services.messages import TemplateInput, create_template
 from consentry.workers.inprocess import drain
 
@@ -162,3 +163,36 @@ def test_a_service_basis_does_not_authorise_marketing(world: World) -> None:
     drain(world.container)
     assert campaign_progress(world.new_uow(), SLUG, cid).by_status == {"suppressed": 1}
     assert world.container.outbox().list(None) == []
+
+
+def test_a_free_text_whatsapp_campaign_reaches_only_people_inside_their_window(
+    world: World,
+) -> None:
+    create_template(
+        world.new_uow(),
+        SLUG,
+        TemplateInput(name="wa-free", topic="promotions", channel=Channel.WHATSAPP,
+                      text="Tyres are 10% off this week."),
+    )  # fmt: skip
+    wrote = world.contact(1, whatsapp="+16175550001")
+    silent = world.contact(2, whatsapp="+16175550002")
+    for c in (wrote, silent):
+        world.opt_in(c, Channel.WHATSAPP)
+    with world.new_uow() as uow:  # the person wrote in just now: their window is open
+        key = uow.contacts.point_key(wrote, Channel.WHATSAPP)
+        assert key is not None
+        uow.signals.open_service_window(key, utcnow())
+        uow.commit()
+
+    campaign = create_campaign(
+        world.new_uow(), SLUG, CampaignInput(name="wa", topic="promotions", template="wa-free"),
+        actor="test",
+    )  # fmt: skip
+    sim = simulate_campaign(world.new_uow(), SLUG, str(campaign.id))
+    assert sim.by_reason == {"ALLOW": 1, "OUTSIDE_SERVICE_WINDOW": 1}
+    progress = launch_campaign(
+        world.new_uow(), SLUG, str(campaign.id), world.container.composer().reviewer
+    )
+    assert progress.by_status == {"queued": 1, "suppressed": 1}
+    drain(world.container)
+    assert [m.recipient for m in world.container.outbox().list(None)] == [wrote.whatsapp]
