@@ -142,8 +142,11 @@ contacts = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("erased_at", UTCDateTime),
     UniqueConstraint("tenant_id", "email_key", name="uq_contacts_tenant_email"),
-    Index("ix_contacts_tenant_phone", "tenant_id", "phone_key"),
-    Index("ix_contacts_tenant_whatsapp", "tenant_id", "whatsapp_key"),
+    # Led by the address: signals (a STOP, a bounce) find contacts by address in every tenant,
+    # and lookups within a tenant are served as well (migration 0014).
+    Index("ix_contacts_email", "email_key"),
+    Index("ix_contacts_phone", "phone_key", "tenant_id"),
+    Index("ix_contacts_whatsapp", "whatsapp_key", "tenant_id"),
     Index("ix_contacts_tenant_jurisdiction", "tenant_id", "country", "time_zone"),
 )
 
