@@ -148,7 +148,9 @@ class Dispatcher:
         report = BatchReport(claimed=len(claimed))
         groups: dict[tuple[object, ...], list[ClaimedDelivery]] = {}
         for d in claimed:
-            key = (d.tenant_id, d.campaign_id, d.topic_id, d.channel, d.category)
+            # One intent per window: messages of one template (free text or an approved WhatsApp
+            # template decide differently) of one campaign, topic and channel.
+            key = (d.tenant_id, d.campaign_id, d.topic_id, d.template_id, d.channel, d.category)
             groups.setdefault(key, []).append(d)
         for group in groups.values():
             for start in range(0, len(group), self.config.window):
