@@ -132,6 +132,10 @@ def confirmation_message(  # noqa: PLR0917  (one request: who, to what, under wh
     address = contact.address_for(state.channel)
     if refused is not None or address is None or state.channel not in CONFIRMING_CHANNELS:
         return None
+    if uow.contacts.point_key(contact, state.channel) != state.point_key:
+        # The contact's address changed since the request: the request (and its suppression
+        # check above) is for the old address, and the new one never asked for anything.
+        return None
     if state.channel is Channel.SMS:
         text = sms_confirmation_text(
             tenant.name, topic.name, config.sms_frequency, config.sms_help_contact

@@ -35,6 +35,7 @@ from consentry.services import confirmations, confirming
 from consentry.services.compose.confirmation import ConfirmationTokens
 from consentry.services.compose.tokens import InvalidToken
 from consentry.services.consent import ConsentRequest
+from consentry.services.contacts import ContactInput, update_contact
 from consentry.services.gate import explain_decision
 from consentry.services.signals import SignalPolicy, ingest
 from consentry.services.suppressions import add_suppression
@@ -327,3 +328,22 @@ def test_confirming_lifts_the_tenants_marketing_unsubscribe_on_that_channel(setu
     assert setup.verdict("news") == ("allow", ())
     # Only the confirmed topic: promotions still has no consent.
     assert setup.verdict("promotions") == ("deny", ("NO_CONSENT",))
+
+
+def test_a_request_for_an_address_since_replaced_is_not_sent_to_the_new_one(
+    setup: Setup,
+) -> None:
+    setup.request()
+    assert len(setup.sent) == 1
+    update_contact(
+        setup.new_uow(), setup.slug, uuid.UUID(setup.contact),
+        ContactInput(email="ana.new@example.com", phone="+16175550142", name="Ana Lima"),
+        now=NOW + timedelta(minutes=1),
+    )  # fmt: skip
+    # The pending request is for ana@example.com; the new address asked for nothing.
+    with pytest.raises(confirmations.NotPending):
+        confirmations.resend_confirmation(
+            setup.new_uow(), setup.tokens, CONFIG, setup.limits, setup.sent.append, setup.slug,
+            setup.contact, "news", Channel.EMAIL, now=NOW + timedelta(hours=1),
+        )  # fmt: skip
+    assert len(setup.sent) == 1
