@@ -195,22 +195,35 @@ def confirm_by_reply(
     lifetime: timedelta,
     now: datetime,
 ) -> list[tuple[Tenant, Topic]]:
-    """A YES from a number confirms every pending SMS request of that number still within its
-    lifetime; (tenant, topic) of each confirmed. Inside the caller's transaction."""
+    """A YES from a number confirms what it answers: the pending SMS requests of that number
+    (within their lifetime) made together most recently, by one tenant; (tenant, topic) of each
+    confirmed. Older requests, and other businesses' requests sharing the sender number, stay
+    pending: a YES is consent to the message the person just read, not to every request ever
+    sent to the number. Inside the caller's transaction."""
     evidence = Evidence(method=ConsentMethod.KEYWORD, inbound_message_id=inbound_message_id)
-    confirmed: list[tuple[Tenant, Topic]] = []
+    pending: list[tuple[uuid.UUID, ConsentState]] = []
     for tenant_id, contact_id in uow.signals.contacts_with_point(Channel.SMS, point_key):
-        for state in uow.consent_states.for_contact(tenant_id, contact_id):
-            if (
-                state.channel is Channel.SMS
-                and state.point_key == point_key
-                and state.status is ConsentStatus.PENDING
-                and state.granted_at is not None
-                and not request_expired(state.granted_at, lifetime, now)
-            ):
-                topic = uow.topics.get(tenant_id, state.topic_id)
-                _confirm(uow, state, topic, evidence, now, by=f"keyword:{inbound_message_id}")
-                confirmed.append((uow.tenants.get(tenant_id), topic))
+        pending.extend(
+            (tenant_id, state)
+            for state in uow.consent_states.for_contact(tenant_id, contact_id)
+            if state.channel is Channel.SMS
+            and state.point_key == point_key
+            and state.status is ConsentStatus.PENDING
+            and state.granted_at is not None
+            and not request_expired(state.granted_at, lifetime, now)
+        )
+    if not pending:
+        return []
+    # The latest request, and any made with it (one form's boxes share their request time).
+    tenant_id, latest = max(pending, key=lambda p: (p[1].granted_at, p[1].seq))
+    answered = [
+        state for t, state in pending if t == tenant_id and state.granted_at == latest.granted_at
+    ]
+    confirmed: list[tuple[Tenant, Topic]] = []
+    for state in answered:
+        topic = uow.topics.get(tenant_id, state.topic_id)
+        _confirm(uow, state, topic, evidence, now, by=f"keyword:{inbound_message_id}")
+        confirmed.append((uow.tenants.get(tenant_id), topic))
     return confirmed
 
 

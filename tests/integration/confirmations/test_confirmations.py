@@ -347,3 +347,18 @@ def test_a_request_for_an_address_since_replaced_is_not_sent_to_the_new_one(
             setup.contact, "news", Channel.EMAIL, now=NOW + timedelta(hours=1),
         )  # fmt: skip
     assert len(setup.sent) == 1
+
+
+def test_a_yes_confirms_the_request_it_answers_not_every_pending_one(setup: Setup) -> None:
+    create_topic(
+        setup.new_uow(), setup.slug, key="deals", name="Deals", category=Category.MARKETING,
+        requires_double_opt_in=True, now=NOW,
+    )  # fmt: skip
+    setup.request(Channel.SMS, topic="news")
+    setup.request(Channel.SMS, topic="deals", at_offset=600)  # the text the person just read
+    yes = Keyword(Channel.SMS, "+16175550142", "+15005550006", KeywordKind.OPT_IN, "YES")
+    parsed = ParsedInput(SignalSource.TWILIO, "SM" + "4" * 32, (yes,), NOW + timedelta(hours=1))
+    result = ingest(setup.new_uow(), parsed, b"Body=YES", "text/plain", policy=SignalPolicy())
+    assert result.applied == ["confirmed the sms double opt-in for topic deals"]
+    assert setup.verdict("deals", Channel.SMS)[0] in {"allow", "defer"}
+    assert setup.verdict("news", Channel.SMS) == ("deny", ("CONSENT_PENDING",))
