@@ -31,6 +31,7 @@ placeholders are left as they are).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -313,6 +314,7 @@ _LIST_FIELDS = ("opt_out", "opt_in", "help", "fillers", "refusal", "negators")
 _REPLY_FIELDS = ("help_reply", "opt_out_reply", "opt_in_reply")
 _MAX_ENTRIES = 500
 _MAX_TEXT = 320  # two SMS segments
+_MAX_STOP_TEXT = 140  # one segment, with room for the business's name in place of $brand
 
 
 def extend_keywords(
@@ -364,6 +366,7 @@ def extend_keywords(
                 if not isinstance(text, str) or not text.strip() or len(text) > _MAX_TEXT:
                     raise InvalidInput(f"{where}.{name}: a text of at most {_MAX_TEXT} characters",
                                        field=where)  # fmt: skip
+                _check_reply(f"{where}.{name}", name, text)
                 changes[name] = text
         if known is None:
             if not changes["opt_out"]:
@@ -372,6 +375,27 @@ def extend_keywords(
         else:
             out[code] = replace(known, **changes)  # type: ignore[arg-type]
     return out
+
+
+_LINK = re.compile(r"https?://|www\.|\b[a-z0-9-]+\.(com|net|org|ly|io|co)\b", re.IGNORECASE)
+
+
+def _check_reply(where: str, name: str, text: str) -> None:
+    """Every reply names the business (``$brand``); the opt-out confirmation is one short
+    message with no link in it: it confirms the stop and carries nothing else."""
+    if "$brand" not in text:
+        raise InvalidInput(f"{where}: a reply must name the business with $brand", field=where)
+    if name == "opt_out_reply":
+        if _LINK.search(text):
+            raise InvalidInput(
+                f"{where}: the opt-out confirmation may not carry a link", field=where
+            )
+        if len(text) > _MAX_STOP_TEXT:
+            raise InvalidInput(
+                f"{where}: the opt-out confirmation is one message of at most "
+                f"{_MAX_STOP_TEXT} characters",
+                field=where,
+            )
 
 
 # Lists whose words could otherwise turn a "stop" into something else: an opt-out word inside

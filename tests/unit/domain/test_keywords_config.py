@@ -58,6 +58,14 @@ def test_a_reply_text_replaces_the_default() -> None:
         ({"en": {"colour": ["red"]}}, "unknown field colour"),
         ({"en": {"help_reply": ""}}, "keywords.en.help_reply"),
         ({"xx": {"help": ["aide"]}}, "needs opt_out words"),
+        # Replies name the business; a stop is confirmed in one message with nothing else in it.
+        ({"en": {"help_reply": "Help at $support_contact."}}, "must name the business"),
+        (
+            {"en": {"opt_out_reply": "$brand: unsubscribed. 20% off at https://shop.example"}},
+            "may not carry a link",
+        ),
+        ({"en": {"opt_out_reply": "$brand: see shop.com for deals"}}, "may not carry a link"),
+        ({"en": {"opt_out_reply": "$brand: unsubscribed." + " ok" * 60}}, "one message"),
     ],
 )
 def test_a_bad_entry_is_refused_by_name(custom: dict[str, object], named: str) -> None:
