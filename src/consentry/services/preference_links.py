@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 from consentry.domain.delivery import EmailMessage, OutboundMessage, SmsMessage
 from consentry.domain.errors import InvalidInput
-from consentry.domain.model import ALL_MARKETING_KEY, Channel, PointKind, Tenant
+from consentry.domain.gate import tenant_blocks
+from consentry.domain.model import ALL_MARKETING_KEY, Category, Channel, PointKind, Tenant
 from consentry.domain.suppression import SuppressionScope
 from consentry.services.addresses import normalize_email, normalize_phone
 from consentry.services.clock import utcnow
@@ -58,6 +59,8 @@ def preference_link_message(
     now = now or utcnow()
     with uow:
         tenant = find_tenant(uow, tenant_ref)
+        if tenant_blocks(tenant.status, Category.SERVICE):  # a business barred from sending
+            return None
         point = _point(address.strip(), tenant.country)
         if point is None:
             return None

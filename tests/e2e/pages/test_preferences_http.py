@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 from tests.e2e.pages.conftest import Api, Seeded
 from tests.e2e.pages.helpers import consenting_contact, link_token, verdict
 
-from consentry.domain.model import Channel
+from consentry.domain.model import Channel, TenantStatus
+from consentry.services.clock import utcnow
+from consentry.services.preference_links import preference_link_message
 
 
 def _csrf(client: httpx.Client, path: str) -> str:
@@ -65,3 +68,36 @@ def test_the_entry_answers_alike_and_is_rate_limited(api: Api, acme: Seeded) -> 
 def test_an_unknown_tenant_has_no_entry_page(api: Api) -> None:
     response = api.client().get("/preferences/no-such-business")
     api.problem(response, 404, "TENANT_NOT_FOUND")
+
+
+def _outbox_count(api: Api, acme: Seeded, at_least: int = 0) -> int:
+    """Messages captured for acme, waiting up to 5 s for ``at_least`` (links go after the
+    page has answered)."""
+    deadline = time.monotonic() + 5
+    while True:
+        count = len(api.container.outbox().list(acme.id, 100))
+        if count >= at_least or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)
+
+
+def test_a_suspended_business_sends_no_preference_link(api: Api, acme: Seeded) -> None:
+    consenting_contact(api, acme, email="jane@example.com")
+    client = api.client()
+    path = f"/preferences/{acme.slug}"
+    ask = {"address": "jane@example.com", "csrf_token": _csrf(client, path)}
+    before = _outbox_count(api, acme)
+    assert client.post(path, data=ask).status_code == 200
+    assert _outbox_count(api, acme, at_least=before + 1) == before + 1  # active: a link goes
+    with api.container.uow() as uow:
+        uow.tenants.set_status(acme.id, TenantStatus.SUSPENDED.value, utcnow())
+        uow.commit()
+    message = preference_link_message(
+        api.container.uow(), api.container.unsubscribe_tokens(), acme.slug, "jane@example.com",
+        public_base_url="https://consentry.example", sms_sender="+15005550006",
+    )  # fmt: skip
+    assert message is None
+    answered = client.post(path, data=ask)
+    assert answered.status_code == 200  # the page answers alike, and nothing goes out
+    time.sleep(0.5)
+    assert _outbox_count(api, acme) == before + 1
