@@ -535,20 +535,29 @@ class SqlDeliveries:
     def recent_sends(
         self, contact_ids: Sequence[uuid.UUID], since: datetime
     ) -> dict[uuid.UUID, tuple[datetime, ...]]:
-        """Marketing messages that left for each contact since ``since``, newest first."""
+        """Marketing messages that left for each contact since ``since``, newest first: sent
+        ones at their send time, and those in flight in another window or left ``unknown`` by
+        a crash (probably delivered) at the time they were handed over."""
         found: dict[uuid.UUID, list[datetime]] = {}
         if not contact_ids:
             return {}
-        rows = self._conn.execute(
-            select(D.contact_id, D.sent_at).where(
-                D.contact_id.in_(list(contact_ids)),
-                D.category == Category.MARKETING.value,
-                D.sent_at.is_not(None),
-                D.sent_at >= since,
-            )
+        ids = list(contact_ids)
+        sent = select(D.contact_id, D.sent_at).where(
+            D.contact_id.in_(ids),
+            D.category == Category.MARKETING.value,
+            D.sent_at.is_not(None),
+            D.sent_at >= since,
         )
-        for contact_id, sent_at in rows:
-            found.setdefault(contact_id, []).append(sent_at)
+        # Few rows are ever in these states: found through the (status, ...) index.
+        leaving = select(D.contact_id, D.updated_at).where(
+            D.status.in_([S.SENDING.value, S.UNKNOWN.value]),
+            D.category == Category.MARKETING.value,
+            D.contact_id.in_(ids),
+            D.updated_at >= since,
+        )
+        for query in (sent, leaving):
+            for contact_id, at in self._conn.execute(query):
+                found.setdefault(contact_id, []).append(at)
         return {c: tuple(sorted(v, reverse=True)) for c, v in found.items()}
 
     def has_sent(self, contact_id: uuid.UUID, channel: Channel) -> bool:

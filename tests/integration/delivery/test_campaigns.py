@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from email import message_from_bytes
 from email.policy import default as default_policy
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from tests.integration.delivery.conftest import SLUG, World
 from tests.integration.helpers import grant
 
@@ -196,3 +197,34 @@ def test_a_free_text_whatsapp_campaign_reaches_only_people_inside_their_window(
     assert progress.by_status == {"queued": 1, "suppressed": 1}
     drain(world.container)
     assert [m.recipient for m in world.container.outbox().list(None)] == [wrote.whatsapp]
+
+
+@pytest.mark.parametrize("left", [DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN])
+def test_a_message_still_leaving_or_left_unknown_counts_toward_the_frequency_cap(
+    world: World, left: DeliveryStatus
+) -> None:
+    contact = world.contact(1)
+    world.opt_in(contact)
+    first = _launch(world, name="first")
+    # Another worker holds it in flight, or crashed after handing it over (probably delivered).
+    with world.container.engine.begin() as conn:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.campaign_id == uuid.UUID(first))
+            .values(status=left.value, updated_at=utcnow())
+        )
+    second = create_campaign(
+        world.new_uow(), SLUG,
+        CampaignInput(name="second", topic="promotions", template="spring", frequency_cap="1/24h"),
+        actor="test",
+    )  # fmt: skip
+    launch_campaign(world.new_uow(), SLUG, str(second.id), world.container.composer().reviewer)
+    drain(world.container, second.id)
+    with world.container.engine.connect() as conn:
+        row = conn.execute(
+            select(deliveries.c.status, deliveries.c.reasons).where(
+                deliveries.c.campaign_id == second.id
+            )
+        ).one()
+    assert (row.status, row.reasons) == ("deferred", "FREQUENCY_CAP,")
+    assert world.container.outbox().list(None) == []
