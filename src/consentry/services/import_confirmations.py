@@ -67,6 +67,7 @@ def send_import_confirmations(  # noqa: PLR0917  (a use case with its collaborat
     after: uuid.UUID | None = None
     while True:
         with new_uow() as uow:
+            tenant = uow.tenants.get(tenant.id)  # a suspension meanwhile stops the next batch
             batch = uow.imports.pending_requests(record, after, BATCH)
             found = {c.id: c for c in uow.contacts.many(tenant.id, [s.contact_id for s in batch])}
             messages = [

@@ -10,14 +10,16 @@ from datetime import timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
 
+import pytest
 from tests.integration.helpers import UowFactory, disclosure, shop
 from tests.integration.imports.helpers import attestation, run, spec
 
 from consentry.domain.consent import ConsentAction, ConsentMethod, Evidence
 from consentry.domain.delivery import EmailMessage, OutboundMessage, PermanentDeliveryError
-from consentry.domain.model import Category, Channel
+from consentry.domain.model import Category, Channel, TenantStatus
 from consentry.domain.suppression import SuppressionReason
-from consentry.services import confirming
+from consentry.services import confirming, import_confirmations
+from consentry.services.clock import utcnow
 from consentry.services.compose.confirmation import ConfirmationTokens
 from consentry.services.confirmations import ConfirmationConfig
 from consentry.services.consent import consent_history
@@ -120,3 +122,23 @@ def test_an_import_into_a_topic_without_confirmation_sends_nothing(new_uow: UowF
 
     assert done == ConfirmationsSent()
     assert outbox.sent == []
+
+
+def test_a_suspension_during_the_run_stops_the_batches_after_it(
+    new_uow: UowFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slug, import_id = _import(new_uow)
+    monkeypatch.setattr(import_confirmations, "BATCH", 1)
+    outbox = Outbox()
+
+    def suspend_after_the_first(_done: int) -> None:
+        with new_uow() as uow:
+            tenant = uow.tenants.by_slug(slug)
+            uow.tenants.set_status(tenant.id, TenantStatus.SUSPENDED.value, utcnow())
+            uow.commit()
+
+    done = send_import_confirmations(
+        new_uow, TOKENS, CONFIG, outbox, slug, import_id, progress=suspend_after_the_first
+    )
+    assert done == ConfirmationsSent(sent=1, refused=3, failed=0)
+    assert len(outbox.sent) == 1
