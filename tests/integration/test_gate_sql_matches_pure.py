@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from consentry.domain.consent import (
@@ -197,8 +197,30 @@ def _populate(new_uow: Callable[[], SqlUnitOfWork], pop: dict) -> str:  # type: 
     return slug
 
 
+WHATSAPP_PERSON = {
+    "email": False, "phone": None, "whatsapp": PHONES[0], "country": "US",
+    "time_zone": "America/New_York", "dob": None, "inbound_hours_ago": 1,
+}  # fmt: skip
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(pop=population_st, intents=st.lists(intent_st, min_size=1, max_size=4))
+# A person who withdrew service messages on WhatsApp, then wrote in: a free-form service reply
+# inside the window is still refused, by both.
+@example(
+    pop={
+        "status": TenantStatus.ACTIVE, "tenant_country": "US", "contacts": [WHATSAPP_PERSON],
+        "events": [
+            (0, "service", Channel.WHATSAPP, ConsentAction.GRANTED,
+             ConsentBasis.SERVICE_NECESSITY, 10),
+            (0, "service", Channel.WHATSAPP, ConsentAction.WITHDRAWN,
+             ConsentBasis.SERVICE_NECESSITY, 5),
+        ],
+        "suppressions": [], "dnc": [],
+    },
+    intents=[{"topic": "service", "channel": Channel.WHATSAPP, "free_form": True,
+              "content_ok": True, "now": BASE + timedelta(days=200)}],
+)  # fmt: skip
 def test_sql_twin_agrees_with_pure_gate(
     new_uow: Callable[[], SqlUnitOfWork],
     pop: dict,

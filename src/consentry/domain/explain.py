@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from consentry.domain.consent import ConsentStatus
 from consentry.domain.gate import (
     Decision,
     Intent,
@@ -73,6 +74,15 @@ def _consent_check(facts: RecipientFacts, intent: Intent, now: datetime) -> Chec
     free_form = intent.whatsapp_free_form and intent.channel is Channel.WHATSAPP
     window_open = service_window_open(facts.last_inbound_at, now)
     if free_form and intent.category is Category.SERVICE:
+        withdrawn = governing_consent(facts, intent)
+        if withdrawn is not None and withdrawn.status is ConsentStatus.WITHDRAWN:
+            return Check(
+                "consent",
+                Outcome.FAILED,
+                "the person withdrew service messages on WhatsApp: not even a reply inside "
+                "the 24-hour window may go",
+                Reason.CONSENT_WITHDRAWN,
+            )
         if window_open:
             return Check(
                 "consent",

@@ -251,8 +251,12 @@ def decide(facts: RecipientFacts, intent: Intent, now: datetime) -> Decision:
     event_id: uuid.UUID | None = None
     free_form = intent.whatsapp_free_form and channel is Channel.WHATSAPP
     if free_form and not marketing:
-        # A service reply inside the window the person opened needs no opt-in.
-        if not service_window_open(facts.last_inbound_at, now):
+        # A service reply inside the window the person opened needs no opt-in; a withdrawal of
+        # service messages on WhatsApp still stops it.
+        consent = governing_consent(facts, intent)
+        if consent is not None and consent.status is ConsentStatus.WITHDRAWN:
+            reasons.append(Reason.CONSENT_WITHDRAWN)
+        elif not service_window_open(facts.last_inbound_at, now):
             reasons.append(Reason.OUTSIDE_SERVICE_WINDOW)
     else:
         # Marketing needs consent even as a free-form reply: a withdrawal is never bypassed.

@@ -375,8 +375,12 @@ def _consent_reason(
             consent_reason = case(
                 (consent_reason != "", consent_reason), (window_open, ""), else_=outside
             )
-        else:  # a service reply inside the window needs no opt-in
-            consent_reason = case((window_open, ""), else_=outside)
+        else:  # a service reply inside the window needs no opt-in, unless it was withdrawn
+            consent_reason = case(
+                (g_status == ConsentStatus.WITHDRAWN.value, Reason.CONSENT_WITHDRAWN + ","),
+                (window_open, ""),
+                else_=outside,
+            )
 
     joins = [
         (ts, state_join(ts, intent.topic_id)),
@@ -438,7 +442,7 @@ def _components(  # noqa: PLR0917  (the gate's inputs, as in eligibility_select)
     )
 
     state_joins, g_event, consent_reason = _consent_reason(intent, now, point, country)
-    # Only a service free-form WhatsApp reply skips the consent lookup altogether.
+    # A service free-form WhatsApp reply is authorised by the window, not by a consent event.
     free_form = intent.whatsapp_free_form and channel is Channel.WHATSAPP and not marketing
 
     if channel is Channel.SMS:
@@ -455,9 +459,8 @@ def _components(  # noqa: PLR0917  (the gate's inputs, as in eligibility_select)
     frm: Any = c.outerjoin(supp, supp.c.point_key == point)
     if dnc is not None:
         frm = frm.outerjoin(dnc, dnc.c.point_key == point)
-    if not free_form:
-        for alias, on in state_joins:
-            frm = frm.outerjoin(alias, on)
+    for alias, on in state_joins:
+        frm = frm.outerjoin(alias, on)
     if quiet is not None:
         frm = frm.outerjoin(
             quiet,

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from consentry.domain.consent import ConsentBasis, ConsentStatus
+from consentry.domain.explain import explain
 from consentry.domain.gate import (
     ConsentFact,
     Decision,
@@ -631,6 +632,21 @@ def test_the_free_form_flag_means_nothing_off_whatsapp() -> None:
     decision = decide(facts(consents=()), intent(whatsapp_free_form=True), NOW)
 
     assert_denied(decision, Reason.NO_CONSENT)
+
+
+def test_a_withdrawal_of_service_messages_stops_even_a_reply_inside_the_window() -> None:
+    recipient = facts(
+        consents=(consent(topic=TOPIC, status=ConsentStatus.WITHDRAWN),),
+        last_inbound_at=NOW - timedelta(hours=1),
+    )
+    service_reply = intent(category=SERVICE, channel=Channel.WHATSAPP, whatsapp_free_form=True)
+
+    decision = decide(recipient, service_reply, NOW)
+
+    assert_denied(decision, Reason.CONSENT_WITHDRAWN)
+    explained = explain(recipient, service_reply, NOW)
+    assert explained.decision == decision
+    assert [c.reason for c in explained.checks if c.reason] == [Reason.CONSENT_WITHDRAWN]
 
 
 def test_free_form_whatsapp_marketing_still_honours_a_withdrawal() -> None:
