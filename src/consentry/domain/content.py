@@ -142,6 +142,13 @@ class ReviewRules:
         "no strings attached",
     )
     disrespectful_phrases: tuple[str, ...] = ("you idiot", "stupid customer", "shut up")
+    # Service messages still reach people who opted out of marketing: they may not carry an
+    # offer. These phrases mark one; a service message containing any fails its review.
+    promotional_phrases: tuple[str, ...] = (
+        "% off", "percent off", "discount code", "promo code", "coupon", "buy now", "shop now",
+        "special offer", "limited time offer", "flash sale", "exclusive deal", "order now",
+        "save up to",
+    )  # fmt: skip
     link_shorteners: tuple[str, ...] = (
         "bit.ly", "tinyurl.com", "t.co", "goo.gl", "ow.ly", "is.gd", "buff.ly", "rebrand.ly",
         "cutt.ly", "shorturl.at", "tiny.cc", "rb.gy", "s.id", "t.ly", "bl.ink",
@@ -257,6 +264,29 @@ def _check_text(name: str, value: str, rules: ReviewRules, errored: set[str]) ->
     return out
 
 
+def _check_service_content(msg: ContentUnderReview, rules: ReviewRules) -> list[Finding]:
+    """A service message (allowed after a marketing opt-out) carrying an offer is marketing."""
+    out = []
+    for name, value in _fields(msg):
+        folded = value.casefold()
+        for phrase in rules.promotional_phrases:
+            hit = (
+                phrase in folded
+                if phrase.startswith("%")
+                else _phrase_pattern(phrase).search(value)
+            )
+            if hit:
+                out.append(
+                    _error(
+                        "PROMOTIONAL_IN_SERVICE",
+                        f"{phrase!r} makes this an offer: service messages reach people who "
+                        "opted out of marketing, so offers go under a marketing topic",
+                        name,
+                    )
+                )
+    return out
+
+
 def _shortener(host: str, rules: ReviewRules) -> str | None:
     return next((s for s in rules.link_shorteners if host == s or host.endswith("." + s)), None)
 
@@ -342,6 +372,8 @@ def review_message(msg: ContentUnderReview, rules: ReviewRules = DEFAULT_RULES) 
     for name, value in _fields(msg):
         findings += _check_text(name, value, rules, errored if name == "subject" else set())
     findings += _check_links(msg, rules)
+    if msg.category is Category.SERVICE:
+        findings += _check_service_content(msg, rules)
     if msg.composed and msg.category is Category.MARKETING:
         if msg.channel is Channel.EMAIL:
             findings += _check_email_elements(msg)

@@ -9,8 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from consentry.domain.campaigns import Delivery, SenderDomain
-from consentry.domain.content import Finding, SmsEncoding, review_message, sms_segments
+from consentry.domain.campaigns import ContentNotCompliant, Delivery, SenderDomain
+from consentry.domain.content import (
+    ContentUnderReview,
+    Finding,
+    SmsEncoding,
+    review_message,
+    sms_segments,
+)
 from consentry.domain.delivery import DeliveryStatus
 from consentry.domain.errors import AlreadyExists, UnknownValue
 from consentry.domain.gate import Decision, Verdict, decide
@@ -120,10 +126,31 @@ def create_template(
             created_at=now or utcnow(),
         )
         compile_template(template, known_whatsapp_templates)
+        if topic.category is Category.SERVICE:
+            _refuse_offers(template)
         uow.templates.add(template)
         audit(uow, context, tenant.id, "template.create", "template", template.id)
         uow.commit()
     return template
+
+
+def _refuse_offers(template: Template) -> None:
+    """A service template may not carry an offer: service messages reach people who opted out of
+    marketing. ContentNotCompliant names what makes it one."""
+    review = review_message(
+        ContentUnderReview(
+            channel=template.channel,
+            category=Category.SERVICE,
+            text=template.text,
+            subject=template.subject,
+            html=template.html,
+        )
+    )
+    errors = tuple((f.code, f.message) for f in review.findings if f.severity == "error")
+    if errors:
+        raise ContentNotCompliant(
+            "content review failed: " + "; ".join(f"{c}: {m}" for c, m in errors), errors
+        )
 
 
 def list_templates(uow: UnitOfWork, tenant_ref: TenantRef) -> list[Template]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from email import message_from_bytes
 from email.policy import default as default_policy
 
@@ -228,3 +229,15 @@ def test_a_message_still_leaving_or_left_unknown_counts_toward_the_frequency_cap
         ).one()
     assert (row.status, row.reasons) == ("deferred", "FREQUENCY_CAP,")
     assert world.container.outbox().list(None) == []
+
+
+def test_a_service_template_carrying_an_offer_is_refused(world: World) -> None:
+    offer = TemplateInput(
+        name="ready", topic="reminders", channel=Channel.EMAIL, subject="Your car is ready",
+        text="Collect it today and use promo code TYRES for 20% off new tyres.",
+    )  # fmt: skip
+    with pytest.raises(ContentNotCompliant) as caught:
+        create_template(world.new_uow(), SLUG, offer)
+    assert {code for code, _ in caught.value.findings} == {"PROMOTIONAL_IN_SERVICE"}
+    # Under a marketing topic the same words are an ordinary offer.
+    create_template(world.new_uow(), SLUG, replace(offer, topic="promotions"))

@@ -331,3 +331,33 @@ def test_marketing_sms_names_the_brand_and_says_stop() -> None:
 )  # fmt: skip
 def test_opt_out_instruction(text: str, expected: bool) -> None:
     assert has_opt_out_instruction(text) is expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Your car is ready. Book your next service and get 20% off!",
+        "Invoice attached. Use promo code SPRING for your next visit.",
+        "Appointment confirmed. Shop now for winter tyres.",
+    ],
+)
+def test_an_offer_in_a_service_message_fails_its_review(text: str) -> None:
+    review = review_message(ContentUnderReview(Channel.SMS, Category.SERVICE, text))
+    assert not review.passed
+    assert "PROMOTIONAL_IN_SERVICE" in review.codes
+    # The same words are what marketing is for.
+    assert "PROMOTIONAL_IN_SERVICE" not in review_message(
+        ContentUnderReview(Channel.SMS, Category.MARKETING, text)
+    ).codes
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Your car is ready for collection at 5pm.",
+        "Your order 4411 has shipped. Bill of sale attached.",
+        "Your discount of 20 EUR was applied to invoice 88.",
+    ],
+)
+def test_a_plain_service_message_passes(text: str) -> None:
+    assert review_message(ContentUnderReview(Channel.SMS, Category.SERVICE, text)).passed
