@@ -168,6 +168,28 @@ def _refused(stage: str, code: int, reply: bytes) -> DeliveryError:
     return PermanentDeliveryError(text, provider_code=str(code))
 
 
+_UNSAFE_IN_PATH = frozenset('<>\r\n"(),;: \t')
+
+
+def _command(
+    conn: smtplib.SMTP, verb: str, keyword: str, address: str, options: list[str]
+) -> tuple[int, bytes]:
+    """MAIL FROM or RCPT TO for an address validated when it was stored. smtplib quotes the
+    address by parsing it as an RFC 5322 header first, which cost a third of a send thread's
+    CPU; a bare address needs only its angle brackets. Anything else takes smtplib's path."""
+    if not address or any(c in _UNSAFE_IN_PATH for c in address):
+        if verb == "mail":
+            return conn.mail(address, options)
+        return conn.rcpt(address, options)
+    optionlist = ""
+    if options and conn.does_esmtp:
+        if any(o.lower() == "smtputf8" for o in options):
+            conn.command_encoding = "utf-8"  # as smtplib does for SMTPUTF8
+        optionlist = " " + " ".join(options)
+    conn.putcmd(verb, f"{keyword}:<{address}>{optionlist}")
+    return conn.getreply()
+
+
 def _transaction(conn: smtplib.SMTP, message: EmailMessage) -> tuple[DeliveryError | None, bool]:
     """One MAIL/RCPT/DATA transaction: the refusal if any, and whether the connection is
     still usable. A 421 (the relay is closing the channel) raises SMTPServerDisconnected."""
@@ -178,9 +200,9 @@ def _transaction(conn: smtplib.SMTP, message: EmailMessage) -> tuple[DeliveryErr
         if not conn.has_extn("smtputf8"):
             return PermanentDeliveryError("the relay does not offer SMTPUTF8 (RFC 6531)"), True
         options.append("SMTPUTF8")
-    stage, (code, reply) = "MAIL", conn.mail(message.mail_from, options)
+    stage, (code, reply) = "MAIL", _command(conn, "mail", "FROM", message.mail_from, options)
     if code == 250:
-        stage, (code, reply) = "RCPT", conn.rcpt(message.rcpt_to)
+        stage, (code, reply) = "RCPT", _command(conn, "rcpt", "TO", message.rcpt_to, [])
     if code in (250, 251) and stage == "RCPT":
         stage = "DATA"
         try:

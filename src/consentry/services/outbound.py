@@ -74,6 +74,7 @@ class OutboundComposer:
         self._tokens = UnsubscribeTokens(keys.derive(TOKEN_PURPOSE))
         self._reconfirm = ReconfirmationTokens(keys.derive(RECONFIRMATION_PURPOSE))
         self._pass_of_campaign: dict[uuid.UUID, uuid.UUID | None] = {}
+        self._sender_of_campaign: dict[uuid.UUID, str | None] = {}
         self._templates: dict[uuid.UUID, tuple[Template, CompiledTemplate]] = {}
         self._emails: dict[tuple[uuid.UUID, str], EmailComposer] = {}
         self._lock = threading.Lock()
@@ -163,6 +164,19 @@ class OutboundComposer:
                 self._pass_of_campaign[campaign_id] = None if found is None else found.id
         return self._pass_of_campaign[campaign_id]
 
+    def _campaign_sender(
+        self, uow: UnitOfWork, tenant_id: uuid.UUID, campaign_id: uuid.UUID | None
+    ) -> str | None:
+        """The From address a campaign names, if any (cached: it is fixed when the campaign is
+        created, and reading the campaign row for every message cost a query each)."""
+        if campaign_id is None:
+            return None
+        if campaign_id not in self._sender_of_campaign:
+            found = uow.campaigns.get(tenant_id, campaign_id).from_address
+            with self._lock:
+                self._sender_of_campaign[campaign_id] = found
+        return self._sender_of_campaign[campaign_id]
+
     def _variables(
         self,
         uow: UnitOfWork,
@@ -197,13 +211,9 @@ class OutboundComposer:
         variables = self._variables(uow, tenant, delivery, contact, point_key)
         content = compiled.render(template_variables(tenant, contact, variables))
         if delivery.channel is Channel.EMAIL:
-            campaign = (
-                uow.campaigns.get(tenant.id, delivery.campaign_id)
-                if delivery.campaign_id is not None
-                else None
-            )
+            sender = self._campaign_sender(uow, tenant.id, delivery.campaign_id)
             composer = self.email_composer(
-                uow, tenant, template, self._from_address(uow, tenant, campaign)
+                uow, tenant, template, sender or self._from_address(uow, tenant, None)
             )
             domain = sender_domain_of(composer.identity.from_address)
             links = (

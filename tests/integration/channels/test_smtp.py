@@ -86,6 +86,26 @@ def test_messages_arrive_byte_exact_over_one_reused_connection(
 
 
 @pytest.mark.parametrize(
+    ("sender", "recipient"),
+    [
+        ("bounces+7@shop.test", "anna.lima+news@example.org"),
+        ("bounces+7@shop.test", '"anna lima"@example.org'),  # quoted: smtplib's own quoting
+        ("bounces+7@shop.test", "jürgen@müller.example"),  # SMTPUTF8
+    ],
+)
+def test_envelope_addresses_arrive_exactly(
+    start_smtp: StartSmtp, mailbox: Mailbox, sender: str, recipient: str
+) -> None:
+    sink = start_smtp(mailbox, enable_SMTPUTF8=True)
+    smtp = SmtpChannel([relay(sink)])
+    try:
+        smtp.send(replace(email(3, recipient), mail_from=sender))
+    finally:
+        smtp.close()
+    assert [(m.mail_from, m.rcpt_tos) for m in mailbox.messages] == [(sender, [recipient])]
+
+
+@pytest.mark.parametrize(
     ("reply", "signal"),
     [
         ("550 5.1.1 <gone@example.org>: Recipient address rejected", ProviderSignal.HARD_BOUNCE),
