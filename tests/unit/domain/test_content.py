@@ -346,9 +346,10 @@ def test_an_offer_in_a_service_message_fails_its_review(text: str) -> None:
     assert not review.passed
     assert "PROMOTIONAL_IN_SERVICE" in review.codes
     # The same words are what marketing is for.
-    assert "PROMOTIONAL_IN_SERVICE" not in review_message(
-        ContentUnderReview(Channel.SMS, Category.MARKETING, text)
-    ).codes
+    assert (
+        "PROMOTIONAL_IN_SERVICE"
+        not in review_message(ContentUnderReview(Channel.SMS, Category.MARKETING, text)).codes
+    )
 
 
 @pytest.mark.parametrize(
