@@ -318,30 +318,41 @@ def _pg_meta(admin: Engine, database: str = DATABASE) -> tuple[bool, dict[str, A
     return True, None if row[0] is None else dict(json.loads(row[0]))
 
 
-def prepare(contacts_count: int, *, rebuild: bool, log: Log) -> tuple[Engine, dict[str, Any]]:
-    """The benchmark database, reused when its spec and row counts match."""
+def prepare_database(
+    database: str,
+    wanted: dict[str, Any],
+    *,
+    rebuild: bool,
+    log: Log,
+    row_counts: Callable[[Engine], dict[str, int]],
+    seed_services: Callable[[Engine], tuple[uuid.UUID, uuid.UUID]],
+    copy_contacts: Callable[[Engine, uuid.UUID], float],
+    seed_sql: Callable[[uuid.UUID, uuid.UUID], list[tuple[str, str]]],
+) -> tuple[Engine, dict[str, Any]]:
+    """A benchmark's own database, reused while its spec (a comment on the database) and row
+    counts match; else dropped and built: migrations, ``seed_services`` (tenant and topic ids),
+    ``copy_contacts`` (seconds), each step of ``seed_sql``, then ``VACUUM (ANALYZE)``."""
     admin = create_engine(_url("postgres"), isolation_level="AUTOCOMMIT")
-    wanted = _spec(contacts_count)
-    exists, meta = _pg_meta(admin)
+    exists, meta = _pg_meta(admin, database)
     if exists and not rebuild and meta is not None and meta.get("spec") == wanted:
-        engine = make_engine(_url(DATABASE))
-        if _row_counts(engine) == meta.get("counts"):
-            log(f"reusing database {DATABASE}")
+        engine = make_engine(_url(database))
+        if row_counts(engine) == meta.get("counts"):
+            log(f"reusing database {database}")
             admin.dispose()
             return engine, {**meta, "reused": True}
         engine.dispose()
     with admin.connect() as conn:
         if exists:  # only ever this benchmark's own database
-            conn.execute(text(f'DROP DATABASE "{DATABASE}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-    engine = make_engine(_url(DATABASE))
+            conn.execute(text(f'DROP DATABASE "{database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    engine = make_engine(_url(database))
     started = time.perf_counter()
     upgrade(engine)
-    tenant_id, topic_id = _seed_services(engine)
-    seconds = {"contacts": _copy_contacts(engine, tenant_id, contacts_count, log)}
-    log(f"contacts: {contacts_count:,} rows in {seconds['contacts']:.1f} s")
+    tenant_id, topic_id = seed_services(engine)
+    seconds = {"contacts": copy_contacts(engine, tenant_id)}
+    log(f"contacts: copied in {seconds['contacts']:.1f} s")
     with engine.connect() as conn:
-        for name, sql in _seed_sql(tenant_id, topic_id):
+        for name, sql in seed_sql(tenant_id, topic_id):
             step = time.perf_counter()
             rows = conn.execute(text(sql)).rowcount
             conn.commit()
@@ -352,12 +363,28 @@ def prepare(contacts_count: int, *, rebuild: bool, log: Log) -> tuple[Engine, di
         conn.exec_driver_sql("VACUUM (ANALYZE)")
     seconds["vacuum_analyze"] = time.perf_counter() - step
     seconds["total"] = time.perf_counter() - started
-    meta = {"spec": wanted, "counts": _row_counts(engine), "load_seconds": seconds}
+    meta = {"spec": wanted, "counts": row_counts(engine), "load_seconds": seconds}
     with admin.connect() as conn:
-        conn.execute(text(f"COMMENT ON DATABASE \"{DATABASE}\" IS '{json.dumps(meta)}'"))
+        conn.execute(text(f"COMMENT ON DATABASE \"{database}\" IS '{json.dumps(meta)}'"))
     admin.dispose()
-    log(f"built {DATABASE} in {seconds['total']:.1f} s: {meta['counts']}")
+    log(f"built {database} in {seconds['total']:.1f} s: {meta['counts']}")
     return engine, {**meta, "reused": False}
+
+
+def prepare(contacts_count: int, *, rebuild: bool, log: Log) -> tuple[Engine, dict[str, Any]]:
+    """The benchmark database, reused when its spec and row counts match."""
+    return prepare_database(
+        DATABASE,
+        _spec(contacts_count),
+        rebuild=rebuild,
+        log=log,
+        row_counts=_row_counts,
+        seed_services=_seed_services,
+        copy_contacts=lambda engine, tenant_id: _copy_contacts(
+            engine, tenant_id, contacts_count, log
+        ),
+        seed_sql=_seed_sql,
+    )
 
 
 def _reset(engine: Engine) -> None:

@@ -57,7 +57,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.table import Table
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, func, select, text
 
 import channels
 import delivery
@@ -74,8 +74,7 @@ from consentry.domain.model import (
     point_index_value,
 )
 from consentry.domain.rules import US, quiet_until
-from consentry.persistence.engine import make_engine
-from consentry.persistence.migrate import head_revision, upgrade
+from consentry.persistence.migrate import head_revision
 from consentry.persistence.tables import dnc_entries, tenants
 from consentry.persistence.uow import SqlUnitOfWork
 from consentry.services.addresses import normalize_phone
@@ -295,44 +294,16 @@ def _row_counts(engine: Engine) -> dict[str, int]:
 
 def prepare(count: int, *, rebuild: bool) -> tuple[Engine, dict[str, Any]]:
     """The benchmark database, reused when its spec and row counts match."""
-    admin = create_engine(delivery._url("postgres"), isolation_level="AUTOCOMMIT")
-    wanted = _spec(count)
-    exists, meta = delivery._pg_meta(admin, DATABASE)
-    if exists and not rebuild and meta is not None and meta.get("spec") == wanted:
-        engine = make_engine(delivery._url(DATABASE))
-        if _row_counts(engine) == meta.get("counts"):
-            _log(f"reusing database {DATABASE}")
-            admin.dispose()
-            return engine, {**meta, "reused": True}
-        engine.dispose()
-    with admin.connect() as conn:
-        if exists:  # only ever this benchmark's own database
-            conn.execute(text(f'DROP DATABASE "{DATABASE}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-    engine = make_engine(delivery._url(DATABASE))
-    started = time.perf_counter()
-    upgrade(engine)
-    tenant_id, topic_id = _seed_services(engine)
-    seconds = {"contacts": _copy_contacts(engine, tenant_id, count)}
-    _log(f"contacts: {count:,} rows in {seconds['contacts']:.1f} s")
-    with engine.connect() as conn:
-        for name, sql in _seed_sql(tenant_id, topic_id):
-            step = time.perf_counter()
-            rows = conn.execute(text(sql)).rowcount
-            conn.commit()
-            seconds[name] = time.perf_counter() - step
-            _log(f"{name}: {rows:,} rows in {seconds[name]:.1f} s")
-    step = time.perf_counter()
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("VACUUM (ANALYZE)")
-    seconds["vacuum_analyze"] = time.perf_counter() - step
-    seconds["total"] = time.perf_counter() - started
-    meta = {"spec": wanted, "counts": _row_counts(engine), "load_seconds": seconds}
-    with admin.connect() as conn:
-        conn.execute(text(f"COMMENT ON DATABASE \"{DATABASE}\" IS '{json.dumps(meta)}'"))
-    admin.dispose()
-    _log(f"built {DATABASE} in {seconds['total']:.1f} s: {meta['counts']}")
-    return engine, {**meta, "reused": False}
+    return delivery.prepare_database(
+        DATABASE,
+        _spec(count),
+        rebuild=rebuild,
+        log=_log,
+        row_counts=_row_counts,
+        seed_services=_seed_services,
+        copy_contacts=lambda engine, tenant_id: _copy_contacts(engine, tenant_id, count),
+        seed_sql=_seed_sql,
+    )
 
 
 # ---------------------------------------------------------------- quiet hours

@@ -18,6 +18,7 @@ from consentry.domain.errors import ConsentryError
 from consentry.services.clock import utcnow
 from consentry.services.ports import IdempotencyRecord
 from consentry.web.deps import principal_of
+from consentry.web.limits import replaying
 from consentry.web.problems import problem, status_for
 
 HEADER = "idempotency-key"
@@ -78,20 +79,17 @@ class Idempotency:
         if found is not None:
             await _answer_from(found, digest)(scope, receive, send)
             return
-        await self._run_and_store(scope, body, send, container, owner, key)
+        await self._run_and_store(scope, replaying(body, receive), send, container, owner, key)
 
     async def _run_and_store(  # noqa: PLR0917  (the request's parts, kept apart)
-        self, scope: Scope, body: bytes, send: Send, container: Container, owner: str, key: str
+        self,
+        scope: Scope,
+        replay: Receive,
+        send: Send,
+        container: Container,
+        owner: str,
+        key: str,
     ) -> None:
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return {"type": "http.disconnect"}
-
         held: list[Message] = []
 
         async def hold(message: Message) -> None:
