@@ -21,10 +21,8 @@ from consentry.domain.consent import (
     ConsentState,
     ConsentStatus,
     Evidence,
-    validate_evidence,
 )
 from consentry.domain.errors import NotFound
-from consentry.domain.ids import new_id
 from consentry.domain.model import Category, Channel, Contact, Tenant, Topic
 from consentry.domain.suppression import SuppressionReason, SuppressionScope
 from consentry.services.clock import utcnow
@@ -34,7 +32,7 @@ from consentry.services.compose.confirmation import (
     ConfirmationTokens,
 )
 from consentry.services.compose.tokens import InvalidToken
-from consentry.services.consent import append_and_fold
+from consentry.services.consent import append_about
 from consentry.services.ports import UnitOfWork
 
 
@@ -96,32 +94,6 @@ def read_confirmation(
         return view
 
 
-def append(  # noqa: PLR0917  (the ledger's coordinates, in their usual order)
-    uow: UnitOfWork,
-    state: ConsentState,
-    action: ConsentAction,
-    basis: ConsentBasis,
-    evidence: Evidence,
-    now: datetime,
-) -> ConsentEvent:
-    """Append one event about ``state``'s contact point and fold it in (the caller commits)."""
-    validate_evidence(action, basis, evidence)
-    event = ConsentEvent(
-        id=new_id(),
-        tenant_id=state.tenant_id,
-        contact_id=state.contact_id,
-        point_key=state.point_key,
-        topic_id=state.topic_id,
-        channel=state.channel,
-        action=action,
-        basis=basis,
-        evidence=evidence,
-        occurred_at=now,
-        recorded_at=now,
-    )
-    return append_and_fold(uow, event)[0]
-
-
 def confirm(
     uow: UnitOfWork,
     tokens: ConfirmationTokens,
@@ -160,7 +132,9 @@ def _confirm(  # noqa: PLR0917  (the confirmation and who lifts what)
     """Append ``confirmed`` and, for a marketing topic, lift the tenant's "unsubscribed from
     marketing" block on that channel: confirming is a new affirmative act, as re-subscribing in
     the preference centre is. Other marketing topics stay withdrawn in the ledger."""
-    event = append(uow, state, ConsentAction.CONFIRMED, ConsentBasis.DOUBLE_OPT_IN, evidence, now)
+    event = append_about(
+        uow, state, ConsentAction.CONFIRMED, ConsentBasis.DOUBLE_OPT_IN, evidence, now
+    )
     lift_marketing_unsubscribe(uow, topic, state.tenant_id, state.point_key, state.channel, now, by)
     return event
 
@@ -246,7 +220,7 @@ def lapse_pending(uow: UnitOfWork, *, lifetime: timedelta, now: datetime | None 
                     and state.granted_at is not None
                     and request_expired(state.granted_at, lifetime, now)
                 ):
-                    append(uow, state, ConsentAction.LAPSED, state.basis, evidence, now)
+                    append_about(uow, state, ConsentAction.LAPSED, state.basis, evidence, now)
                     lapsed += 1
             uow.commit()
     return lapsed

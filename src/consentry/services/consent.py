@@ -112,6 +112,48 @@ def append_and_fold(uow: UnitOfWork, event: ConsentEvent) -> tuple[ConsentEvent,
     return event, state
 
 
+def event_about(
+    state: ConsentState,
+    action: ConsentAction,
+    basis: ConsentBasis,
+    evidence: Evidence,
+    now: datetime,
+    *,
+    event_id: uuid.UUID | None = None,
+) -> ConsentEvent:
+    """A new event, dated ``now``, about ``state``'s contact point, topic and channel."""
+    return ConsentEvent(
+        id=event_id or new_id(),
+        tenant_id=state.tenant_id,
+        contact_id=state.contact_id,
+        point_key=state.point_key,
+        topic_id=state.topic_id,
+        channel=state.channel,
+        action=action,
+        basis=basis,
+        evidence=evidence,
+        occurred_at=now,
+        recorded_at=now,
+    )
+
+
+def append_about(  # noqa: PLR0917  (as event_about)
+    uow: UnitOfWork,
+    state: ConsentState,
+    action: ConsentAction,
+    basis: ConsentBasis,
+    evidence: Evidence,
+    now: datetime,
+    *,
+    event_id: uuid.UUID | None = None,
+) -> ConsentEvent:
+    """Check the evidence, then append one event about ``state``'s contact point and fold it in
+    (the caller commits)."""
+    validate_evidence(action, basis, evidence)
+    event = event_about(state, action, basis, evidence, now, event_id=event_id)
+    return append_and_fold(uow, event)[0]
+
+
 def record_consent(
     uow: UnitOfWork,
     tenant_slug: TenantRef,

@@ -20,10 +20,8 @@ from consentry.domain.consent import (
     ConsentAction,
     ConsentEvent,
     Evidence,
-    validate_evidence,
 )
 from consentry.domain.errors import NotFound
-from consentry.domain.ids import new_id
 from consentry.domain.model import Category, Contact, PolicyDocument, Tenant
 from consentry.domain.notices import (
     ACTOR_PREFIX,
@@ -36,7 +34,7 @@ from consentry.domain.passes import renewal_basis
 from consentry.services.clock import utcnow
 from consentry.services.compose.notice import NOT_VALID, NoticeClaims, NoticeTokens
 from consentry.services.compose.tokens import InvalidToken
-from consentry.services.consent import append_and_fold
+from consentry.services.consent import append_about
 from consentry.services.ports import UnitOfWork
 
 _OPEN = frozenset({RecipientStatus.SENT, RecipientStatus.SENDING})
@@ -132,22 +130,6 @@ def _consents(
         if minor and uow.topics.get(view.tenant.id, state.topic_id).category is Category.MARKETING:
             continue  # the gate refuses marketing to minors; an acceptance does not change that
         basis = renewal_basis(state.basis)
-        validate_evidence(ConsentAction.GRANTED, basis, evidence)
-        event, _state = append_and_fold(
-            uow,
-            ConsentEvent(
-                id=new_id(),
-                tenant_id=state.tenant_id,
-                contact_id=state.contact_id,
-                point_key=state.point_key,
-                topic_id=state.topic_id,
-                channel=state.channel,
-                action=ConsentAction.GRANTED,
-                basis=basis,
-                evidence=evidence,
-                occurred_at=now,
-                recorded_at=now,
-            ),
-        )
+        event = append_about(uow, state, ConsentAction.GRANTED, basis, evidence, now)
         events.append(event)
     return events

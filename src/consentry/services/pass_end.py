@@ -15,7 +15,6 @@ from datetime import datetime
 
 from consentry.domain.consent import (
     ConsentAction,
-    ConsentEvent,
     ConsentMethod,
     ConsentState,
     Evidence,
@@ -23,7 +22,6 @@ from consentry.domain.consent import (
     apply_event,
 )
 from consentry.domain.delivery import CampaignStatus
-from consentry.domain.ids import new_id
 from consentry.domain.passes import (
     ACTOR_PREFIX,
     MemberOutcome,
@@ -33,6 +31,7 @@ from consentry.domain.passes import (
 )
 from consentry.services.audit import RequestContext, audit
 from consentry.services.clock import utcnow
+from consentry.services.consent import event_about
 from consentry.services.ports import UnitOfWork
 from consentry.services.tenants_ref import TenantRef, find_tenant
 
@@ -49,25 +48,7 @@ def _lapse(uow: UnitOfWork, pass_id: uuid.UUID, states: list[ConsentState], now:
     uow.fences.exclusive(s.point_key for s in states)
     evidence = Evidence(method=ConsentMethod.API, actor=f"{ACTOR_PREFIX}{pass_id}")
     none = EvidenceDigests(None, None, None, None)
-    events = [
-        (
-            ConsentEvent(
-                id=new_id(),
-                tenant_id=s.tenant_id,
-                contact_id=s.contact_id,
-                point_key=s.point_key,
-                topic_id=s.topic_id,
-                channel=s.channel,
-                action=ConsentAction.LAPSED,
-                basis=s.basis,
-                evidence=evidence,
-                occurred_at=now,
-                recorded_at=now,
-            ),
-            none,
-        )
-        for s in states
-    ]
+    events = [(event_about(s, ConsentAction.LAPSED, s.basis, evidence, now), none) for s in states]
     by_contact = {s.contact_id: s for s in states}
     for event in uow.ledger.append_many(events):
         uow.consent_states.put(apply_event(by_contact[event.contact_id], event))

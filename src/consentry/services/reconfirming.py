@@ -32,7 +32,7 @@ from consentry.services.compose.reconfirmation import (
     ReconfirmationTokens,
 )
 from consentry.services.compose.tokens import InvalidToken
-from consentry.services.consent import append_and_fold
+from consentry.services.consent import append_about
 from consentry.services.ports import UnitOfWork
 
 
@@ -127,22 +127,7 @@ def _renew(
     # writes nothing.
     if not uow.passes.record_renewal(claims.pass_id, claims.contact_id, event_id, now):
         raise InvalidToken(NOT_VALID)
-    event, _state = append_and_fold(
-        uow,
-        ConsentEvent(
-            id=event_id,
-            tenant_id=state.tenant_id,
-            contact_id=state.contact_id,
-            point_key=state.point_key,
-            topic_id=state.topic_id,
-            channel=state.channel,
-            action=ConsentAction.GRANTED,
-            basis=basis,
-            evidence=evidence,
-            occurred_at=now,
-            recorded_at=now,
-        ),
-    )
+    event = append_about(uow, state, ConsentAction.GRANTED, basis, evidence, now, event_id=event_id)
     return view, event
 
 
