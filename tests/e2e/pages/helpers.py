@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage as MimeMessage
 from email.utils import make_msgid
 
+import pytest
 from tests.e2e.pages.conftest import Api, Seeded
 
 from consentry.domain.access import Role
@@ -27,6 +29,7 @@ from consentry.services.contacts import ContactInput, add_contact
 from consentry.services.gate import explain_decision
 
 PASSWORD = "correct horse battery staple"
+LOG_WAIT_SECONDS = 5.0
 
 
 def capture_email(
@@ -154,3 +157,15 @@ def suppressions(api: Api, tenant: Seeded) -> list[Suppression]:
     but on the shared PostgreSQL database other tests' keywords add those at any time."""
     with api.container.uow() as uow:
         return [s for s in uow.suppressions.list(tenant.id) if s.tenant_id == tenant.id]
+
+
+def logged_paths(caplog: pytest.LogCaptureFixture, expected: int) -> list[str | None]:
+    """The paths of the request log lines captured so far, waiting (briefly) for ``expected``
+    of them: the server logs a request once it has answered it, on its own thread, so the
+    line can arrive just after the client has its response."""
+    deadline = time.monotonic() + LOG_WAIT_SECONDS
+    while True:
+        paths = [getattr(r, "path", None) for r in caplog.records if r.name == "consentry.http"]
+        if len(paths) >= expected or time.monotonic() > deadline:
+            return paths
+        time.sleep(0.01)
