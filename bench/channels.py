@@ -5,7 +5,7 @@
 SMTP goes to a local sink (Postfix's ``smtp-sink`` when it is on PATH, else aiosmtpd's Sink
 handler); SMS and WhatsApp go to a local HTTP stub (uvicorn, one worker) answering with the
 recorded provider fixtures. Sinks run in child processes, so the figures are the sending
-process's: the adapters, smtplib/httpx and the loopback. Each run first warms its pool up; the
+process's: the adapters, smtplib/http.client and the loopback. Each run first warms its pool up; the
 SMTP pool has as many connections as there are threads. Prints a table.
 """
 

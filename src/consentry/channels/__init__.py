@@ -5,6 +5,7 @@
     twilio_sms      SMS through Twilio's Programmable Messaging API
     whatsapp_cloud  WhatsApp through Meta's Cloud API
     capture         the embedded default: keeps each message in the outbox instead of sending it
+    http_pool       the keep-alive HTTP/1.1 connections the two HTTP adapters share
 
 Import the module you need; nothing here opens a connection. This module holds what the HTTP
 adapters share at the boundary: translating transport failures and HTTP answers into
@@ -14,13 +15,13 @@ phone numbers that providers echo in their error texts) out of what gets recorde
 
 from __future__ import annotations
 
+import http.client
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-import httpx
-
+from consentry.channels.http_pool import HttpPool, HttpReply
 from consentry.domain.delivery import (
     DeliveryError,
     PermanentDeliveryError,
@@ -46,29 +47,24 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
     return next((value for key, value in headers.items() if key.lower() == wanted), None)
 
 
-def pooled_client(timeout: float) -> httpx.Client:
-    """A keep-alive client sized for the dispatcher's threads (httpx.Client is thread-safe)."""
-    return httpx.Client(
-        timeout=httpx.Timeout(timeout),
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-    )
+def pooled_client(timeout: float) -> HttpPool:
+    """Keep-alive connections for the dispatcher's threads (thread-safe)."""
+    return HttpPool(timeout=timeout, max_connections=32)
 
 
-def post(
-    client: httpx.Client, url: str, *, content: bytes, headers: Mapping[str, str]
-) -> httpx.Response:
+def post(pool: HttpPool, url: str, *, content: bytes, headers: Mapping[str, str]) -> HttpReply:
     """POST, with every transport failure (refused, reset, timeout, TLS) as transient."""
     try:
-        return client.post(url, content=content, headers=dict(headers))
-    except httpx.TimeoutException as exc:
+        return pool.post(url, content, headers)
+    except TimeoutError as exc:  # socket.timeout and a pool that stayed busy, too
         raise TransientDeliveryError("the provider did not answer in time") from exc
-    except httpx.HTTPError as exc:
+    except (OSError, http.client.HTTPException) as exc:  # ssl.SSLError is an OSError
         raise TransientDeliveryError(
             f"could not reach the provider ({type(exc).__name__})"
         ) from exc
 
 
-def json_object(response: httpx.Response) -> dict[str, object] | None:
+def json_object(response: HttpReply) -> dict[str, object] | None:
     """The response body as a JSON object, or None when it is anything else."""
     try:
         body = response.json()
@@ -77,7 +73,7 @@ def json_object(response: httpx.Response) -> dict[str, object] | None:
     return body if isinstance(body, dict) else None
 
 
-def retry_after(response: httpx.Response) -> timedelta | None:
+def retry_after(response: HttpReply) -> timedelta | None:
     """Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP-date."""
     value = response.headers.get("Retry-After", "").strip()
     if not value:
@@ -94,7 +90,7 @@ def retry_after(response: httpx.Response) -> timedelta | None:
 
 
 def rejection(
-    response: httpx.Response,
+    response: HttpReply,
     provider_code: str | None,
     text: str,
     *,

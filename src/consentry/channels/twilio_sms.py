@@ -31,9 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import httpx
-
 from consentry.channels import header, json_object, pooled_client, post, rejection
+from consentry.channels.http_pool import HttpPool
 from consentry.domain.delivery import (
     DeliveryStatus,
     OutboundMessage,
@@ -132,7 +131,7 @@ class TwilioSmsChannel:
         auth_token: str,
         base_url: str = "https://api.twilio.com",
         status_callback_url: str | None = None,
-        client: httpx.Client | None = None,
+        client: HttpPool | None = None,
         *,
         timeout: float = 10.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),

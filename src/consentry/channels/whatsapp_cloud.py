@@ -44,9 +44,8 @@ import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-import httpx
-
 from consentry.channels import header, json_object, pooled_client, post, rejection
+from consentry.channels.http_pool import HttpPool
 from consentry.domain.chat_opt_in import parse_ref
 from consentry.domain.delivery import (
     DeliveryStatus,
@@ -149,7 +148,7 @@ class WhatsAppCloudChannel:
         app_secret: str,
         base_url: str = "https://graph.facebook.com",
         api_version: str = "v21.0",
-        client: httpx.Client | None = None,
+        client: HttpPool | None = None,
         *,
         timeout: float = 10.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),

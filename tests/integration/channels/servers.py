@@ -165,6 +165,7 @@ class Reply:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
     delay: float = 0.0  # seconds to wait before answering (a slow provider)
+    close_after: bool = False  # close the connection after answering, without saying so
 
 
 @dataclass
@@ -173,6 +174,7 @@ class Request:
     path: str
     headers: dict[str, str]  # names in lower case
     body: bytes
+    peer: tuple[str, int] = ("", 0)  # the client's address and port: one per connection
 
 
 class _Server(ThreadingHTTPServer):
@@ -192,7 +194,8 @@ class _Handler(BaseHTTPRequestHandler):
         stub = self.server.stub
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         headers = {name.lower(): value for name, value in self.headers.items()}
-        reply = stub.record(Request("POST", self.path, headers, body))
+        peer = (str(self.client_address[0]), int(self.client_address[1]))
+        reply = stub.record(Request("POST", self.path, headers, body, peer))
         if reply.delay:
             stub.stopping.wait(reply.delay)
         self.send_response(reply.status)
@@ -201,6 +204,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         self.wfile.write(reply.body)
+        self.close_connection = reply.close_after
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the test asserts on ``StubServer.requests`` instead."""
@@ -210,7 +214,7 @@ class StubServer:
     """A real HTTP/1.1 server in a thread: answers with queued replies (else ``default``) and
     records every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.requests: list[Request] = []
         self.replies: deque[Reply] = deque()
         self.default = Reply()
@@ -218,13 +222,17 @@ class StubServer:
         self._lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.stub = self
+        self._scheme = "http"
+        if tls is not None:  # HTTPS: every accepted connection does the TLS handshake first
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
+            self._scheme = "https"
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,))
         self._thread.start()
 
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self._scheme}://{host!s}:{port}"
 
     def answer(self, *replies: Reply) -> None:
         self.replies.extend(replies)

@@ -7,11 +7,11 @@ import uuid
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
-import httpx
 import pytest
 from tests.integration.channels.servers import Reply, StubServer, fixture
 
 from consentry.channels.capture import CaptureChannel, raw_bytes
+from consentry.channels.http_pool import HttpPool
 from consentry.channels.twilio_sms import TwilioSmsChannel
 from consentry.channels.whatsapp_cloud import WhatsAppCloudChannel
 from consentry.domain.delivery import (
@@ -104,7 +104,7 @@ def test_raw_bytes_are_what_the_provider_adapters_send(stub: StubServer) -> None
         Reply(201, fixture("twilio", "message_created.json")),
         Reply(200, fixture("whatsapp", "message_created.json")),
     )
-    with httpx.Client(timeout=2.0) as http:
+    with HttpPool(timeout=2.0) as http:
         TwilioSmsChannel("AC" + "0" * 32, "token", stub.url, client=http).send(SMS)
         WhatsAppCloudChannel("token", "secret", stub.url, client=http).send(WHATSAPP)
 

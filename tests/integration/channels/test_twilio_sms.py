@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from urllib.parse import parse_qs, urlencode
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.integration.channels.servers import Reply, StubServer, fixture, unused_port
 
+from consentry.channels.http_pool import HttpPool
 from consentry.channels.twilio_sms import TwilioSmsChannel, request_body, signature
 from consentry.domain.delivery import (
     DeliveryStatus,
@@ -45,13 +45,13 @@ def twilio_json(name: str, status: int, **headers: str) -> Reply:
 
 
 @pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=2.0) as http:
+def client() -> Iterator[HttpPool]:
+    with HttpPool(timeout=2.0) as http:
         yield http
 
 
 @pytest.fixture
-def twilio(stub: StubServer, client: httpx.Client) -> TwilioSmsChannel:
+def twilio(stub: StubServer, client: HttpPool) -> TwilioSmsChannel:
     return TwilioSmsChannel(SID, TOKEN, stub.url, CALLBACK, client, clock=lambda: NOW)
 
 
@@ -138,7 +138,7 @@ def test_retry_after_is_kept_in_seconds_and_as_a_date(
 
 def test_a_slow_provider_times_out_as_transient(stub: StubServer) -> None:
     stub.answer(Reply(201, fixture("twilio", "message_created.json"), delay=5.0))
-    with httpx.Client(timeout=0.2) as http:
+    with HttpPool(timeout=0.2) as http:
         channel = TwilioSmsChannel(SID, TOKEN, stub.url, client=http)
         with pytest.raises(TransientDeliveryError, match="in time"):
             channel.send(sms())
@@ -147,7 +147,7 @@ def test_a_slow_provider_times_out_as_transient(stub: StubServer) -> None:
 def test_connection_refused_is_transient() -> None:
     channel = TwilioSmsChannel(SID, TOKEN, f"http://127.0.0.1:{unused_port()}", timeout=2.0)
     try:
-        with pytest.raises(TransientDeliveryError, match="ConnectError"):
+        with pytest.raises(TransientDeliveryError, match="ConnectionRefusedError"):
             channel.send(sms())
     finally:
         channel.close()
@@ -193,7 +193,7 @@ def test_signature_matches_twilios_documented_example() -> None:
 
 
 def test_verify_webhook(twilio: TwilioSmsChannel) -> None:
-    docs = TwilioSmsChannel(SID, "12345", client=httpx.Client())
+    docs = TwilioSmsChannel(SID, "12345", client=HttpPool())
     body = urlencode(sorted(DOCS_PARAMS.items(), reverse=True)).encode()  # order is irrelevant
     good = {"x-twilio-signature": "0/KCTR6DLpKmkAf8muzZqo1nDgQ="}
     try:
