@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/phone_dispatch.py [--only sms|whatsapp] [--recipients 20000]
                                              [--windows 32,128] [--batches 500,2000] [--rebuild]
+                                             [--profile]
 
 **What is measured.** A US tenant with a marketing topic "promotions" and ``--recipients``
 contacts, each with a US mobile number (validated and typed by the product's own
@@ -417,11 +418,17 @@ def _worker_env(stub_port: int, window: int, batch: int) -> dict[str, str]:
     return env
 
 
-def _dispatch_once(engine: Engine, container: Container, stub: dict[str, Any],
-                   config: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def _dispatch_once(
+    engine: Engine,
+    container: Container,
+    stub: dict[str, Any],
+    config: dict[str, Any],
+    profile: str | None = None,
+) -> dict[str, Any]:
     campaign_id, planned = _launch(container, config["channel"], config["name"])
     env = _worker_env(stub["port"], config["window"], config["batch"])
-    spec = {"campaign_id": campaign_id, "profile": None, "timer": "wall",
+    # Profiled runs take each thread's own CPU time: what the worker computes per message.
+    spec = {"campaign_id": campaign_id, "profile": profile, "timer": "cpu",
             "application_name": WORKER_APP}  # fmt: skip
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(spec, handle)
@@ -479,14 +486,39 @@ def measure(engine: Engine, container: Container, args: argparse.Namespace) -> d
                 f"{run['per_second']:,.0f}/s, peak RSS {run['peak_rss_mb']:.0f} MB; planned "
                 f"{run['planned']['by_reason']}, afterwards {run['outcome']['by_status']}"
             )
+        profiles = _profile_runs(engine, container, stub, args, stamp) if args.profile else {}
     delivery._reset(engine)
     return {
         "stub": "uvicorn (bench/channels.py --serve-http), one worker",
         "recipients": args.recipients,
         "quiet_hours": zone,
         "runs": runs,
+        "profiles": profiles,
         "target_per_second": TARGET_PER_SECOND,
     }
+
+
+def _profile_runs(engine: Engine, container: Container, stub: dict[str, Any],
+                  args: argparse.Namespace, stamp: str) -> dict[str, Any]:  # fmt: skip
+    """Per channel, the first window and claim size once more under cProfile, each thread's
+    CPU time (main thread and sending threads apart); the statistics are written beside the
+    results as ``phone-profile-<channel>-main.prof`` and ``-send-threads.prof``."""
+    RESULTS.parent.mkdir(exist_ok=True)
+    profiles: dict[str, Any] = {}
+    for channel in args.channels:
+        config = {"channel": channel, "window": args.windows[0], "batch": args.batches[0],
+                  "name": f"phone-profile-{stamp}-{channel}"}  # fmt: skip
+        delivery._reset(engine)
+        path = str(RESULTS.parent / f"phone-profile-{channel}")
+        run = _dispatch_once(engine, container, stub, config, path)
+        profiles[channel] = run.get("profile", {})
+        main = run["profile"]["main_total_seconds"]
+        sends = run["profile"].get("send_threads_total_seconds", 0.0)
+        _log(
+            f"profiled {channel}: {run['per_second']:,.0f}/s under the profiler; thread CPU "
+            f"{main:.2f} s main, {sends:.2f} s sending threads ({path}-*.prof)"
+        )
+    return profiles
 
 
 # ---------------------------------------------------------------- output and main
@@ -561,6 +593,11 @@ def main() -> None:
     parser.add_argument("--windows", type=delivery._numbers, default=[32, 128])
     parser.add_argument("--batches", type=delivery._numbers, default=[500, 2000])
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also one run per channel under cProfile (thread CPU time)",
+    )
     parser.add_argument("--dispatch-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.dispatch_child is not None:
