@@ -121,6 +121,7 @@ class HttpPool:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.timeout = timeout
+        self.max_connections = max_connections
         self._slots = threading.BoundedSemaphore(max_connections)
         self._lock = threading.Lock()
         self._idle: dict[Origin, list[_Idle]] = {}

@@ -230,6 +230,9 @@ class SmtpChannel:
         if not relays:
             raise ValueError("the SMTP channel needs at least one relay")
         self._pools = [_Pool(relay) for relay in relays]
+        # Sends worth running at once: one per connection of a relay (the dispatcher sizes its
+        # lanes so); the relays after the first take over only what it refuses.
+        self.concurrency = max(relay.max_connections for relay in relays)
 
     def send(self, message: OutboundMessage) -> SendResult:
         if not isinstance(message, EmailMessage):

@@ -142,6 +142,8 @@ class TwilioSmsChannel:
         self._callback = status_callback_url
         self._owns_client = client is None
         self._client = client or pooled_client(timeout)
+        # Sends worth running at once: one per connection (the dispatcher sizes its lanes so).
+        self.concurrency = self._client.max_connections
         self._clock = clock
 
     def send(self, message: OutboundMessage) -> SendResult:

@@ -162,6 +162,8 @@ class WhatsAppCloudChannel:
         self._secret = app_secret.encode()
         self._owns_client = client is None
         self._client = client or pooled_client(timeout)
+        # Sends worth running at once: one per connection (the dispatcher sizes its lanes so).
+        self.concurrency = self._client.max_connections
 
     def send(self, message: OutboundMessage) -> SendResult:
         if not isinstance(message, WhatsAppMessage):

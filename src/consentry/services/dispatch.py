@@ -9,7 +9,9 @@ One batch goes through these steps, a *window* of messages at a time:
 4. compose    render each message with its compliance elements; a template that fails for
               one recipient fails that delivery only
 5. in flight  mark the window ``sending`` (committed before any channel is called)
-6. send       hand the messages to the channel concurrently
+6. send       hand the messages to the channel concurrently: as many lanes as the channel
+              has connections (its adapter's ``concurrency``), each sending one message after
+              another; the dispatching thread is one of them
 7. record     ``sent`` / ``failed`` / back to ``queued`` with backoff, in one statement; then
               release the fence, and turn hard bounces and provider opt-outs into suppressions
 
@@ -23,12 +25,12 @@ import logging
 import os
 import socket
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from functools import partial
-from typing import Protocol
+from typing import Protocol, cast
 
 from consentry.domain.campaigns import ClaimedDelivery, Outcome
 from consentry.domain.delivery import (
@@ -120,7 +122,19 @@ class Dispatcher:
         self._clock = clock
         self.config = config or DispatchConfig()
         self._limiter = limiter or NoRateLimit()
-        self._pool = ThreadPoolExecutor(self.config.window, thread_name_prefix="consentry-send")
+        self._lanes = {channel: self._lane_count(adapter) for channel, adapter in adapters.items()}
+        # The dispatching thread is a lane itself: the pool holds the others.
+        self._pool = ThreadPoolExecutor(
+            max(1, max(self._lanes.values(), default=1) - 1), thread_name_prefix="consentry-send"
+        )
+
+    def _lane_count(self, adapter: ChannelAdapter) -> int:
+        """Sends of one window that run at once: more than the channel has connections would
+        only wait for one (and cost a thread switch each)."""
+        concurrency = getattr(adapter, "concurrency", None)
+        if isinstance(concurrency, int) and concurrency > 0:
+            return min(self.config.window, concurrency)
+        return self.config.window
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -200,13 +214,33 @@ class Dispatcher:
             report, in_flight = self._prepare(check, tenant, window, contacts, decisions, now)
             if in_flight:
                 self._limiter.acquire(f"{tenant.id}:{channel.value}", len(in_flight))
-            results = list(
-                self._pool.map(partial(send_through, self._adapters), [m for _, m, _ in in_flight])
-            )
+            results = self._send([m for _, m, _ in in_flight], self._lanes.get(channel, 1))
             signals = self._record(in_flight, results, contacts, report)
         for s in signals:  # after the fence is released: a suppression takes it exclusively
             suppress_for(self._uow, s, "dispatcher", self._clock())
         return report
+
+    def _send(
+        self, messages: list[OutboundMessage], lanes: int
+    ) -> list[SendResult | DeliveryError]:
+        """Each message's answer, in order. Every lane takes the next message until none is
+        left, so a slow answer holds up one lane, not a share of the window fixed up front."""
+        results: list[SendResult | DeliveryError | None] = [None] * len(messages)
+        queue = deque(enumerate(messages))
+
+        def lane() -> None:
+            while True:
+                try:
+                    i, message = queue.popleft()  # atomic: the lanes share the queue
+                except IndexError:
+                    return
+                results[i] = send_through(self._adapters, message)
+
+        others = [self._pool.submit(lane) for _ in range(min(lanes, len(messages)) - 1)]
+        lane()
+        for other in others:
+            other.result()
+        return cast("list[SendResult | DeliveryError]", results)  # every slot is filled
 
     def _postpone(self, window: list[ClaimedDelivery], error: KeyUnavailable) -> BatchReport:
         """Nothing of the window was marked in flight: defer all of it by ``KEY_RETRY``."""

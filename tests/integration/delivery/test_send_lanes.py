@@ -1,0 +1,89 @@
+"""A window is sent in as many lanes as the channel has connections, and every answer is
+recorded against its own delivery."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import select
+from tests.integration.delivery.conftest import SLUG, World
+
+from consentry.domain.delivery import OutboundMessage, SendResult, TransientDeliveryError
+from consentry.domain.model import Channel
+from consentry.persistence.tables import deliveries
+from consentry.services.campaigns import CampaignInput, create_campaign, launch_campaign
+from consentry.services.clock import utcnow
+from consentry.services.dispatch import DispatchConfig, Dispatcher
+
+
+class TwoConnections:
+    """An email channel with two connections: answers slowly, refuses every fourth delivery
+    for now, and notes how many sends overlapped."""
+
+    channel = Channel.EMAIL
+    concurrency = 2
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+        self.threads: set[str] = set()
+        self.peak = 0
+        self._running = 0
+        self._lock = threading.Lock()
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        with self._lock:
+            self._running += 1
+            self.peak = max(self.peak, self._running)
+            self.sent.append(message.delivery_id)
+            self.threads.add(threading.current_thread().name)
+        time.sleep(0.02)
+        with self._lock:
+            self._running -= 1
+        if message.delivery_id % 4 == 0:
+            raise TransientDeliveryError("try later", provider_code="451")
+        return SendResult(provider_message_id=f"provider-{message.delivery_id}")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_window_goes_out_in_one_lane_per_connection(world: World) -> None:
+    for n in range(11):
+        world.opt_in(world.contact(n))
+    campaign = create_campaign(
+        world.new_uow(), SLUG, CampaignInput(name="lanes", topic="promotions", template="spring"),
+        actor="test",
+    )  # fmt: skip
+    launch_campaign(world.new_uow(), SLUG, str(campaign.id), world.container.composer().reviewer)
+    channel = TwoConnections()
+    dispatcher = Dispatcher(
+        world.container.uow,
+        world.container.read_uow,
+        {Channel.EMAIL: channel},  # type: ignore[dict-item]  (no webhooks: a send-only fake)
+        world.container.composer(),
+        clock=utcnow,
+        config=DispatchConfig(batch_size=50, window=8),
+    )
+    try:
+        report = dispatcher.run_once(campaign.id)
+    finally:
+        dispatcher.close()
+
+    assert channel.peak == 2  # never more sends at once than connections
+    assert len(channel.threads) == 2
+    assert threading.current_thread().name in channel.threads  # the dispatcher's is a lane
+    assert sorted(channel.sent) == sorted(set(channel.sent))  # each delivery handed over once
+    with world.container.engine.connect() as conn:
+        rows = conn.execute(
+            select(deliveries.c.id, deliveries.c.status, deliveries.c.provider_message_id,
+                   deliveries.c.error_code)
+        ).all()  # fmt: skip
+    assert sorted(r.id for r in rows) == sorted(channel.sent)
+    for row in rows:
+        if row.id % 4 == 0:
+            assert (row.status, row.provider_message_id, row.error_code) == ("queued", None, "451")
+        else:
+            assert (row.status, row.provider_message_id) == ("sent", f"provider-{row.id}")
+    retried = sum(1 for r in rows if r.id % 4 == 0)
+    assert (report.claimed, report.sent, report.retried) == (11, 11 - retried, retried)
