@@ -531,7 +531,8 @@ def _print(result: dict[str, Any]) -> None:
         f"recipients, to a local stub; contacts in {zone['time_zone']} ({zone['local_time']})"
     )
     for column in ("channel", "window", "batch", "sent", "refused", "deferred", "failed",
-                   "wall s", "messages/s", "peak RSS MB", "CPU s worker", "CPU s PostgreSQL",
+                   "wall s", "messages/s", "peak RSS MB", "CPU s worker",
+                   "of which main thread", "worker CPU ms/message", "CPU s PostgreSQL",
                    "CPU s stub", "load before"):  # fmt: skip
         table.add_column(column, justify="left" if column == "channel" else "right")
     for run in result["runs"]:
@@ -547,6 +548,8 @@ def _print(result: dict[str, Any]) -> None:
             f"{run['per_second']:,.0f}",
             f"{run['peak_rss_mb']:.0f}",
             f"{run['worker_cpu_seconds']:.1f}",
+            f"{run.get('main_thread_cpu_seconds', 0.0):.1f}",
+            f"{1000 * run['worker_cpu_seconds'] / max(run['sent'], 1):.2f}",
             f"{run['backend_cpu_seconds']:.1f}",
             f"{run['stub_cpu_seconds']:.1f}",
             f"{run['load_average']['before'][0]:.2f}",
