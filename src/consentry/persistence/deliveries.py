@@ -15,8 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     DateTime,
+    String,
+    TableValuedAlias,
+    Uuid,
     and_,
     bindparam,
     case,
@@ -29,8 +33,10 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.types import TypeEngine
 
 from consentry.domain.campaigns import (
     AudienceFilter,
@@ -60,6 +66,18 @@ from consentry.persistence.tables import campaigns, contact_list_members, contac
 D = deliveries.c
 S = DeliveryStatus
 _PENDING = (S.PLANNED.value, S.QUEUED.value, S.DEFERRED.value, S.SENDING.value)
+
+
+def _unnest(**columns: tuple[TypeEngine[Any], list[Any]]) -> TableValuedAlias:
+    """PostgreSQL: rows from parallel arrays, ``unnest(CAST(:a AS t[]), ...) AS v(a, ...)``:
+    one statement updates a window's rows, where an executemany sends one UPDATE per row. The
+    casts keep each column's type (a list of ints would otherwise arrive as ``numeric[]``, and
+    ``id = numeric`` cannot use the primary key)."""
+    arrays = [
+        cast(bindparam(f"u_{name}", values, type_=ARRAY(type_)), ARRAY(type_))
+        for name, (type_, values) in columns.items()
+    ]
+    return func.unnest(*arrays).table_valued(*columns).render_derived()
 
 
 def _reasons(text: str | None) -> tuple[str, ...]:
@@ -447,6 +465,8 @@ class SqlDeliveries:
         delivery cancelled or reaped meanwhile is not)."""
         if not batch:
             return set()
+        if self._postgres:
+            return self._mark_sending_pg(owner, batch, now, lease_until)
         ids = list(batch)
         self._conn.execute(
             update(deliveries)
@@ -467,7 +487,42 @@ class SqlDeliveries:
         ).scalars()
         return set(marked)
 
+    def _mark_sending_pg(
+        self,
+        owner: str,
+        batch: Mapping[int, tuple[str, uuid.UUID | None]],
+        now: datetime,
+        lease_until: datetime,
+    ) -> set[int]:
+        """``mark_sending`` in one statement; RETURNING names the rows it marked."""
+        v = _unnest(
+            id=(BigInteger(), list(batch)),
+            message_id=(String(), [m for m, _ in batch.values()]),
+            event=(Uuid(), [e for _, e in batch.values()]),
+        )
+        marked = self._conn.execute(
+            update(deliveries)
+            .where(
+                D.id == v.c.id,
+                D.lease_owner == owner,
+                or_(D.status == S.QUEUED.value, D.status == S.DEFERRED.value),
+            )
+            .values(
+                status=S.SENDING.value,
+                message_id=v.c.message_id,
+                consent_event_id=v.c.event,
+                reasons="",
+                attempts=D.attempts + 1,
+                updated_at=now,
+                lease_until=lease_until,
+            )
+            .returning(D.id)
+        ).scalars()
+        return set(marked)
+
     def record(self, owner: str, outcomes: Iterable[Outcome]) -> None:
+        """The channel's answers: each row still in flight under ``owner`` takes its outcome
+        (one the reaper settled meanwhile keeps what the reaper decided)."""
         rows = [
             {
                 "b_id": o.delivery_id,
@@ -482,6 +537,9 @@ class SqlDeliveries:
             for o in outcomes
         ]
         if not rows:
+            return
+        if self._postgres:
+            self._record_pg(owner, rows)
             return
         self._conn.execute(
             update(deliveries)
@@ -502,6 +560,35 @@ class SqlDeliveries:
                 lease_until=None,
             ),
             rows,
+        )
+
+    def _record_pg(self, owner: str, rows: list[dict[str, Any]]) -> None:
+        """``record`` in one statement."""
+        stamp = DateTime(timezone=True)
+        v = _unnest(
+            id=(BigInteger(), [r["b_id"] for r in rows]),
+            status=(String(), [r["b_status"] for r in rows]),
+            provider=(String(), [r["b_provider"] for r in rows]),
+            code=(String(), [r["b_code"] for r in rows]),
+            detail=(String(), [r["b_detail"] for r in rows]),
+            next=(stamp, [r["b_next"] for r in rows]),
+            sent=(stamp, [r["b_sent"] for r in rows]),
+            at=(stamp, [r["b_at"] for r in rows]),
+        )
+        self._conn.execute(
+            update(deliveries)
+            .where(D.id == v.c.id, D.lease_owner == owner, D.status == S.SENDING.value)
+            .values(
+                status=v.c.status,
+                provider_message_id=v.c.provider,
+                error_code=v.c.code,
+                error_detail=v.c.detail,
+                next_attempt_at=v.c.next,
+                sent_at=v.c.sent,
+                updated_at=v.c.at,
+                lease_owner=None,
+                lease_until=None,
+            )
         )
 
     def reap(self, now: datetime) -> tuple[int, int]:
