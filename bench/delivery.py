@@ -3,7 +3,7 @@
     .venv/bin/python bench/delivery.py [--only plan|dispatch] [--contacts 1000000] [--rebuild]
                                        [--plan-runs 3] [--dispatch-recipients 20000]
                                        [--windows 32,128] [--batches 500,2000] [--dkim off,on]
-                                       [--smtp-connections 8] [--profile]
+                                       [--smtp-connections 8] [--workers 1,2] [--profile]
                                        [--profile-recipients 5000]
 
 **Planning.** A tenant with ``--contacts`` people, each with an email address and active express
@@ -23,6 +23,10 @@ Reported: sent messages per second of wall time, the worker's peak RSS (``ru_max
 seconds of the worker, of its PostgreSQL backends and of the sink. ``--profile`` adds, per DKIM
 setting, two runs of ``--profile-recipients`` messages under cProfile (main thread and sending
 threads): one timed by the wall clock (waits included), one by each thread's CPU time.
+``--workers 1,2`` runs each combination with that many worker processes on the one campaign, as a
+deployment runs several (each claims its own batches); they start sending together, the rate is
+over the time from the first start to the last end, CPU seconds are summed and the peak RSS is
+the largest worker's.
 
 The database ``consentry_delivery_bench`` on 127.0.0.1:5432 is built on the first run (about four
 minutes) and reused while its spec matches (a comment on the database); ``--rebuild`` recreates it.
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import cProfile
 import hashlib
 import inspect
@@ -52,7 +57,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -779,6 +784,10 @@ def dispatch_child(spec_path: str) -> None:
     if profile is not None:
         threads = _profile_threads(spec["timer"])
         profile.enable()
+    if spec.get("wait_for_go"):  # several workers: all start together (see run_workers)
+        print("ready", flush=True)
+        sys.stdin.readline()
+    started_at = time.time()
     started, main_started = time.perf_counter(), time.thread_time()
     report = dispatcher.run_until_idle(uuid.UUID(spec["campaign_id"]))
     wall, main_cpu = time.perf_counter() - started, time.thread_time() - main_started
@@ -791,6 +800,8 @@ def dispatch_child(spec_path: str) -> None:
     after = resource.getrusage(resource.RUSAGE_SELF)
     out: dict[str, Any] = {
         "wall_seconds": wall,
+        "started_at": started_at,
+        "ended_at": started_at + wall,
         "claimed": report.claimed,
         "sent": report.sent,
         "refused": report.refused,
@@ -836,6 +847,90 @@ def dispatch_child(spec_path: str) -> None:
 # ---------------------------------------------------------------- 2. dispatch: the orchestrator
 
 
+_SUMMED = ("claimed", "sent", "refused", "deferred", "failed", "retried", "worker_cpu_seconds",
+           "main_thread_cpu_seconds", "backend_cpu_seconds")  # fmt: skip
+
+
+def _start_worker(stack: contextlib.ExitStack, script: str, spec: dict[str, Any],
+                  env: dict[str, str], *, application_name: str, n: int,
+                  workers: int) -> tuple[subprocess.Popen[str], IO[str]]:  # fmt: skip
+    """Worker ``n`` of ``workers`` (its connections named apart when there are several) and the
+    file its standard error goes to; killed when ``stack`` closes if it is still running then."""
+    name = application_name if workers == 1 else f"{application_name}-{n}"
+    child_env = dict(env)
+    child_env["CONSENTRY_DATABASE_URL"] = env["CONSENTRY_DATABASE_URL"].replace(
+        f"application_name={application_name}", f"application_name={name}"
+    )
+    child_spec = {**spec, "application_name": name, "wait_for_go": workers > 1}
+    spec_file = stack.enter_context(tempfile.NamedTemporaryFile("w", suffix=".json"))  # noqa: SIM115  (closed by the stack)
+    json.dump(child_spec, spec_file)
+    spec_file.flush()
+    # A file, not a pipe: a worker that logs a lot cannot block on it.
+    errors = stack.enter_context(tempfile.TemporaryFile("w+"))  # noqa: SIM115  (closed by the stack)
+    process = subprocess.Popen(  # noqa: S603  (this bench's own script, fixed arguments)
+        [sys.executable, script, "--dispatch-child", spec_file.name],
+        env=child_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=errors,
+        text=True,
+    )
+    stack.callback(_kill_if_running, process)
+    return process, errors
+
+
+def _kill_if_running(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def _read_back(errors: IO[str]) -> str:
+    errors.seek(0)
+    return errors.read()
+
+
+def run_workers(script: str, spec: dict[str, Any], env: dict[str, str], workers: int,
+                application_name: str) -> dict[str, Any]:  # fmt: skip
+    """``workers`` worker processes (``script --dispatch-child``) on one campaign, as a
+    deployment runs several: each claims its own batches (``FOR UPDATE SKIP LOCKED``). They
+    start sending together once every one has bootstrapped; the wall time runs from the first
+    start to the last end, counts and CPU seconds are summed (each worker's PostgreSQL backends
+    apart, through their own ``application_name``), the peak RSS is the largest worker's."""
+    with contextlib.ExitStack() as stack:
+        children = [
+            _start_worker(
+                stack, script, spec, env, application_name=application_name, n=n, workers=workers
+            )
+            for n in range(workers)
+        ]
+        if workers > 1:
+            for process, errors in children:
+                if process.stdout is None or process.stdout.readline().strip() != "ready":
+                    raise RuntimeError(f"a worker did not start:\n{_read_back(errors)[-4000:]}")
+            for process, _ in children:
+                if process.stdin is not None:
+                    process.stdin.write("go\n")
+                    process.stdin.flush()
+        results = []
+        for process, errors in children:
+            out, _ = process.communicate()
+            if process.returncode != 0:
+                raise RuntimeError(f"a worker failed:\n{_read_back(errors)[-4000:]}")
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    if workers == 1:
+        return dict(results[0])
+    merged: dict[str, Any] = {key: sum(r[key] for r in results) for key in _SUMMED}
+    merged["wall_seconds"] = max(r["ended_at"] for r in results) - min(
+        r["started_at"] for r in results
+    )
+    merged["peak_rss_mb"] = max(r["peak_rss_mb"] for r in results)
+    merged["rss_before_run_mb"] = max(r["rss_before_run_mb"] for r in results)
+    merged["settings"] = results[0]["settings"]
+    merged["per_worker"] = results
+    return merged
+
+
 def _launch_dispatch(container: Container, list_name: str, dkim: bool, name: str) -> str:
     domain = SIGNED_DOMAIN if dkim else PLAIN_DOMAIN
     campaign = create_campaign(
@@ -879,23 +974,11 @@ def _dispatch_once(
 ) -> dict[str, Any]:
     campaign_id = _launch_dispatch(container, config["list"], config["dkim"], config["name"])
     env = _worker_env(sink["port"], config["window"], config["batch"], config["connections"])
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump({"campaign_id": campaign_id, "profile": profile, "timer": timer}, handle)
+    spec = {"campaign_id": campaign_id, "profile": profile, "timer": timer}
     load_before = machine.load_average()
     sink_before = _process_cpu(sink["pid"])
-    try:
-        done = subprocess.run(  # noqa: S603  (this file, fixed arguments)
-            [sys.executable, __file__, "--dispatch-child", handle.name],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    finally:
-        Path(handle.name).unlink()
-    if done.returncode != 0:
-        raise RuntimeError(f"the worker failed:\n{done.stderr[-4000:]}")
-    result = dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    workers = 1 if profile else config.get("workers", 1)
+    result = run_workers(__file__, spec, env, workers, WORKER_APP)
     result["sink_cpu_seconds"] = _process_cpu(sink["pid"]) - sink_before
     result["per_second"] = result["sent"] / result["wall_seconds"]
     result["load_average"] = {"before": load_before, "after": machine.load_average()}
@@ -932,8 +1015,9 @@ def measure_dispatch(engine: Engine, container: Container, args: argparse.Namesp
     with smtp_sink() as sink:
         log(f"SMTP sink: {sink['kind']} on port {sink['port']}")
         configs = [
-            {"dkim": dkim == "on", "window": window, "batch": batch}
+            {"dkim": dkim == "on", "window": window, "batch": batch, "workers": workers}
             for dkim in args.dkim
+            for workers in args.workers
             for window in args.windows
             for batch in args.batches
         ]
@@ -944,9 +1028,10 @@ def measure_dispatch(engine: Engine, container: Container, args: argparse.Namesp
             run = _dispatch_once(container, sink, config)
             runs.append(run)
             log(
-                f"dispatch: DKIM {'on' if run['dkim'] else 'off'}, window {run['window']}, "
-                f"batch {run['batch']}: {run['sent']:,} sent in {run['wall_seconds']:.2f} s = "
-                f"{run['per_second']:,.0f}/s, peak RSS {run['peak_rss_mb']:.0f} MB"
+                f"dispatch: DKIM {'on' if run['dkim'] else 'off'}, {run['workers']} worker(s), "
+                f"window {run['window']}, batch {run['batch']}: {run['sent']:,} sent in "
+                f"{run['wall_seconds']:.2f} s = {run['per_second']:,.0f}/s, "
+                f"peak RSS {run['peak_rss_mb']:.0f} MB"
             )
         if args.profile:
             profiles = _profile_runs(engine, container, sink, args, stamp, log=log)
@@ -996,13 +1081,15 @@ def _print_dispatch(result: dict[str, Any]) -> None:
     table = Table(
         title=f"Email dispatch, {result['recipients']:,} recipients, SMTP sink: {result['sink']}"
     )
-    for column in ("DKIM", "window", "batch", "sent", "wall s", "messages/s", "peak RSS MB",
+    for column in ("DKIM", "workers", "window", "batch", "sent", "wall s", "messages/s",
+                   "peak RSS MB",
                    "CPU s worker", "of which main thread", "worker CPU ms/message",
                    "CPU s PostgreSQL", "CPU s sink", "load before"):  # fmt: skip
         table.add_column(column, justify="right")
     for run in result["runs"]:
         table.add_row(
             "on" if run["dkim"] else "off",
+            str(run.get("workers", 1)),
             str(run["window"]),
             str(run["batch"]),
             f"{run['sent']:,}",
@@ -1099,6 +1186,8 @@ def main() -> None:
     parser.add_argument("--batches", type=_numbers, default=[500, 2000])
     parser.add_argument("--dkim", type=lambda v: v.split(","), default=["off", "on"])
     parser.add_argument("--smtp-connections", type=int, default=Settings().smtp_connections)
+    parser.add_argument("--workers", type=_numbers, default=[1],
+                        help="worker processes sharing each campaign, e.g. 1,2")  # fmt: skip
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-recipients", type=int, default=5_000)
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/phone_dispatch.py [--only sms|whatsapp] [--recipients 20000]
                                              [--windows 32,128] [--batches 500,2000] [--rebuild]
-                                             [--profile]
+                                             [--workers 1,2] [--profile]
 
 **What is measured.** A US tenant with a marketing topic "promotions" and ``--recipients``
 contacts, each with a US mobile number (validated and typed by the product's own
@@ -20,6 +20,10 @@ record. Messages leave only through the real ``TwilioSmsChannel`` and ``WhatsApp
 to the HTTP stub of ``bench/channels.py`` (uvicorn, one worker, in a third process), which
 answers every request with the recorded provider fixture (so every message gets the same
 provider id).
+
+With ``--workers 1,2`` each combination also runs with that many worker processes sharing the
+campaign (``delivery.run_workers``: they start together; the rate is over the time from the
+first start to the last end, CPU seconds summed, the peak RSS the largest worker's).
 
 Reported per run: sent messages per second of wall time, how many were sent, refused, deferred
 and failed (sent equals ``--recipients`` when everything is set right), the worker's peak RSS
@@ -46,7 +50,6 @@ import hashlib
 import inspect
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -428,25 +431,11 @@ def _dispatch_once(
     campaign_id, planned = _launch(container, config["channel"], config["name"])
     env = _worker_env(stub["port"], config["window"], config["batch"])
     # Profiled runs take each thread's own CPU time: what the worker computes per message.
-    spec = {"campaign_id": campaign_id, "profile": profile, "timer": "cpu",
-            "application_name": WORKER_APP}  # fmt: skip
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(spec, handle)
+    spec = {"campaign_id": campaign_id, "profile": profile, "timer": "cpu"}
     load_before = machine.load_average()
     stub_before = delivery._process_cpu(stub["pid"])
-    try:
-        done = subprocess.run(  # noqa: S603  (this file, fixed arguments)
-            [sys.executable, __file__, "--dispatch-child", handle.name],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    finally:
-        Path(handle.name).unlink()
-    if done.returncode != 0:
-        raise RuntimeError(f"the worker failed:\n{done.stderr[-4000:]}")
-    result = dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    workers = 1 if profile else config.get("workers", 1)
+    result = delivery.run_workers(__file__, spec, env, workers, WORKER_APP)
     result.pop("settings", None)  # the email settings delivery.py reports
     result["stub_cpu_seconds"] = delivery._process_cpu(stub["pid"]) - stub_before
     result["per_second"] = result["sent"] / result["wall_seconds"]
@@ -470,8 +459,9 @@ def measure(engine: Engine, container: Container, args: argparse.Namespace) -> d
     with channels._child(command, port) as process:
         stub = {"port": port, "pid": process.pid}
         configs = [
-            {"channel": channel, "window": window, "batch": batch}
+            {"channel": channel, "window": window, "batch": batch, "workers": workers}
             for channel in args.channels
+            for workers in args.workers
             for window in args.windows
             for batch in args.batches
         ]
@@ -481,7 +471,8 @@ def measure(engine: Engine, container: Container, args: argparse.Namespace) -> d
             run = _dispatch_once(engine, container, stub, config)
             runs.append(run)
             _log(
-                f"{run['channel']}: window {run['window']}, batch {run['batch']}: "
+                f"{run['channel']}: {run['workers']} worker(s), window {run['window']}, "
+                f"batch {run['batch']}: "
                 f"{run['sent']:,} sent in {run['wall_seconds']:.2f} s = "
                 f"{run['per_second']:,.0f}/s, peak RSS {run['peak_rss_mb']:.0f} MB; planned "
                 f"{run['planned']['by_reason']}, afterwards {run['outcome']['by_status']}"
@@ -530,7 +521,7 @@ def _print(result: dict[str, Any]) -> None:
         title=f"SMS (Twilio) and WhatsApp (Cloud API) dispatch, {result['recipients']:,} "
         f"recipients, to a local stub; contacts in {zone['time_zone']} ({zone['local_time']})"
     )
-    for column in ("channel", "window", "batch", "sent", "refused", "deferred", "failed",
+    for column in ("channel", "workers", "window", "batch", "sent", "refused", "deferred", "failed",
                    "wall s", "messages/s", "peak RSS MB", "CPU s worker",
                    "of which main thread", "worker CPU ms/message", "CPU s PostgreSQL",
                    "CPU s stub", "load before"):  # fmt: skip
@@ -538,6 +529,7 @@ def _print(result: dict[str, Any]) -> None:
     for run in result["runs"]:
         table.add_row(
             run["channel"],
+            str(run.get("workers", 1)),
             str(run["window"]),
             str(run["batch"]),
             f"{run['sent']:,}",
@@ -596,6 +588,8 @@ def main() -> None:
     parser.add_argument("--windows", type=delivery._numbers, default=[32, 128])
     parser.add_argument("--batches", type=delivery._numbers, default=[500, 2000])
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--workers", type=delivery._numbers, default=[1],
+                        help="worker processes sharing each campaign, e.g. 1,2")  # fmt: skip
     parser.add_argument(
         "--profile",
         action="store_true",
