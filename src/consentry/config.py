@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         "More threads than database connections only queue on the pool, and many threads "
         "contending for one interpreter lengthen every transaction, row locks included.",
     )
+    audit_seal_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often each server process chains the audit entries written since "
+        "(until then an entry is stored but not yet covered by the hash chain).",
+    )
     api_rate_per_second: float = Field(
         default=200.0, gt=0, description="Sustained requests per second per API key or address."
     )

@@ -14,6 +14,7 @@ from rich.markup import escape
 from consentry.bootstrap import Container, bootstrap
 from consentry.config import Settings
 from consentry.domain.errors import ConsentryError
+from consentry.services.audit_seal import seal_audit
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -41,7 +42,17 @@ class State:
 
     def close(self) -> None:
         if self._container is not None:
-            self._container.close()
+            try:
+                # What this command recorded in the audit log is chained before it exits.
+                seal_audit(self._container.uow())
+            except Exception as exc:  # noqa: BLE001  (the entries stay stored for the next sealer)
+                err_console.print(
+                    f"[yellow]warning[/] the audit log was not sealed ({type(exc).__name__}); "
+                    "the next sealer chains its new entries",
+                    highlight=False,
+                )
+            finally:
+                self._container.close()
 
 
 def state(ctx: typer.Context) -> State:

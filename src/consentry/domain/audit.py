@@ -1,7 +1,8 @@
 """The access audit log: who read or changed which personal data, when and from where.
 
 Entries are hash-chained per tenant like the consent ledger; the requester's IP address enters
-only as a keyed digest.
+only as a keyed digest. An entry is written first and chained by the sealer moments later
+(services/audit.py): until then it has no ``seq`` and no hashes.
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ class AuditEntry:
     at: datetime
     ip_digest: str | None = None
     request_id: str | None = None
-    seq: int = 0
-    prev_hash: str = ""
-    hash: str = ""
+    seq: int | None = None  # None until sealed
+    prev_hash: str | None = None
+    hash: str | None = None
+
+    @property
+    def sealed(self) -> bool:
+        return self.seq is not None
 
 
 def canonical_audit(entry: AuditEntry) -> Canonical:

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from consentry.domain.access import ApiKeyRecord, Role, Scope, UserRecord
@@ -232,22 +232,18 @@ class SqlIdempotencyStore:
 
 
 class SqlAuditLog:
+    """The audit log: entries are inserted as they happen, with no lock, and chained in batches
+    by ``seal`` under the tenant's audit chain head (one lock and one commit per batch)."""
+
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def append(self, entry: AuditEntry) -> AuditEntry:
-        head = self._conn.execute(
-            select(chain_heads.c.seq, chain_heads.c.hash)
-            .where(chain_heads.c.chain == AUDIT_CHAIN, chain_heads.c.tenant_id == entry.tenant_id)
-            .with_for_update()
-        ).one()
-        entry = replace(entry, seq=head.seq + 1, prev_hash=head.hash)
-        entry = replace(entry, hash=link_hash(entry.prev_hash, canonical_audit(entry)))
+        entry = replace(entry, seq=None, prev_hash=None, hash=None)
         self._conn.execute(
             insert(audit_log).values(
                 id=entry.id,
                 tenant_id=entry.tenant_id,
-                seq=entry.seq,
                 actor=entry.actor,
                 action=entry.action,
                 object_type=entry.object_type,
@@ -255,22 +251,65 @@ class SqlAuditLog:
                 ip_digest=entry.ip_digest,
                 request_id=entry.request_id,
                 at=entry.at,
-                prev_hash=entry.prev_hash,
-                hash=entry.hash,
             )
+        )
+        return entry
+
+    def unsealed_tenants(self) -> list[uuid.UUID]:
+        rows = self._conn.execute(
+            select(audit_log.c.tenant_id).where(audit_log.c.seq.is_(None)).distinct()
+        )
+        return [r.tenant_id for r in rows]
+
+    def seal(self, tenant_id: uuid.UUID, limit: int, *, wait: bool) -> int | None:
+        head = self._conn.execute(
+            select(chain_heads.c.seq, chain_heads.c.hash)
+            .where(chain_heads.c.chain == AUDIT_CHAIN, chain_heads.c.tenant_id == tenant_id)
+            .with_for_update(skip_locked=not wait)
+        ).one_or_none()
+        if head is None:
+            return None
+        rows = self._conn.execute(
+            select(audit_log)
+            .where(audit_log.c.tenant_id == tenant_id, audit_log.c.seq.is_(None))
+            .order_by(audit_log.c.at, audit_log.c.id)
+            .limit(limit)
+        ).all()
+        if not rows:
+            return 0
+        seq, prev = int(head.seq), str(head.hash)
+        links: list[dict[str, Any]] = []
+        for row in rows:
+            seq += 1
+            entry = replace(self._entry(row), seq=seq, prev_hash=prev)
+            prev = link_hash(prev, canonical_audit(entry))
+            links.append(
+                {"entry_id": row.id, "seq": seq, "prev_hash": entry.prev_hash, "hash": prev}
+            )
+        self._conn.execute(
+            update(audit_log)
+            .where(audit_log.c.id == bindparam("entry_id"))
+            .values(seq=bindparam("seq"), prev_hash=bindparam("prev_hash"), hash=bindparam("hash")),
+            links,
         )
         self._conn.execute(
             update(chain_heads)
-            .where(chain_heads.c.chain == AUDIT_CHAIN, chain_heads.c.tenant_id == entry.tenant_id)
-            .values(seq=entry.seq, hash=entry.hash)
+            .where(chain_heads.c.chain == AUDIT_CHAIN, chain_heads.c.tenant_id == tenant_id)
+            .values(seq=seq, hash=prev)
         )
-        return entry
+        return len(links)
 
     def entries(self, tenant_id: uuid.UUID, limit: int = 100) -> list[AuditEntry]:
         rows = self._conn.execute(
             select(audit_log)
             .where(audit_log.c.tenant_id == tenant_id)
-            .order_by(audit_log.c.seq.desc())
+            # Unsealed entries are the newest: first, newest first; then the chain backwards.
+            .order_by(
+                audit_log.c.seq.is_(None).desc(),
+                audit_log.c.seq.desc(),
+                audit_log.c.at.desc(),
+                audit_log.c.id.desc(),
+            )
             .limit(limit)
         )
         return [self._entry(r) for r in rows]
@@ -294,14 +333,19 @@ class SqlAuditLog:
 
     def links(self, tenant_id: uuid.UUID) -> Generator[ChainLink, None, None]:
         result = self._conn.execute(
-            select(audit_log).where(audit_log.c.tenant_id == tenant_id).order_by(audit_log.c.seq),
+            select(audit_log)
+            .where(audit_log.c.tenant_id == tenant_id, audit_log.c.seq.is_not(None))
+            .order_by(audit_log.c.seq),
             execution_options={"yield_per": 2000},
         )
         try:
             for row in result:
-                entry = self._entry(row)
                 yield ChainLink(
-                    entry.seq, str(entry.id), entry.prev_hash, entry.hash, canonical_audit(entry)
+                    int(row.seq),
+                    str(row.id),
+                    str(row.prev_hash),
+                    str(row.hash),
+                    canonical_audit(self._entry(row)),
                 )
         finally:
             result.close()

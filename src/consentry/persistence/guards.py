@@ -94,3 +94,65 @@ AUDIT_FROZEN = (
     "prev_hash",
     "hash",
 )
+
+
+# What an audit entry says, frozen from the moment it is written; its place in the chain (seq,
+# prev_hash, hash) is written once, by the sealer, and frozen from then on.
+AUDIT_CONTENT = (
+    "id",
+    "tenant_id",
+    "actor",
+    "action",
+    "object_type",
+    "object_id",
+    "ip_digest",
+    "request_id",
+    "at",
+)
+AUDIT_LINK = ("seq", "prev_hash", "hash")
+
+
+def sealed_once_ddl(
+    dialect: str, table: str, frozen_columns: Sequence[str], link_columns: Sequence[str]
+) -> list[str]:
+    """Guard triggers for a table whose rows are written, then chained once: ``frozen_columns``
+    never change, ``link_columns`` may be set while the row has none and never again, and rows
+    cannot be deleted."""
+    message = f"{table} is append-only"
+    first = link_columns[0]
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{message}'); END",
+            f"CREATE TRIGGER {table}_no_update BEFORE UPDATE OF {', '.join(frozen_columns)} "
+            f"ON {table} BEGIN SELECT RAISE(ABORT, '{message}'); END",
+            f"CREATE TRIGGER {table}_sealed_once BEFORE UPDATE OF {', '.join(link_columns)} "
+            f"ON {table} WHEN OLD.{first} IS NOT NULL "
+            f"BEGIN SELECT RAISE(ABORT, '{message}'); END",
+        ]
+    new = ", ".join(f"NEW.{c}" for c in frozen_columns)
+    old = ", ".join(f"OLD.{c}" for c in frozen_columns)
+    new_link = ", ".join(f"NEW.{c}" for c in link_columns)
+    old_link = ", ".join(f"OLD.{c}" for c in link_columns)
+    return [
+        f"""CREATE FUNCTION {table}_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    RAISE EXCEPTION '{message}' USING ERRCODE = 'restrict_violation';
+  END IF;
+  IF ROW({new}) IS DISTINCT FROM ROW({old}) THEN
+    RAISE EXCEPTION '{message}' USING ERRCODE = 'restrict_violation';
+  END IF;
+  IF OLD.{first} IS NOT NULL AND ROW({new_link}) IS DISTINCT FROM ROW({old_link}) THEN
+    RAISE EXCEPTION '{message}' USING ERRCODE = 'restrict_violation';
+  END IF;
+  RETURN NEW;
+END $$""",
+        f"CREATE TRIGGER {table}_guard BEFORE UPDATE OR DELETE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {table}_guard()",
+    ]
+
+
+def drop_sealed_once_ddl(dialect: str, table: str) -> list[str]:
+    extra = [f"DROP TRIGGER IF EXISTS {table}_sealed_once"] if dialect == "sqlite" else []
+    return drop_append_only_ddl(dialect, table) + extra

@@ -31,6 +31,10 @@ class FieldCrypto:
             self._wrapped[tenant_id] = key
         return key
 
+    def know(self, tenant_id: uuid.UUID, wrapped_key: bytes) -> None:
+        """The tenant's wrapped key, as just read with its row in this unit of work."""
+        self._wrapped[tenant_id] = bytes(wrapped_key)
+
     def seal(self, tenant_id: uuid.UUID, purpose: str, value: str | None) -> bytes | None:
         if value is None:
             return None

@@ -312,13 +312,14 @@ idempotency_keys = Table(
 )
 
 # Who read or changed what personal data, when and from where; hash-chained per tenant (the
-# platform's own entries chain under the nil tenant id).
+# platform's own entries chain under the nil tenant id). Entries are written without their link
+# (seq, prev_hash, hash) and chained by the sealer (services/audit_seal.py).
 audit_log = Table(
     "audit_log",
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("tenant_id", Uuid, nullable=False),
-    Column("seq", BigInteger, nullable=False),
+    Column("seq", BigInteger),
     Column("actor", String(200), nullable=False),
     Column("action", String(64), nullable=False),
     Column("object_type", String(64), nullable=False),
@@ -326,9 +327,16 @@ audit_log = Table(
     Column("ip_digest", String(64)),
     Column("request_id", String(64)),
     Column("at", UTCDateTime, nullable=False),
-    Column("prev_hash", String(64), nullable=False),
-    Column("hash", String(64), nullable=False),
+    Column("prev_hash", String(64)),
+    Column("hash", String(64)),
     UniqueConstraint("tenant_id", "seq", name="uq_audit_log_tenant_seq"),
+    Index(
+        "ix_audit_log_unsealed",
+        "tenant_id",
+        "at",
+        postgresql_where=text("seq IS NULL"),
+        sqlite_where=text("seq IS NULL"),
+    ),
 )
 
 # -- delivery: sender domains, templates, lists, campaigns, deliveries, the captured outbox -----

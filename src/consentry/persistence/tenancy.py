@@ -18,6 +18,8 @@ from consentry.domain.errors import (
     TopicNotFound,
 )
 from consentry.domain.model import (
+    ALL_MARKETING_KEY,
+    ALL_SERVICE_KEY,
     BusinessProfile,
     Category,
     PolicyDocument,
@@ -27,6 +29,7 @@ from consentry.domain.model import (
     TenantStatus,
     Topic,
 )
+from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import chain_heads, policy_documents, tenants, topics
 
 CONSENT_CHAIN = "consent"
@@ -53,8 +56,16 @@ def _tenant(row: Any) -> Tenant:
 
 
 class SqlTenantRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, crypto: FieldCrypto | None = None) -> None:
         self._conn = conn
+        # A tenant read here hands its wrapped data key to the unit of work's field crypto,
+        # which would otherwise read the row again to open the tenant's personal data.
+        self._crypto = crypto
+
+    def _loaded(self, row: Any) -> Tenant:
+        if self._crypto is not None:
+            self._crypto.know(row.id, row.data_key)
+        return _tenant(row)
 
     def add(self, tenant: Tenant, wrapped_key: bytes) -> None:
         p = tenant.profile
@@ -90,13 +101,13 @@ class SqlTenantRepository:
         row = self._conn.execute(select(tenants).where(tenants.c.id == tenant_id)).one_or_none()
         if row is None:
             raise TenantNotFound(f"tenant {tenant_id} not found")
-        return _tenant(row)
+        return self._loaded(row)
 
     def by_slug(self, slug: str) -> Tenant:
         row = self._conn.execute(select(tenants).where(tenants.c.slug == slug)).one_or_none()
         if row is None:
             raise TenantNotFound(f"tenant {slug!r} not found", field="tenant")
-        return _tenant(row)
+        return self._loaded(row)
 
     def list(self) -> list[Tenant]:
         return [_tenant(r) for r in self._conn.execute(select(tenants).order_by(tenants.c.slug))]
@@ -155,8 +166,12 @@ def _topic(row: Any) -> Topic:
 class SqlTopicRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        # Topics read by key in this unit of work. A look-up by key also reads the tenant's two
+        # umbrella topics, which the gate's intent needs next, in the same statement.
+        self._by_key: dict[tuple[uuid.UUID, str], Topic] = {}
 
     def add(self, topic: Topic) -> None:
+        self._by_key.clear()
         try:
             with self._conn.begin_nested():
                 self._conn.execute(
@@ -184,12 +199,18 @@ class SqlTopicRepository:
         return _topic(row)
 
     def by_key(self, tenant_id: uuid.UUID, key: str) -> Topic:
-        row = self._conn.execute(
-            select(topics).where(topics.c.tenant_id == tenant_id, topics.c.key == key)
-        ).one_or_none()
-        if row is None:
+        found = self._by_key.get((tenant_id, key))
+        if found is not None:
+            return found
+        wanted = {key, ALL_MARKETING_KEY, ALL_SERVICE_KEY}
+        for row in self._conn.execute(
+            select(topics).where(topics.c.tenant_id == tenant_id, topics.c.key.in_(wanted))
+        ):
+            self._by_key[(tenant_id, row.key)] = _topic(row)
+        found = self._by_key.get((tenant_id, key))
+        if found is None:
             raise TopicNotFound(f"topic {key!r} not found", field="topic")
-        return _topic(row)
+        return found
 
     def list(self, tenant_id: uuid.UUID) -> list[Topic]:
         rows = self._conn.execute(

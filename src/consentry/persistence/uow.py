@@ -85,7 +85,7 @@ class SqlUnitOfWork:
         self._conn = conn
         self._tx = conn.begin()
         crypto = FieldCrypto(conn, self.keys)
-        self.tenants = SqlTenantRepository(conn)
+        self.tenants = SqlTenantRepository(conn, crypto)
         self.topics = SqlTopicRepository(conn)
         self.contacts = SqlContactRepository(conn, self.keys, crypto)
         self.policies = SqlPolicyRepository(conn)

@@ -10,6 +10,7 @@ from consentry.domain.access import Principal
 from consentry.domain.audit import PLATFORM_CHAIN_ID, AuditEntry
 from consentry.domain.chain import ChainBreak
 from consentry.domain.ids import new_id
+from consentry.services.audit_seal import seal_audit
 from consentry.services.clock import utcnow
 from consentry.services.ledger import verify_chain_with_head
 from consentry.services.ports import UnitOfWork
@@ -57,6 +58,8 @@ class AuditReport:
 
 
 def verify_audit(uow: UnitOfWork, tenant_id: uuid.UUID) -> AuditReport:
+    """Seal the tenant's waiting entries, then recompute its chain from the stored rows."""
+    seal_audit(uow, tenant_id)
     with uow:
         verified, broken = verify_chain_with_head(
             uow.audit.links(tenant_id), uow.audit.head(tenant_id)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from consentry.domain.chain import GENESIS, ChainBreak, ChainLink, verify_chain
 from consentry.domain.consent import ConsentState, StateKey, apply_event
+from consentry.services.audit_seal import seal_audit
 from consentry.services.ports import UnitOfWork
 from consentry.services.tenants_ref import TenantRef, find_tenant
 
@@ -93,9 +94,10 @@ def verify_chain_with_head(
 
 def verify_ledger(uow: UnitOfWork, tenant_slug: TenantRef | None = None) -> list[ChainReport]:
     """Recompute every tenant's consent chain (or one tenant's) and audit chain from stored rows,
-    and check that the consent states the gate reads are exactly the fold of the ledger; writes
-    nothing."""
+    and check that the consent states the gate reads are exactly the fold of the ledger. Writes
+    nothing but the links of audit entries waiting for the sealer, which it seals first."""
     reports: list[ChainReport] = []
+    seal_audit(uow)
     with uow:
         tenants = [find_tenant(uow, tenant_slug)] if tenant_slug else uow.tenants.list()
         for tenant in tenants:

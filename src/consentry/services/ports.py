@@ -277,7 +277,16 @@ class IdempotencyStore(Protocol):
 
 class AuditLog(Protocol):
     def append(self, entry: AuditEntry) -> AuditEntry:
-        """Chain and store one entry in its tenant's audit chain."""
+        """Store one entry, unsealed: no lock, no chain head; ``seal`` chains it later."""
+        ...
+
+    def unsealed_tenants(self) -> list[uuid.UUID]:
+        """The chains (tenant ids, the nil id for the platform) with entries to seal."""
+        ...
+
+    def seal(self, tenant_id: uuid.UUID, limit: int, *, wait: bool) -> int | None:
+        """Chain up to ``limit`` unsealed entries of one tenant, oldest first, onto its head;
+        how many. ``None`` when another sealer holds the chain and ``wait`` is false."""
         ...
 
     def entries(self, tenant_id: uuid.UUID, limit: int = 100) -> list[AuditEntry]: ...

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from consentry import __version__
 from consentry.bootstrap import Container, bootstrap
 from consentry.config import Settings
+from consentry.services.audit_seal import AuditSealer
 from consentry.web import logs, pages, problems
 from consentry.web.idempotency import Idempotency
 from consentry.web.limits import BodyLimit, RateLimit, RateLimiter
@@ -52,9 +53,16 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         # loop rather than as threads contending for the interpreter while holding a lock.
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = app.state.container.settings.http_threads
+        sealer = AuditSealer(
+            app.state.container.uow,
+            app.state.container.settings.audit_seal_seconds,
+            app.state.container.read_uow,
+        )
+        sealer.start()
         try:
             yield
         finally:
+            sealer.stop()
             if own:
                 app.state.container.close()
 

@@ -31,6 +31,7 @@ from consentry.domain.audit import AuditEntry
 from consentry.domain.model import BusinessProfile, Category, PolicyKind
 from consentry.persistence.tables import metadata
 from consentry.services import access, tenancy
+from consentry.services.audit_seal import seal_audit
 from consentry.web.app import create_app
 
 PROBLEM = "application/problem+json"
@@ -153,6 +154,8 @@ class Api:
             }
 
     def audit(self, tenant_id: uuid.UUID) -> list[AuditEntry]:
+        """The tenant's audit log, newest first, sealed to the end like every reader sees it."""
+        seal_audit(self.container.uow(), tenant_id)
         with self.container.uow() as uow:
             return uow.audit.entries(tenant_id, limit=10_000)
 

@@ -28,6 +28,7 @@ from consentry.domain.access import Role
 from consentry.persistence.tables import metadata
 from consentry.services import access
 from consentry.services.audit import verify_audit
+from consentry.services.audit_seal import seal_audit
 
 WEB_FORM = {
     "method": "web_form",
@@ -672,7 +673,9 @@ def _assert_reveals_nothing(
 
 
 def _snapshot(api: Api, tenant_id: uuid.UUID) -> dict[str, list[str]]:
-    """Every row of every table that belongs to the tenant."""
+    """Every row of every table that belongs to the tenant, its audit log sealed to the end
+    (the server's sealer may chain entries at any moment; chaining changes no entry)."""
+    seal_audit(api.container.uow())
     found: dict[str, list[str]] = {}
     with api.container.engine.connect() as conn:
         for table in metadata.sorted_tables:
