@@ -15,13 +15,13 @@ phone numbers that providers echo in their error texts) out of what gets recorde
 
 from __future__ import annotations
 
-import http.client
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from consentry.channels.http_pool import HttpPool, HttpReply
+from consentry.channels.http_wire import HttpProtocolError
 from consentry.domain.delivery import (
     DeliveryError,
     PermanentDeliveryError,
@@ -58,7 +58,7 @@ def post(pool: HttpPool, url: str, *, content: bytes, headers: Mapping[str, str]
         return pool.post(url, content, headers)
     except TimeoutError as exc:  # socket.timeout and a pool that stayed busy, too
         raise TransientDeliveryError("the provider did not answer in time") from exc
-    except (OSError, http.client.HTTPException) as exc:  # ssl.SSLError is an OSError
+    except (OSError, HttpProtocolError) as exc:  # ssl.SSLError is an OSError
         raise TransientDeliveryError(
             f"could not reach the provider ({type(exc).__name__})"
         ) from exc
@@ -75,7 +75,7 @@ def json_object(response: HttpReply) -> dict[str, object] | None:
 
 def retry_after(response: HttpReply) -> timedelta | None:
     """Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP-date."""
-    value = response.headers.get("Retry-After", "").strip()
+    value = response.headers.get("retry-after", "").strip()
     if not value:
         return None
     if _SECONDS.fullmatch(value):

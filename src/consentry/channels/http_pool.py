@@ -1,10 +1,10 @@
 """Keep-alive HTTP/1.1 connections for the provider adapters, shared by the sending threads.
 
 Every message the dispatcher hands to Twilio or the Cloud API is one small POST to the same
-origin. ``http.client`` does that for a few tens of microseconds of CPU; ``httpx`` spent most of
-a millisecond per request on its request and response models, URL parsing and the bookkeeping
-of its connection pool (docs/performance.md, section 4), which capped a worker near 1,000
-messages a second. This pool keeps what the adapters need and no more:
+origin. ``httpx`` spent most of a millisecond of CPU per request on its request and response
+models, URL parsing and the bookkeeping of its connection pool (docs/performance.md, section 4),
+which capped a worker near 1,000 messages a second; the connections here (``http_wire``) cost a
+tenth of that. This pool keeps what the adapters need and no more:
 
 - at most ``max_connections`` open connections over all origins; a thread beyond that waits
   for one (up to ``timeout``);
@@ -17,14 +17,13 @@ messages a second. This pool keeps what the adapters need and no more:
 - ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` from the environment are honoured, as httpx
   did: an https origin is reached through a CONNECT tunnel, an http one by absolute-form requests.
 
-Errors are the standard library's (``OSError``, ``TimeoutError``, ``http.client.HTTPException``),
-translated into delivery errors by ``consentry.channels.post``.
+Errors are ``OSError`` (``TimeoutError`` and ``ssl.SSLError`` among them) and
+``HttpProtocolError``, translated into delivery errors by ``consentry.channels.post``.
 """
 
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import select
 import ssl
@@ -35,6 +34,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
+
+from consentry.channels.http_wire import WireConnection, request_bytes
 
 KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept (httpx's default too)
 USER_AGENT = "consentry"
@@ -51,7 +52,7 @@ class HttpReply:
     """A provider's answer, read completely."""
 
     status_code: int
-    headers: http.client.HTTPMessage  # case-insensitive ``get``
+    headers: dict[str, str]  # names in lower case
     content: bytes
 
     @property
@@ -105,7 +106,7 @@ def _route(origin: Origin) -> _Route:
 class _Idle:
     __slots__ = ("connection", "since")
 
-    def __init__(self, connection: http.client.HTTPConnection, since: float) -> None:
+    def __init__(self, connection: WireConnection, since: float) -> None:
         self.connection = connection
         self.since = since
 
@@ -130,22 +131,30 @@ class HttpPool:
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpReply:
         """POST ``body`` to ``url`` and read the whole answer. Raises OSError (TimeoutError
-        among them) or http.client.HTTPException when no answer could be read."""
+        among them) or HttpProtocolError when no answer could be read, ValueError for a header
+        value with a line break (before anything is sent)."""
         origin, path = _target(url)
+        route = self._route(origin)
+        request = request_bytes(
+            route.prefix + path,
+            origin[1] if origin[2] in (80, 443) else f"{origin[1]}:{origin[2]}",
+            {"User-Agent": USER_AGENT, **headers, **route.headers},
+            body,
+        )
         if not self._slots.acquire(timeout=self.timeout):
             raise PoolTimeout("no connection to the provider became free in time")
         try:
-            connection = self._take(origin)
+            connection = self._take(origin, route)
             try:
-                reply, reusable = self._exchange(connection, origin, path, body, headers)
+                answer = connection.exchange(request)
             except BaseException:
                 connection.close()
                 raise
-            if reusable:
+            if answer.reusable:
                 self._give_back(origin, connection)
             else:
                 connection.close()
-            return reply
+            return HttpReply(answer.status, answer.headers, answer.body)
         finally:
             self._slots.release()
 
@@ -165,26 +174,9 @@ class HttpPool:
 
     # -- connections -----------------------------------------------------------------------------
 
-    def _exchange(
-        self,
-        connection: http.client.HTTPConnection,
-        origin: Origin,
-        path: str,
-        body: bytes,
-        headers: Mapping[str, str],
-    ) -> tuple[HttpReply, bool]:
-        route = self._routes[origin]
-        sent = {"User-Agent": USER_AGENT, **headers, **route.headers}
-        connection.request("POST", route.prefix + path, body, sent)
-        response = connection.getresponse()
-        content = response.read()
-        reply = HttpReply(response.status, response.msg, content)
-        return reply, not response.will_close
-
-    def _take(self, origin: Origin) -> http.client.HTTPConnection:
-        """The newest usable idle connection to ``origin``, else a new one (not yet connected:
-        connecting happens with the first request, under the socket timeout)."""
-        stale: list[http.client.HTTPConnection] = []
+    def _take(self, origin: Origin, route: _Route) -> WireConnection:
+        """The newest usable idle connection to ``origin``, else a new one."""
+        stale: list[WireConnection] = []
         found = None
         now = time.monotonic()
         with self._lock:
@@ -197,24 +189,25 @@ class HttpPool:
                 stale.append(entry.connection)
         for connection in stale:
             connection.close()
-        return found if found is not None else self._open(origin)
+        return found if found is not None else self._open(origin, route)
 
-    def _give_back(self, origin: Origin, connection: http.client.HTTPConnection) -> None:
+    def _give_back(self, origin: Origin, connection: WireConnection) -> None:
         with self._lock:
             self._idle.setdefault(origin, []).append(_Idle(connection, time.monotonic()))
 
-    def _open(self, origin: Origin) -> http.client.HTTPConnection:
+    def _route(self, origin: Origin) -> _Route:
         route = self._routes.get(origin)
         if route is None:
             route = self._routes.setdefault(origin, _route(origin))
-        if origin[0] != "https":
-            return http.client.HTTPConnection(route.host, route.port, timeout=self.timeout)
-        connection = http.client.HTTPSConnection(
-            route.host, route.port, timeout=self.timeout, context=self._ssl_context()
+        return route
+
+    def _open(self, origin: Origin, route: _Route) -> WireConnection:
+        scheme, host, port = origin
+        tls = self._ssl_context() if scheme == "https" else None
+        tunnel = None if route.tunnel_headers is None else (f"{host}:{port}", route.tunnel_headers)
+        return WireConnection.open(
+            route.host, route.port, timeout=self.timeout, tls=tls, server_name=host, tunnel=tunnel
         )
-        if route.tunnel_headers is not None:
-            connection.set_tunnel(origin[1], origin[2], headers=route.tunnel_headers)
-        return connection
 
     def _ssl_context(self) -> ssl.SSLContext:
         # One context for every connection: building one loads the system's CA store.
@@ -223,7 +216,7 @@ class HttpPool:
         return self._context
 
 
-def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
+def _closed_by_peer(connection: WireConnection) -> bool:
     """Whether an idle connection's socket is readable: the server closed it (or sent something
     unasked), so it cannot carry another request."""
     sock = connection.sock

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -10,6 +11,7 @@ from tests.integration.channels.servers import Reply, StubServer, Tls, unused_po
 
 from consentry.channels import http_pool
 from consentry.channels.http_pool import HttpPool
+from consentry.channels.http_wire import HttpProtocolError
 
 HEADERS = {"Content-Type": "application/json"}
 
@@ -141,3 +143,107 @@ def test_proxies_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_only_absolute_http_urls(pool: HttpPool) -> None:
     with pytest.raises(ValueError, match="absolute"):
         pool.post("ftp://example.org/m", b"", HEADERS)
+
+
+# -- the wire: answers as servers frame them -----------------------------------------------------
+
+
+class RawServer:
+    """Answers each request on a connection with the next scripted bytes; closes after the
+    last script of a connection."""
+
+    def __init__(self, *answers: bytes, close: bool = True) -> None:
+        self.requests: list[bytes] = []
+        self._answers = list(answers)
+        self._close = close
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self._sock.accept()
+        with conn:
+            for answer in self._answers:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                while len(body) < length:
+                    body += conn.recv(65536)
+                self.requests.append(head + b"\r\n\r\n" + body)
+                conn.sendall(answer)
+            if not self._close:
+                conn.recv(1)  # held open until the client goes
+
+    def stop(self) -> None:
+        self._thread.join(5)
+        self._sock.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "body"),
+    [
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"7\r\n{\"a\": 1\r\n1;ext=1\r\n}\r\n0\r\nX-Trailer: t\r\n\r\n", b'{"a": 1}'),
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}",
+         b"{}"),
+        (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"until\": \"close\"}",
+         b'{"until": "close"}'),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}", b"{}"),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", b""),
+    ],
+)  # fmt: skip
+def test_answers_framed_every_way_are_read_whole(answer: bytes, body: bytes) -> None:
+    server = RawServer(answer)
+    try:
+        with HttpPool(timeout=2.0) as pool:
+            reply = pool.post(f"{server.url}/m", b"{}", HEADERS)
+    finally:
+        server.stop()
+
+    assert reply.content == body
+    (request,) = server.requests
+    assert request.startswith(b"POST /m HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert request.endswith(b"\r\nContent-Length: 2\r\n\r\n{}")
+
+
+def test_a_keep_alive_connection_carries_chunked_and_sized_answers() -> None:
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    sized = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]"
+    server = RawServer(chunked, sized, close=False)
+    try:
+        with HttpPool(timeout=2.0) as pool:
+            first = pool.post(f"{server.url}/m", b"{}", HEADERS)
+            second = pool.post(f"{server.url}/m", b"{}", HEADERS)
+    finally:
+        server.stop()
+    assert (first.content, second.content) == (b"{}", b"[]")
+    assert len(server.requests) == 2  # one connection: the RawServer accepts only one
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}",  # closed mid-body
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # no chunk size
+        b"SMTP/1.0 220 hello\r\n\r\n",  # no HTTP at all
+        b"",  # closed without an answer
+    ],
+)
+def test_broken_answers_are_protocol_errors(answer: bytes) -> None:
+    server = RawServer(answer)
+    try:
+        with HttpPool(timeout=2.0) as pool, pytest.raises(HttpProtocolError):
+            pool.post(f"{server.url}/m", b"{}", HEADERS)
+    finally:
+        server.stop()
+
+
+def test_a_header_value_with_a_line_break_is_refused_before_sending(
+    stub: StubServer, pool: HttpPool
+) -> None:
+    with pytest.raises(ValueError, match="line break"):
+        pool.post(f"{stub.url}/m", b"{}", {"I-Twilio-Idempotency-Token": "k\r\nX-Evil: 1"})
+    assert stub.requests == []
