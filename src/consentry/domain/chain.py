@@ -22,10 +22,15 @@ def canonical_json(fields: Canonical) -> bytes:
 
 
 def link_hash(prev_hash: str, fields: Canonical) -> str:
+    return link_hash_of(prev_hash, canonical_json(fields))
+
+
+def link_hash_of(prev_hash: str, canonical: bytes) -> str:
+    """``link_hash`` of fields already rendered by ``canonical_json``."""
     digest = hashlib.sha256()
     digest.update(prev_hash.encode("ascii"))
     digest.update(b"\n")
-    digest.update(canonical_json(fields))
+    digest.update(canonical)
     return digest.hexdigest()
 
 
