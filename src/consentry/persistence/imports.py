@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
-from consentry.domain.consent import ConsentState, ConsentStatus
+from consentry.domain.consent import ConsentEvent, ConsentState, ConsentStatus, EvidenceDigests
 from consentry.domain.imports import (
     Acquisition,
     Attestation,
@@ -36,10 +36,10 @@ from consentry.domain.imports import (
     RowIssue,
     Severity,
 )
-from consentry.domain.model import Channel, Contact
+from consentry.domain.model import Channel, Contact, PointKind, point_index_value
 from consentry.persistence.bulk import bulk_insert
-from consentry.persistence.contacts import SqlContactRepository, key_column
-from consentry.persistence.ledger import state_from_row
+from consentry.persistence.contacts import key_column
+from consentry.persistence.ledger import seal_event, state_from_row
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import (
     consent_events,
@@ -50,7 +50,13 @@ from consentry.persistence.tables import (
     suppressions,
     topics,
 )
-from consentry.services.ports import ExistingPoint, ImportLookup
+from consentry.services.ports import (
+    ExistingPoint,
+    ImportLookup,
+    KeyRing,
+    SealedEvent,
+    SealedRow,
+)
 
 _ISSUE_BATCH = 2000
 
@@ -254,13 +260,70 @@ class SqlImports:
             result.close()
 
 
+_CONTACT_COLUMNS = (
+    "id", "tenant_id", "created_at", "updated_at", "external_ref", "name_enc", "email_enc",
+    "email_key", "phone_enc", "phone_key", "phone_type", "whatsapp_enc", "whatsapp_key",
+    "postal_enc", "postal_key", "country", "time_zone", "locale", "dob_enc", "adult_on",
+    "age_attested", "whatsapp_last_inbound_at", "erased_at",
+)  # fmt: skip
+
+
+class SqlImportSealer:
+    """Seals one tenant's import rows with its data key, read beforehand: no connection, so
+    it may run on another thread (the key ring is thread-safe)."""
+
+    def __init__(self, keys: KeyRing, tenant_id: uuid.UUID, wrapped_key: bytes) -> None:
+        self._keys = keys
+        self._tenant_id = tenant_id
+        self._wrapped = wrapped_key
+
+    def _seal(self, purpose: str, value: str | None) -> bytes | None:
+        if value is None:
+            return None
+        return self._keys.encrypt(self._tenant_id, self._wrapped, purpose, value)
+
+    def _index(self, kind: PointKind, value: str | None) -> bytes | None:
+        return (
+            None if value is None else self._keys.blind_index(kind, point_index_value(kind, value))
+        )
+
+    def contact(self, contact: Contact, email_key: bytes | None) -> SealedRow:
+        """The columns ``SqlContactRepository.columns`` gives, in ``_CONTACT_COLUMNS`` order."""
+        if contact.tenant_id != self._tenant_id:
+            raise ValueError("a sealer seals one tenant's rows")
+        seal, index = self._seal, self._index
+        dob = None if contact.date_of_birth is None else contact.date_of_birth.isoformat()
+        return (
+            contact.id, contact.tenant_id, contact.created_at, contact.created_at,
+            contact.external_ref, seal("contacts.name", contact.name),
+            seal("contacts.email", contact.email),
+            index(PointKind.EMAIL, contact.email) if email_key is None else email_key,
+            seal("contacts.phone", contact.phone), index(PointKind.PHONE, contact.phone),
+            None if contact.phone_type is None else contact.phone_type.value,
+            seal("contacts.whatsapp", contact.whatsapp), index(PointKind.PHONE, contact.whatsapp),
+            seal("contacts.postal", contact.postal_address),
+            index(PointKind.POSTAL, contact.postal_address), contact.country, contact.time_zone,
+            contact.locale, seal("contacts.dob", dob), contact.adult_on, contact.age_attested,
+            contact.whatsapp_last_inbound_at, contact.erased_at,
+        )  # fmt: skip
+
+    def event(self, event: ConsentEvent, digests: EvidenceDigests) -> SealedEvent:
+        if event.tenant_id != self._tenant_id:
+            raise ValueError("a sealer seals one tenant's rows")
+        return seal_event(self._seal, event, digests)
+
+
 class SqlImportRows:
     """The set-based reads and bulk writes of one import batch."""
 
-    def __init__(self, conn: Connection, contacts_repo: SqlContactRepository) -> None:
+    def __init__(self, conn: Connection, keys: KeyRing, crypto: FieldCrypto) -> None:
         self._conn = conn
-        self._contacts = contacts_repo
+        self._keys = keys
+        self._crypto = crypto
         self._pg = conn.dialect.name == "postgresql"
+
+    def sealer(self, tenant_id: uuid.UUID) -> SqlImportSealer:
+        return SqlImportSealer(self._keys, tenant_id, self._crypto.wrapped_key(tenant_id))
 
     def _in(self, column: Any, values: Sequence[Any], name: str) -> ColumnElement[bool]:
         """``column IN values``; on PostgreSQL one array parameter (``= ANY``), since a query
@@ -348,18 +411,6 @@ class SqlImportRows:
             emails = {bytes(r.email_key): r.id for r in rows}
         return ImportLookup(found, emails, suppressed)
 
-    def add_contacts(self, new: Sequence[Contact]) -> None:
-        """Insert new contacts, sealed and indexed exactly as ``SqlContactRepository.add``."""
-        if not new:
-            return
-        rows: list[tuple[Any, ...]] = []
-        names: tuple[str, ...] = ()
-        for contact in new:
-            values = self._contacts.columns(contact)
-            if not names:
-                names = ("id", "tenant_id", "created_at", "updated_at", *values)
-            rows.append(
-                (contact.id, contact.tenant_id, contact.created_at, contact.created_at,
-                 *values.values())
-            )  # fmt: skip
-        bulk_insert(self._conn, contacts, names, rows)
+    def add_contacts(self, new: Sequence[SealedRow]) -> None:
+        """Insert new contacts sealed by ``SqlImportSealer.contact``."""
+        bulk_insert(self._conn, contacts, _CONTACT_COLUMNS, new)

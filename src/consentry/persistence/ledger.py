@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -11,7 +11,7 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from consentry.domain.chain import ChainLink, link_hash
+from consentry.domain.chain import ChainLink, link_hash, link_hash_of
 from consentry.domain.consent import (
     ConsentAction,
     ConsentBasis,
@@ -23,6 +23,7 @@ from consentry.domain.consent import (
     EvidenceDigests,
     Relationship,
     canonical_event,
+    canonical_event_json,
 )
 from consentry.domain.errors import NotFound
 from consentry.domain.model import Channel
@@ -30,6 +31,7 @@ from consentry.persistence.bulk import bulk_insert
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import chain_heads, consent_events, consent_states
 from consentry.persistence.tenancy import CONSENT_CHAIN
+from consentry.services.ports import SealedEvent
 
 # Evidence attribute -> sealed column; the column name is also the encryption purpose.
 _PII = (
@@ -85,6 +87,28 @@ _STATE_COLUMNS = (
     "tenant_id", "topic_id", "channel", "contact_id", "point_key", "status", "basis",
     "confirmed", "event_id", "seq", "granted_at", "expires_at", "updated_at",
 )  # fmt: skip
+
+
+_SEQ = ',"seq":0,'  # where the sequence number sits in an unchained event's canonical JSON
+
+Seal = Callable[[str, str | None], bytes | None]  # (purpose, value) -> ciphertext
+
+
+def seal_event(seal: Seal, event: ConsentEvent, digests: EvidenceDigests) -> SealedEvent:
+    """An unchained event (``seq`` 0) with its evidence sealed, as ``append_sealed`` takes it.
+    The canonical JSON is split at the sequence number: a string value cannot contain the
+    marker, since its quotes are escaped."""
+    if event.seq != 0:
+        raise ValueError("only an unchained event is sealed for appending")
+    before, _, after = canonical_event_json(event, digests).partition(_SEQ)
+    ev = event.evidence
+    columns = (
+        seal("consent_events.source_enc", ev.source), digests.source,
+        seal("consent_events.ip_enc", ev.ip_address), digests.ip_address,
+        seal("consent_events.user_agent_enc", ev.user_agent), digests.user_agent,
+        seal("consent_events.note_enc", ev.note), digests.note,
+    )  # fmt: skip
+    return SealedEvent(event, columns, before + ',"seq":', "," + after)
 
 
 class SqlConsentLedger:
@@ -187,6 +211,52 @@ class SqlConsentLedger:
                     event.hash,
                 )
             )  # fmt: skip
+        bulk_insert(self._conn, consent_events, _EVENT_COLUMNS, rows)
+        self._conn.execute(
+            update(chain_heads)
+            .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tid)
+            .values(seq=seq, hash=prev)
+        )
+        return chained
+
+    def append_sealed(self, events: Sequence[SealedEvent]) -> list[ConsentEvent]:
+        """``append_many`` for events sealed beforehand (``seal_event``): the head is locked
+        while the events are chained (one SHA-256 each) and copied, and moved once."""
+        if not events:
+            return []
+        tid = events[0].event.tenant_id
+        head = self._conn.execute(
+            select(chain_heads.c.seq, chain_heads.c.hash)
+            .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tid)
+            .with_for_update()
+        ).one()
+        seq, prev = int(head.seq), str(head.hash)
+        chained: list[ConsentEvent] = []
+        rows: list[tuple[Any, ...]] = []
+        for sealed in events:
+            e = sealed.event
+            if e.tenant_id != tid:
+                raise ValueError("one batch appends to one tenant's chain")
+            seq += 1
+            digest = link_hash_of(prev, f"{sealed.before_seq}{seq}{sealed.after_seq}".encode())
+            ev = e.evidence
+            rows.append(
+                (
+                    e.id, tid, seq, e.contact_id, e.point_key, e.topic_id, e.channel.value,
+                    e.action.value, e.basis.value, ev.method.value, *sealed.evidence_columns,
+                    ev.policy_document_id, ev.disclosure_hash, ev.actor, ev.import_batch_id,
+                    ev.inbound_message_id,
+                    None if ev.relationship is None else ev.relationship.value,
+                    e.occurred_at, e.recorded_at, e.expires_at, prev, digest,
+                )
+            )  # fmt: skip
+            chained.append(
+                ConsentEvent(
+                    e.id, tid, e.contact_id, e.point_key, e.topic_id, e.channel, e.action,
+                    e.basis, ev, e.occurred_at, e.recorded_at, e.expires_at, seq, prev, digest,
+                )
+            )  # fmt: skip
+            prev = digest
         bulk_insert(self._conn, consent_events, _EVENT_COLUMNS, rows)
         self._conn.execute(
             update(chain_heads)

@@ -107,7 +107,7 @@ class SqlUnitOfWork:
         self.fences = SqlFences(conn)
         self.signals = SqlSignals(conn, self.keys)
         self.imports = SqlImports(conn, crypto)
-        self.import_rows = SqlImportRows(conn, self.contacts)
+        self.import_rows = SqlImportRows(conn, self.keys, crypto)
         self.passes = SqlPermissionPasses(conn)
         self.notices = SqlPolicyNotices(conn, crypto)
         return self

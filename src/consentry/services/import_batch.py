@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -45,10 +46,16 @@ from consentry.domain.model import (
     Topic,
     point_index_value,
 )
-from consentry.services.import_file import csv_rows, decoded_lines, map_columns
+from consentry.services.import_file import Columns, RawRow, csv_rows, decoded_lines, map_columns
 from consentry.services.import_report import IssueSpool
 from consentry.services.import_rows import ParsedRow, RowRules, parse_row
-from consentry.services.ports import ImportLookup, UnitOfWork
+from consentry.services.ports import (
+    ImportLookup,
+    ImportSealer,
+    SealedEvent,
+    SealedRow,
+    UnitOfWork,
+)
 
 BATCH_ROWS = 5000
 NO_LIMIT = 1 << 62  # the size limit was enforced when the file was scanned
@@ -105,54 +112,109 @@ def _fail(run: ImportRun, row: ParsedRow, fld: str, code: str, message: str) -> 
     run.error_rows += 1
 
 
-def write_batch(run: ImportRun, parsed: list[ParsedRow | list[RowIssue]]) -> None:
-    uow, record, tenant = run.uow, run.record, run.tenant
-    kind = POINT_KIND[record.channel]
-    index = uow.keys.blind_index
-    good: list[tuple[ParsedRow, bytes, bytes | None]] = []
+@dataclass(frozen=True, slots=True)
+class _Duplicate:
+    row: ParsedRow
+    first_line: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """A row that parsed, sealed as a new contact and its event, before the look-ups say
+    whether the contact point exists already."""
+
+    row: ParsedRow
+    key: bytes
+    email_key: bytes | None
+    contact_id: uuid.UUID
+    contact: SealedRow
+    event: SealedEvent
+    digests: EvidenceDigests
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """One batch read, parsed and sealed, without the database: what it reports before any
+    look-up (rows with errors, repeats within the batch) and the rows to look up, in file
+    order."""
+
+    rows: int
+    early: list[list[RowIssue] | _Duplicate]
+    ready: list[_Ready]
+
+
+def prepare_batch(
+    run: ImportRun, sealer: ImportSealer, columns: Columns, raw: list[RawRow]
+) -> PreparedBatch:
+    """Parse, normalise, index and seal one batch; touches neither the connection nor the
+    report, so it runs on its own thread while the batch before it is written."""
+    kind = POINT_KIND[run.record.channel]
+    index = run.uow.keys.blind_index
+    early: list[list[RowIssue] | _Duplicate] = []
+    ready: list[_Ready] = []
     seen: dict[bytes, int] = {}
-    for row in parsed:
-        if isinstance(row, list):
-            for issue in row:
-                run.spool.add(issue)
-            run.error_rows += 1
+    for parsed in (parse_row(r, columns, run.rules) for r in raw):
+        if isinstance(parsed, list):
+            early.append(parsed)
             continue
-        key = index(kind, point_index_value(kind, row.address))
-        if key in seen:
-            _skip(run, row, DUPLICATE_IN_FILE, f"the same address as line {seen[key]}")
+        key = index(kind, point_index_value(kind, parsed.address))
+        first = seen.get(key)
+        if first is not None:
+            early.append(_Duplicate(parsed, first))
             continue
-        seen[key] = row.line
-        email_key = (
-            None if row.email is None
-            else index(PointKind.EMAIL, point_index_value(PointKind.EMAIL, row.email))
+        seen[key] = parsed.line
+        if parsed.email is None:
+            email_key = None
+        elif kind is PointKind.EMAIL:
+            email_key = key  # the address is the email address
+        else:
+            email_key = index(PointKind.EMAIL, point_index_value(PointKind.EMAIL, parsed.email))
+        contact_id = new_id()
+        event, digests = _event(run, parsed, contact_id, key)
+        ready.append(
+            _Ready(
+                parsed, key, email_key, contact_id,
+                sealer.contact(_contact(run, parsed, contact_id), email_key),
+                sealer.event(event, digests), digests,
+            )
         )  # fmt: skip
-        good.append((row, key, email_key))
+    return PreparedBatch(len(raw), early, ready)
+
+
+def write_batch(run: ImportRun, sealer: ImportSealer, batch: PreparedBatch) -> None:
+    uow, record, tenant = run.uow, run.record, run.tenant
+    for item in batch.early:
+        if isinstance(item, _Duplicate):
+            _skip(run, item.row, DUPLICATE_IN_FILE, f"the same address as line {item.first_line}")
+            continue
+        for issue in item:
+            run.spool.add(issue)
+        run.error_rows += 1
     found = uow.import_rows.lookup(
         tenant.id,
         record.channel,
         topic_ids=run.topic_ids,
-        point_keys=[k for _, k, _ in good],
-        email_keys=[e for _, _, e in good if e is not None],
+        point_keys=[r.key for r in batch.ready],
+        email_keys=[r.email_key for r in batch.ready if r.email_key is not None],
         import_id=record.id,
     )
-    new_contacts: list[Contact] = []
-    events: list[tuple[ConsentEvent, EvidenceDigests]] = []
+    new_contacts: list[SealedRow] = []
+    events: list[SealedEvent] = []
     existing_ids: set[uuid.UUID] = set()
     new_emails: set[bytes] = set()
-    for row, key, email_key in good:
-        contact_id = _contact_for(
-            run, found, row, key=key, email_key=email_key, new_emails=new_emails
-        )
+    for ready in batch.ready:
+        contact_id = _contact_for(run, found, ready, new_emails=new_emails)
         if contact_id is None:
             continue
-        existing = found.existing.get(key)
-        if existing is not None and existing.contact_id == contact_id:
+        if contact_id == ready.contact_id:
+            new_contacts.append(ready.contact)
+            events.append(ready.event)
+        else:  # the contact point exists: its consent goes to the contact that has it
             existing_ids.add(contact_id)
-        else:
-            new_contacts.append(_contact(run, row, contact_id))
-        events.append(_event(run, row, contact_id, key))
+            event = replace(ready.event.event, contact_id=contact_id)
+            events.append(sealer.event(event, ready.digests))
     uow.import_rows.add_contacts(new_contacts)
-    chained = uow.ledger.append_many(events)
+    chained = uow.ledger.append_sealed(events)
     fresh: list[ConsentState] = []
     for event in chained:
         state = apply_event(None, event)  # a request or grant starts a fresh state
@@ -168,16 +230,11 @@ def write_batch(run: ImportRun, parsed: list[ParsedRow | list[RowIssue]]) -> Non
 
 
 def _contact_for(
-    run: ImportRun,
-    found: ImportLookup,
-    row: ParsedRow,
-    *,
-    key: bytes,
-    email_key: bytes | None,
-    new_emails: set[bytes],
+    run: ImportRun, found: ImportLookup, ready: _Ready, *, new_emails: set[bytes]
 ) -> uuid.UUID | None:
-    """The contact the row's consent belongs to (an existing one, or a new id), or None when
-    the row is skipped or refused (reported here)."""
+    """The contact the row's consent belongs to (an existing one, or the new id it was
+    sealed with), or None when the row is skipped or refused (reported here)."""
+    row, key, email_key = ready.row, ready.key, ready.email_key
     channel_field = ADDRESS_FIELD[run.record.channel]
     reason = found.suppressed.get(key)
     if reason is not None:
@@ -192,7 +249,7 @@ def _contact_for(
             return None
         if email_key is not None:
             new_emails.add(email_key)
-        return new_id()
+        return ready.contact_id
     if any(this_import for _, _, _, this_import in existing.states):
         _skip(run, row, DUPLICATE_IN_FILE, "the same address as an earlier row of this file")
         return None
@@ -241,16 +298,28 @@ def _contact(run: ImportRun, row: ParsedRow, contact_id: uuid.UUID) -> Contact:
 def _event(
     run: ImportRun, row: ParsedRow, contact_id: uuid.UUID, key: bytes
 ) -> tuple[ConsentEvent, EvidenceDigests]:
-    evidence = run.evidence
-    if row.signup_ip is not None:
-        evidence = replace(evidence, ip_address=row.signup_ip)
+    base = run.evidence
     occurred_at = row.signup_at or run.now
+    note = base.note
     if run.action is ConsentAction.REQUESTED:
         # The request for confirmation is made now, by the import: the confirmation window
         # counts from here. When the person signed up stays in the evidence.
         occurred_at = run.now
         if row.signup_at is not None:
-            evidence = replace(evidence, note=f"signed up at {row.signup_at.isoformat()}")
+            note = f"signed up at {row.signup_at.isoformat()}"
+    evidence = Evidence(
+        method=base.method,
+        source=base.source,
+        ip_address=base.ip_address if row.signup_ip is None else row.signup_ip,
+        user_agent=base.user_agent,
+        policy_document_id=base.policy_document_id,
+        disclosure_hash=base.disclosure_hash,
+        actor=base.actor,
+        import_batch_id=base.import_batch_id,
+        inbound_message_id=base.inbound_message_id,
+        relationship=base.relationship,
+        note=note,
+    )
     event = ConsentEvent(
         id=new_id(),
         tenant_id=run.tenant.id,
@@ -288,10 +357,22 @@ def read_all(run: ImportRun, open_file: Opener, encoding: str, progress: Progres
         # ledger chain is locked for one batch at a time, and its opt-outs and consent writes
         # wait seconds, not the whole import. An atomic import holds it to the end.
         per_batch = record.keep_good_rows and not record.dry_run
-        while batch := list(itertools.islice(rows, BATCH_ROWS)):
-            write_batch(run, [parse_row(raw, columns, run.rules) for raw in batch])
-            run.done += len(batch)
-            if per_batch:
-                run.uow.checkpoint()
-            if progress is not None:
-                progress(run.done, record.rows_total)
+        sealer = run.uow.import_rows.sealer(run.tenant.id)
+
+        def next_batch() -> PreparedBatch | None:
+            raw = list(itertools.islice(rows, BATCH_ROWS))
+            return prepare_batch(run, sealer, columns, raw) if raw else None
+
+        # The next batch is read, parsed and sealed on a second thread while this one is
+        # written: the database works on the other core meanwhile. A file error in the next
+        # batch surfaces only once this one is written, as it would reading in turn.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-rows") as reader:
+            upcoming = reader.submit(next_batch)
+            while (batch := upcoming.result()) is not None:
+                upcoming = reader.submit(next_batch)
+                write_batch(run, sealer, batch)
+                run.done += batch.rows
+                if per_batch:
+                    run.uow.checkpoint()
+                if progress is not None:
+                    progress(run.done, record.rows_total)

@@ -172,6 +172,11 @@ class ConsentLedger(Protocol):
         """Append one tenant's events in order, chained as ``append`` would, in one batch."""
         ...
 
+    def append_sealed(self, events: Sequence[SealedEvent]) -> list[ConsentEvent]:
+        """``append_many`` for events sealed beforehand (``ImportSealer.event``): the chain
+        head stays locked only while they are chained and written."""
+        ...
+
     def history(self, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> list[ConsentEvent]: ...
     def get(self, tenant_id: uuid.UUID, event_id: uuid.UUID) -> ConsentEvent: ...
     def links(self, tenant_id: uuid.UUID) -> Generator[ChainLink, None, None]: ...
@@ -622,6 +627,32 @@ class ImportRecords(Protocol):
         ...
 
 
+SealedRow = tuple[Any, ...]  # a contact's stored columns, sealed and indexed, in table order
+
+
+@dataclass(frozen=True, slots=True)
+class SealedEvent:
+    """A consent event ready to be chained: its evidence sealed and digested, its canonical
+    JSON rendered around the sequence number, the one chained field still to come."""
+
+    event: ConsentEvent
+    evidence_columns: tuple[Any, ...]  # sealed personal data and digests, in table order
+    before_seq: str
+    after_seq: str
+
+
+class ImportSealer(Protocol):
+    """Seals one tenant's import rows without touching the database, so that a batch can be
+    sealed on another thread while the batch before it is written."""
+
+    def contact(self, contact: Contact, email_key: bytes | None) -> SealedRow:
+        """The new contact's row, sealed and indexed as ``ContactRepository.add`` stores it;
+        ``email_key`` is the blind index of its email address, already computed."""
+        ...
+
+    def event(self, event: ConsentEvent, digests: EvidenceDigests) -> SealedEvent: ...
+
+
 class ImportRows(Protocol):
     """Set-based reads and bulk writes of one batch of import rows."""
 
@@ -635,7 +666,8 @@ class ImportRows(Protocol):
         email_keys: Sequence[bytes],
         import_id: uuid.UUID,
     ) -> ImportLookup: ...
-    def add_contacts(self, new: Sequence[Contact]) -> None: ...
+    def sealer(self, tenant_id: uuid.UUID) -> ImportSealer: ...
+    def add_contacts(self, new: Sequence[SealedRow]) -> None: ...
 
 
 class PermissionPasses(Protocol):

@@ -290,11 +290,13 @@ def test_an_import_keeping_good_rows_commits_batch_by_batch(
     original = import_batch.write_batch
     calls: list[int] = []
 
-    def second_breaks(run_: import_batch.ImportRun, parsed: list[object]) -> None:
-        calls.append(len(parsed))
+    def second_breaks(
+        run_: import_batch.ImportRun, sealer: object, batch: import_batch.PreparedBatch
+    ) -> None:
+        calls.append(batch.rows)
         if len(calls) == 2:
             raise RuntimeError("the database went away")
-        original(run_, parsed)  # type: ignore[arg-type]
+        original(run_, sealer, batch)  # type: ignore[arg-type]
 
     monkeypatch.setattr(import_batch, "BATCH_ROWS", 2)
     monkeypatch.setattr(import_batch, "write_batch", second_breaks)
