@@ -47,6 +47,7 @@ from consentry.services.compose.reconfirmation import (
 )
 from consentry.services.compose.tokens import UnsubscribeTokens
 from consentry.services.confirmations import ConfirmationConfig, ResendLimits
+from consentry.services.courtesy_signing import DomainSigners, signing_email
 from consentry.services.dispatch import DispatchConfig, Dispatcher, RateLimiter
 from consentry.services.form_submit import Confirmers
 from consentry.services.form_tokens import FORM_TOKEN_PURPOSE, FormTokens
@@ -68,6 +69,7 @@ class Container:
     _sendgrid: SendGridEvents | None = field(default=None, repr=False)
     _keywords: Mapping[str, KeywordLists] | None = field(default=None, repr=False)
     _resend_limits: ResendLimits | None = field(default=None, repr=False)
+    _domain_signers: DomainSigners | None = field(default=None, repr=False)
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self.keys)
@@ -118,6 +120,13 @@ class Container:
         """Mints and reads the tokens of policy-notice acceptance links (a key of their own)."""
         return NoticeTokens(self.keys.derive(NOTICE_PURPOSE))
 
+    def courtesy_adapters(self) -> dict[Channel, ChannelAdapter]:
+        """The configured channels for messages sent outside campaigns: email is DKIM-signed
+        with the key of the tenant's sender domain, as campaign messages are."""
+        if self._domain_signers is None:
+            self._domain_signers = DomainSigners(self.read_uow)
+        return signing_email(build_adapters(self.settings, self.outbox()), self._domain_signers)
+
     def notice_sender(self) -> NoticeSender:
         """A sender of queued policy notices with the configured channels; close it when done."""
         s = self.settings
@@ -125,7 +134,7 @@ class Container:
         return NoticeSender(
             self.uow,
             self.read_uow,
-            build_adapters(s, self.outbox()),
+            self.courtesy_adapters(),
             self.notice_tokens(),
             config,
             clock=utcnow,
@@ -152,7 +161,7 @@ class Container:
     @contextmanager
     def sender(self) -> Iterator[Callable[[OutboundMessage], None]]:
         """Send many messages outside any campaign through channels built once."""
-        adapters = build_adapters(self.settings, self.outbox())
+        adapters = self.courtesy_adapters()
 
         def send(message: OutboundMessage) -> None:
             adapters[message.channel].send(message)
