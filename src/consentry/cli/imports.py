@@ -197,7 +197,7 @@ def send_confirmations(c: Container, tenant: str, import_id: uuid.UUID, total: i
         task = bar.add_task("confirmations", total=total)
         done = confirmations.send_import_confirmations(
             c.uow, c.confirmation_tokens(), c.confirmation_config(), send, tenant, import_id,
-            progress=lambda n: bar.update(task, completed=n),
+            progress=lambda n: bar.update(task, completed=n), new_read_uow=c.read_uow,
         )  # fmt: skip
     console.print(f"confirmation requests sent: {done.sent:,}")
     console.print(f"not sent (no longer pending, or blocked): {done.refused:,}")

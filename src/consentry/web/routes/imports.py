@@ -304,7 +304,13 @@ def _run(
     if outcome.confirmation_required and outcome.counts.pending:
         with c.sender() as send:
             confirmations.send_import_confirmations(
-                c.uow, c.confirmation_tokens(), c.confirmation_config(), send, tenant, record.id
+                c.uow,
+                c.confirmation_tokens(),
+                c.confirmation_config(),
+                send,
+                tenant,
+                record.id,
+                new_read_uow=c.read_uow,
             )
 
 
