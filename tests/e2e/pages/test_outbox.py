@@ -55,6 +55,9 @@ def test_another_tenants_message_is_not_found_like_a_missing_one(api: Api, acme:
     assert html.status_code == 404
     assert html.headers["content-type"].startswith("text/html")
     assert "CAPTURED_MESSAGE_NOT_FOUND" in html.text
+    assert html.headers["content-security-policy"].startswith("default-src 'self'")
+    assert html.headers["cache-control"] == "no-store"
+    assert "content-security-policy" not in client.get("/v1/topics").headers  # pages only
 
 
 def test_a_key_without_messages_read_is_refused(api: Api, acme: Seeded) -> None:

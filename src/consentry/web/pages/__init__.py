@@ -20,7 +20,7 @@ from consentry.web.pages import (
     signin,
     unsubscribe,
 )
-from consentry.web.pages.render import STYLESHEET_PATH, security_headers, stylesheet
+from consentry.web.pages.render import STYLESHEET_PATH, PageHeaders, stylesheet
 
 assets = APIRouter(include_in_schema=False)
 
@@ -34,7 +34,7 @@ def install(app: FastAPI, *, form_posts_per_minute: float) -> None:
     """Add the pages' routes and their security headers to ``app``."""
     app.state.preference_limits = preferences.EntryLimits()
     app.state.form_limits = forms.FormLimits(form_posts_per_minute)
-    app.middleware("http")(security_headers)
+    app.add_middleware(PageHeaders)
     for router in (
         assets,
         signin.router,

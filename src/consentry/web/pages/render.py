@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from consentry.web.pages.csrf import CSRF_FIELD, csrf_nonce, csrf_token, set_csrf_cookie
 from consentry.web.problems import PROBLEM
@@ -90,10 +91,8 @@ def is_page(path: str) -> bool:
     return path.startswith(PAGE_PREFIXES)
 
 
-async def _as_html(request: Request, response: Response) -> Response:
+def _problem_page(request: Request, status: int, headers: Headers, body: bytes) -> Response:
     """A problem answer on a page, for a browser: the same status and code, as a page."""
-    chunks = [chunk async for chunk in response.body_iterator]  # type: ignore[attr-defined]
-    body = b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks)
     try:
         found = json.loads(body)
         heading, detail, code = found["title"], found["detail"], found["code"]
@@ -103,26 +102,54 @@ async def _as_html(request: Request, response: Response) -> Response:
         request,
         "error.html",
         {"heading": heading, "message": detail, "code": code},
-        status=response.status_code,
+        status=status,
     )
     for name in ("retry-after", "www-authenticate"):
-        if name in response.headers:
-            page.headers[name] = response.headers[name]
+        if name in headers:
+            page.headers[name] = headers[name]
     return page
 
 
-async def security_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Middleware: the page headers on every page response, errors included; a browser
-    (``Accept: text/html``) gets errors as a page rather than problem+json."""
-    response = await call_next(request)
-    if not is_page(request.url.path):
-        return response
-    if response.headers.get("content-type", "").startswith(
-        PROBLEM
-    ) and "text/html" in request.headers.get("accept", ""):
-        response = await _as_html(request, response)
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
+class PageHeaders:
+    """ASGI middleware: the page headers on every page response, errors included; a browser
+    (``Accept: text/html``) gets errors as a page rather than problem+json. Other paths (the
+    API) pass straight through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_page(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        wants_html = "text/html" in Headers(scope=scope).get("accept", "")
+        problem: Message | None = None  # a problem answer held back to become a page
+        body = bytearray()
+
+        async def paged(message: Message) -> None:
+            nonlocal problem
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if wants_html and headers.get("content-type", "").startswith(PROBLEM):
+                    problem = message
+                    return
+                for name, value in SECURITY_HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+                await send(message)
+            elif problem is not None and message["type"] == "http.response.body":
+                body.extend(message.get("body", b""))
+                if not message.get("more_body", False):
+                    page = _problem_page(
+                        Request(scope),
+                        problem["status"],
+                        Headers(raw=problem["headers"]),
+                        bytes(body),
+                    )
+                    for name, value in SECURITY_HEADERS.items():
+                        page.headers.setdefault(name, value)
+                    await page(scope, receive, send)
+            else:
+                await send(message)
+
+        await self.app(scope, receive, paged)
