@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from hypothesis import settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
@@ -23,6 +24,7 @@ PG_ADMIN_URL = os.environ.get(
     "CONSENTRY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+REDIS_URL = os.environ.get("CONSENTRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def _pg_available() -> str | None:
@@ -35,6 +37,25 @@ def _pg_available() -> str | None:
     except Exception as exc:  # noqa: BLE001  (any failure means: no server to test against)
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database for the test (number 15 unless CONSENTRY_TEST_REDIS_URL says
+    otherwise), emptied before and after; required in CI."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        client.close()
+        if IN_CI:
+            pytest.fail(f"Redis is required in CI but unavailable: {exc}")
+        pytest.skip(f"Redis not available, Redis tests skipped: {exc}")
+    try:
+        yield REDIS_URL
+    finally:
+        client.flushdb()
+        client.close()
 
 
 @pytest.fixture(scope="session")

@@ -139,7 +139,8 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         default=None,
-        description="Redis for provider and per-tenant send rate limits shared between workers.",
+        description="Redis for limits shared between processes: provider and per-tenant send "
+        "rates (workers) and the API's request rate limits (server processes).",
     )
     send_rate_per_second: float = Field(
         default=0.0,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import redis
 
-_GCRA = """
+GCRA = """
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 local now = tonumber(ARGV[1])
 local cost = tonumber(ARGV[2])
@@ -63,7 +63,7 @@ class RedisRateLimiter:
         self._redis = redis.Redis.from_url(url)
         self._interval = 1.0 / rate_per_second
         self._tolerance = self._interval * (burst or max(1, int(rate_per_second)))
-        self._script = self._redis.register_script(_GCRA)
+        self._script = self._redis.register_script(GCRA)
 
     def acquire(self, key: str, count: int) -> None:
         cost = self._interval * count

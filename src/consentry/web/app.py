@@ -19,7 +19,13 @@ from consentry.config import Settings
 from consentry.services.audit_seal import AuditSealer
 from consentry.web import logs, pages, problems
 from consentry.web.idempotency import Idempotency
-from consentry.web.limits import BodyLimit, RateLimit, RateLimiter
+from consentry.web.limits import (
+    BodyLimit,
+    RateLimit,
+    RateLimiter,
+    RedisRequestLimiter,
+    RequestLimiter,
+)
 from consentry.web.routes import (
     admin,
     campaigns,
@@ -63,6 +69,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             yield
         finally:
             sealer.stop()
+            for limiter in app.state.request_limiters:
+                if isinstance(limiter, RedisRequestLimiter):
+                    await limiter.close()
             if own:
                 app.state.container.close()
 
@@ -99,11 +108,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     # Plain ASGI middleware, added innermost first: idempotency runs after the rate limit,
     # inside the body limit; request ids and the access log wrap everything.
     app.add_middleware(Idempotency)
-    app.add_middleware(
-        RateLimit,
-        general=RateLimiter(limits_from.api_rate_per_second, limits_from.api_rate_burst),
-        auth=RateLimiter(limits_from.auth_rate_per_second, limits_from.auth_rate_burst),
-    )
+    general, auth = app.state.request_limiters = request_limiters(limits_from)
+    app.add_middleware(RateLimit, general=general, auth=auth)
     app.add_middleware(
         BodyLimit,
         max_bytes=limits_from.api_max_body_bytes,
@@ -154,6 +160,21 @@ class RequestIds:
                     "principal": principal.actor if principal else None,
                 },
             )
+
+
+def request_limiters(settings: Settings) -> tuple[RequestLimiter, RequestLimiter]:
+    """The general and the sign-in rate limits: shared through Redis when it is configured,
+    else kept in this process."""
+    s = settings
+    if s.redis_url:
+        return (
+            RedisRequestLimiter(s.redis_url, "api", s.api_rate_per_second, s.api_rate_burst),
+            RedisRequestLimiter(s.redis_url, "auth", s.auth_rate_per_second, s.auth_rate_burst),
+        )
+    return (
+        RateLimiter(s.api_rate_per_second, s.api_rate_burst),
+        RateLimiter(s.auth_rate_per_second, s.auth_rate_burst),
+    )
 
 
 def _logged_path(scope: Scope) -> str:

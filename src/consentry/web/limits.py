@@ -1,22 +1,31 @@
 """Request limits: body size, and token-bucket rate limits with Retry-After.
 
-Buckets live in the process: with several workers each holds its own, so the effective limit is
-the configured one times the number of workers (documented; a shared Redis bucket can replace
-this class without touching the routes).
+Without ``CONSENTRY_REDIS_URL`` the buckets live in the process: with several workers each holds
+its own, so the effective limit is the configured one times the number of workers. With it, every
+server process that uses that Redis shares one bucket per credential or address
+(``RedisRequestLimiter``: GCRA, one Lua script a request, the same script the send-rate limits
+use).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
+import redis
+import redis.asyncio
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from consentry.channels.ratelimit import GCRA
 from consentry.web.problems import problem
+
+log = logging.getLogger(__name__)
 
 
 class _UploadTooLarge(Exception):
@@ -138,6 +147,10 @@ class RateLimiter:
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
+    async def check(self, key: str) -> float:
+        """``acquire`` for the rate-limit middleware (no I/O: it runs on the event loop)."""
+        return self.acquire(key)
+
     def acquire(self, key: str) -> float:
         """0 if allowed now, else seconds until a token is available."""
         now = self._clock()
@@ -155,6 +168,38 @@ class RateLimiter:
             return (1 - bucket.tokens) / self.rate
 
 
+class RequestLimiter(Protocol):
+    async def check(self, key: str) -> float:
+        """0 if the request may go now, else seconds until it may; takes a token if it goes."""
+        ...
+
+
+class RedisRequestLimiter:
+    """``rate`` requests per second per key, bursts up to ``burst``, shared by every process
+    that uses this Redis. If Redis cannot be reached the request goes (logged): an outage of
+    the limiter's store must not take the API down with it."""
+
+    def __init__(self, url: str, prefix: str, rate: float, burst: int) -> None:
+        self._redis = redis.asyncio.Redis.from_url(url, socket_timeout=1.0)
+        self._script = self._redis.register_script(GCRA)
+        self._prefix = f"consentry:http:{prefix}:"
+        self._interval = 1.0 / rate
+        self._tolerance = self._interval * burst
+
+    async def check(self, key: str) -> float:
+        try:
+            wait = await self._script(
+                keys=[self._prefix + key], args=[time.time(), self._interval, self._tolerance]
+            )
+        except (redis.RedisError, OSError) as exc:
+            log.warning("rate limit not checked: Redis unavailable (%s)", type(exc).__name__)
+            return 0.0
+        return max(0.0, float(wait))
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
 def client_key(request: Request) -> str:
     """Rate-limit by credential when one is presented (its public part), else by address."""
     header = request.headers.get("authorization", "")
@@ -168,7 +213,7 @@ class RateLimit:
     per credential or address, a tight one per address for sign-in, none for health checks and
     provider webhooks."""
 
-    def __init__(self, app: ASGIApp, general: RateLimiter, auth: RateLimiter) -> None:
+    def __init__(self, app: ASGIApp, general: RequestLimiter, auth: RequestLimiter) -> None:
         self.app = app
         self.general = general
         self.auth = auth
@@ -191,7 +236,7 @@ class RateLimit:
             if path.startswith("/v1/auth/")
             else (self.general, client_key(request))
         )
-        wait = limiter.acquire(key)
+        wait = await limiter.check(key)
         if wait > 0:
             await problem(
                 429,
