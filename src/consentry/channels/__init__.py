@@ -20,8 +20,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+from urllib3.exceptions import HTTPError
+
 from consentry.channels.http_pool import HttpPool, HttpReply
-from consentry.channels.http_wire import HttpProtocolError
 from consentry.domain.delivery import (
     DeliveryError,
     PermanentDeliveryError,
@@ -58,7 +59,7 @@ def post(pool: HttpPool, url: str, *, content: bytes, headers: Mapping[str, str]
         return pool.post(url, content, headers)
     except TimeoutError as exc:  # socket.timeout and a pool that stayed busy, too
         raise TransientDeliveryError("the provider did not answer in time") from exc
-    except (OSError, HttpProtocolError) as exc:  # ssl.SSLError is an OSError
+    except (OSError, HTTPError) as exc:  # ssl.SSLError is an OSError
         raise TransientDeliveryError(
             f"could not reach the provider ({type(exc).__name__})"
         ) from exc

@@ -1,50 +1,45 @@
-"""Keep-alive HTTP/1.1 connections for the provider adapters, shared by the sending threads.
+"""Keep-alive HTTP connections for the provider adapters, shared by the sending threads.
 
 Every message the dispatcher hands to Twilio or the Cloud API is one small POST to the same
 origin. ``httpx`` spent most of a millisecond of CPU per request on its request and response
-models, URL parsing and the bookkeeping of its connection pool (docs/performance.md, section 4),
-which capped a worker near 1,000 messages a second; the connections here (``http_wire``) cost a
-tenth of that. This pool keeps what the adapters need and no more:
+models and the bookkeeping of its pool (docs/performance.md, section 4), which capped a worker
+near 1,000 messages a second. The pool here is urllib3's (``PoolManager``), used thinly:
 
-- at most ``max_connections`` open connections over all origins; a thread beyond that waits
-  for one (up to ``timeout``);
-- an idle connection is reused newest first, unless it has been idle longer than
-  ``KEEPALIVE_EXPIRY`` or the server has closed it meanwhile (its socket is readable: an EOF
-  or stray bytes), which is how a stale keep-alive connection is noticed *before* a request is
-  written on it. A failed request is never retried here: the adapters' callers retry with
-  backoff (Twilio's idempotency token makes that safe; see whatsapp_cloud.py for the Cloud API);
-- ``timeout`` bounds connecting and each read or write on the socket;
+- at most ``max_connections`` connections per origin; a thread beyond that waits for one (up to
+  ``timeout``), then fails with a timeout;
+- a keep-alive connection the server has closed meanwhile is noticed *before* a request is
+  written on it (urllib3 checks the socket), and a failed request is never retried here: the
+  adapters' callers retry with backoff (Twilio's idempotency token makes that safe; see
+  whatsapp_cloud.py for the Cloud API);
+- ``timeout`` bounds connecting and each read;
 - ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` from the environment are honoured, as httpx
   did: an https origin is reached through a CONNECT tunnel, an http one by absolute-form requests.
 
-Errors are ``OSError`` (``TimeoutError`` and ``ssl.SSLError`` among them) and
-``HttpProtocolError``, translated into delivery errors by ``consentry.channels.post``.
+Errors are ``OSError`` (a refused connection as ``ConnectionRefusedError``), ``TimeoutError`` and
+``urllib3.exceptions.HTTPError`` (TLS failures and broken answers among them), translated into
+delivery errors by ``consentry.channels.post``.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import select
 import ssl
 import threading
-import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-from consentry.channels.http_wire import WireConnection, request_bytes
+import urllib3
+from urllib3.exceptions import EmptyPoolError, NewConnectionError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
-KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept (httpx's default too)
 USER_AGENT = "consentry"
-
-Origin = tuple[str, str, int]  # scheme, host, port
 
 
 class PoolTimeout(TimeoutError):
-    """Every connection stayed busy for the whole timeout."""
+    """Every connection stayed busy, or the provider did not answer, within the timeout."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,51 +59,20 @@ class HttpReply:
 
 
 @lru_cache(maxsize=256)
-def _target(url: str) -> tuple[Origin, str]:
-    """(origin, path with query) of an absolute http(s) URL."""
+def _origin(url: str) -> tuple[str, str]:
+    """(scheme, host) of an absolute http(s) URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an absolute http(s) URL: {parts.scheme}://{parts.hostname}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return (parts.scheme, parts.hostname, port), path
+    return parts.scheme, parts.hostname
 
 
-@dataclass(frozen=True, slots=True)
-class _Route:
-    """How requests to one origin travel: straight, through a CONNECT tunnel (https), or as
-    absolute-form requests to a plain proxy (http)."""
-
-    host: str  # what the socket connects to
-    port: int
-    tunnel_headers: dict[str, str] | None  # a CONNECT tunnel to the origin, with these headers
-    prefix: str  # prepended to the path: the origin, for a plain proxy
-    headers: dict[str, str]  # added to every request (Proxy-Authorization for a plain proxy)
-
-
-def _route(origin: Origin) -> _Route:
-    """The route the environment's proxy settings (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) give."""
-    scheme, host, port = origin
+def proxy_for(scheme: str, host: str) -> str | None:
+    """The proxy the environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) names for an origin."""
     proxy = urllib.request.getproxies().get(scheme)
     if not proxy or urllib.request.proxy_bypass(host):
-        return _Route(host, port, None, "", {})
-    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    auth: dict[str, str] = {}
-    if parts.username:
-        login = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        auth["Proxy-Authorization"] = "Basic " + base64.b64encode(login.encode()).decode()
-    proxy_host, proxy_port = parts.hostname or host, parts.port or 80
-    if scheme == "https":
-        return _Route(proxy_host, proxy_port, auth, "", {})
-    return _Route(proxy_host, proxy_port, None, f"http://{host}:{port}", auth)
-
-
-class _Idle:
-    __slots__ = ("connection", "since")
-
-    def __init__(self, connection: WireConnection, since: float) -> None:
-        self.connection = connection
-        self.since = since
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
 
 
 class HttpPool:
@@ -123,40 +87,38 @@ class HttpPool:
     ) -> None:
         self.timeout = timeout
         self.max_connections = max_connections
-        self._slots = threading.BoundedSemaphore(max_connections)
+        self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        self._ssl_context = ssl_context
         self._lock = threading.Lock()
-        self._idle: dict[Origin, list[_Idle]] = {}
-        self._routes: dict[Origin, _Route] = {}
-        self._context = ssl_context
+        self._managers: dict[str | None, urllib3.PoolManager] = {}
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpReply:
-        """POST ``body`` to ``url`` and read the whole answer. Raises OSError (TimeoutError
-        among them) or HttpProtocolError when no answer could be read, ValueError for a header
-        value with a line break (before anything is sent)."""
-        origin, path = _target(url)
-        route = self._route(origin)
-        request = request_bytes(
-            route.prefix + path,
-            origin[1] if origin[2] in (80, 443) else f"{origin[1]}:{origin[2]}",
-            {"User-Agent": USER_AGENT, **headers, **route.headers},
-            body,
-        )
-        if not self._slots.acquire(timeout=self.timeout):
-            raise PoolTimeout("no connection to the provider became free in time")
+        """POST ``body`` to ``url`` and read the whole answer. Raises TimeoutError, OSError or
+        urllib3's HTTPError when no answer could be read, ValueError for a header value with a
+        line break (before anything is sent)."""
+        for value in headers.values():
+            if "\r" in value or "\n" in value:
+                raise ValueError("a header value must not contain a line break")
+        manager = self._manager(proxy_for(*_origin(url)))
         try:
-            connection = self._take(origin, route)
-            try:
-                answer = connection.exchange(request)
-            except BaseException:
-                connection.close()
-                raise
-            if answer.reusable:
-                self._give_back(origin, connection)
-            else:
-                connection.close()
-            return HttpReply(answer.status, answer.headers, answer.body)
-        finally:
-            self._slots.release()
+            answer = manager.request(
+                "POST",
+                url,
+                body=body,
+                headers={"User-Agent": USER_AGENT, **headers},
+                redirect=False,
+                pool_timeout=self.timeout,
+            )
+        except EmptyPoolError as exc:
+            raise PoolTimeout("no connection to the provider became free in time") from exc
+        except NewConnectionError as exc:  # refused, unreachable: the socket's own error
+            cause = exc.__cause__
+            raise (cause if isinstance(cause, OSError) else ConnectionError(str(exc))) from exc
+        except Urllib3Timeout as exc:
+            raise PoolTimeout("the provider did not answer in time") from exc
+        return HttpReply(
+            answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.data
+        )
 
     def __enter__(self) -> HttpPool:
         return self
@@ -167,64 +129,32 @@ class HttpPool:
     def close(self) -> None:
         """Close every idle connection; later requests open new ones."""
         with self._lock:
-            idle = [entry for entries in self._idle.values() for entry in entries]
-            self._idle.clear()
-        for entry in idle:
-            entry.connection.close()
+            managers = list(self._managers.values())
+        for manager in managers:
+            manager.clear()
 
-    # -- connections -----------------------------------------------------------------------------
-
-    def _take(self, origin: Origin, route: _Route) -> WireConnection:
-        """The newest usable idle connection to ``origin``, else a new one."""
-        stale: list[WireConnection] = []
-        found = None
-        now = time.monotonic()
-        with self._lock:
-            entries = self._idle.get(origin)
-            while entries:
-                entry = entries.pop()
-                if now - entry.since <= KEEPALIVE_EXPIRY and not _closed_by_peer(entry.connection):
-                    found = entry.connection
-                    break
-                stale.append(entry.connection)
-        for connection in stale:
-            connection.close()
-        return found if found is not None else self._open(origin, route)
-
-    def _give_back(self, origin: Origin, connection: WireConnection) -> None:
-        with self._lock:
-            self._idle.setdefault(origin, []).append(_Idle(connection, time.monotonic()))
-
-    def _route(self, origin: Origin) -> _Route:
-        route = self._routes.get(origin)
-        if route is None:
-            route = self._routes.setdefault(origin, _route(origin))
-        return route
-
-    def _open(self, origin: Origin, route: _Route) -> WireConnection:
-        scheme, host, port = origin
-        tls = self._ssl_context() if scheme == "https" else None
-        tunnel = None if route.tunnel_headers is None else (f"{host}:{port}", route.tunnel_headers)
-        return WireConnection.open(
-            route.host, route.port, timeout=self.timeout, tls=tls, server_name=host, tunnel=tunnel
-        )
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        # One context for every connection: building one loads the system's CA store.
-        if self._context is None:
-            self._context = ssl.create_default_context()
-        return self._context
-
-
-def _closed_by_peer(connection: WireConnection) -> bool:
-    """Whether an idle connection's socket is readable: the server closed it (or sent something
-    unasked), so it cannot carry another request."""
-    sock = connection.sock
-    if sock is None:
-        return True
-    try:
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
-    except (OSError, ValueError):  # a closed or invalid descriptor
-        return True
+    def _manager(self, proxy: str | None) -> urllib3.PoolManager:
+        manager = self._managers.get(proxy)
+        if manager is None:
+            with self._lock:
+                manager = self._managers.get(proxy)
+                if manager is None:
+                    if proxy:
+                        manager = urllib3.ProxyManager(
+                            proxy,
+                            maxsize=self.max_connections,
+                            block=True,  # wait for a free connection rather than open more
+                            timeout=self._timeout,
+                            retries=False,
+                            ssl_context=self._ssl_context,
+                        )
+                    else:
+                        manager = urllib3.PoolManager(
+                            maxsize=self.max_connections,
+                            block=True,
+                            timeout=self._timeout,
+                            retries=False,
+                            ssl_context=self._ssl_context,
+                        )
+                    self._managers[proxy] = manager
+        return manager

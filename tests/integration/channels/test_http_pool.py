@@ -8,10 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 from tests.integration.channels.servers import Reply, StubServer, Tls, unused_port
+from urllib3.exceptions import HTTPError
 
-from consentry.channels import http_pool
-from consentry.channels.http_pool import HttpPool
-from consentry.channels.http_wire import HttpProtocolError
+from consentry.channels.http_pool import HttpPool, proxy_for
 
 HEADERS = {"Content-Type": "application/json"}
 
@@ -73,17 +72,6 @@ def test_connection_close_is_honoured(stub: StubServer, pool: HttpPool) -> None:
     assert first.peer != second.peer
 
 
-def test_connections_expire_after_the_keepalive_time(
-    stub: StubServer, pool: HttpPool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pool.post(f"{stub.url}/m", b"{}", HEADERS)
-    monkeypatch.setattr(http_pool, "KEEPALIVE_EXPIRY", -1.0)
-    pool.post(f"{stub.url}/m", b"{}", HEADERS)
-
-    first, second = stub.requests
-    assert first.peer != second.peer
-
-
 def test_no_more_connections_than_the_limit(stub: StubServer) -> None:
     stub.default = Reply(200, b"{}", delay=0.05)
     with HttpPool(timeout=5.0, max_connections=2) as pool:
@@ -113,7 +101,10 @@ def test_https_with_the_given_trust(tls: Tls) -> None:
         with HttpPool(timeout=2.0, ssl_context=tls.client) as pool:
             assert pool.post(f"{server.url}/m", b"{}", HEADERS).status_code == 200
             assert pool.post(f"{server.url}/m", b"{}", HEADERS).status_code == 200
-        with HttpPool(timeout=2.0) as untrusting, pytest.raises(OSError, match="CERTIFICATE"):
+        with (
+            HttpPool(timeout=2.0) as untrusting,
+            pytest.raises(HTTPError, match="CERTIFICATE"),
+        ):
             untrusting.post(f"{server.url}/m", b"{}", HEADERS)
     finally:
         server.stop()
@@ -122,22 +113,25 @@ def test_https_with_the_given_trust(tls: Tls) -> None:
 
 def test_proxies_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://user:p%40ss@proxy.internal:3128")
-    monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("HTTP_PROXY", "proxy.internal:3128")
     monkeypatch.setenv("NO_PROXY", "localhost,.svc.local")
 
-    tunnel = http_pool._route(("https", "api.twilio.com", 443))
-    plain = http_pool._route(("http", "hooks.example", 80))
-    bypassed = http_pool._route(("https", "stub.svc.local", 443))
+    assert proxy_for("https", "api.twilio.com") == "http://user:p%40ss@proxy.internal:3128"
+    assert proxy_for("http", "hooks.example") == "http://proxy.internal:3128"
+    assert proxy_for("https", "stub.svc.local") is None
 
-    assert (tunnel.host, tunnel.port, tunnel.prefix) == ("proxy.internal", 3128, "")
-    assert tunnel.tunnel_headers == {"Proxy-Authorization": "Basic dXNlcjpwQHNz"}  # user:p@ss
-    assert (plain.host, plain.port, plain.prefix) == (
-        "proxy.internal",
-        3128,
-        "http://hooks.example:80",
-    )
-    assert plain.tunnel_headers is None
-    assert (bypassed.host, bypassed.port, bypassed.tunnel_headers) == ("stub.svc.local", 443, None)
+
+def test_requests_go_through_the_proxy_the_environment_names(
+    stub: StubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stub plays a plain HTTP proxy: it receives the request in absolute form.
+    monkeypatch.setenv("HTTP_PROXY", stub.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with HttpPool(timeout=2.0) as pool:
+        assert pool.post("http://provider.example/v1/m", b"{}", HEADERS).status_code == 200
+    (request,) = stub.requests
+    assert request.path == "http://provider.example/v1/m"
 
 
 def test_only_absolute_http_urls(pool: HttpPool) -> None:
@@ -145,7 +139,7 @@ def test_only_absolute_http_urls(pool: HttpPool) -> None:
         pool.post("ftp://example.org/m", b"", HEADERS)
 
 
-# -- the wire: answers as servers frame them -----------------------------------------------------
+# -- answers as servers frame them -----------------------------------------------------
 
 
 class RawServer:
@@ -205,8 +199,12 @@ def test_answers_framed_every_way_are_read_whole(answer: bytes, body: bytes) -> 
 
     assert reply.content == body
     (request,) = server.requests
-    assert request.startswith(b"POST /m HTTP/1.1\r\nHost: 127.0.0.1:")
-    assert request.endswith(b"\r\nContent-Length: 2\r\n\r\n{}")
+    head, _, sent = request.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /m HTTP/1.1"
+    assert f"Host: 127.0.0.1:{server.url.rsplit(':', 1)[1]}".encode() in lines
+    assert b"Content-Length: 2" in lines
+    assert sent == b"{}"
 
 
 def test_a_keep_alive_connection_carries_chunked_and_sized_answers() -> None:
@@ -235,7 +233,7 @@ def test_a_keep_alive_connection_carries_chunked_and_sized_answers() -> None:
 def test_broken_answers_are_protocol_errors(answer: bytes) -> None:
     server = RawServer(answer)
     try:
-        with HttpPool(timeout=2.0) as pool, pytest.raises(HttpProtocolError):
+        with HttpPool(timeout=2.0) as pool, pytest.raises(HTTPError):
             pool.post(f"{server.url}/m", b"{}", HEADERS)
     finally:
         server.stop()
