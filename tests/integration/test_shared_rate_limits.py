@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import Engine
 
 from consentry.bootstrap import Container
