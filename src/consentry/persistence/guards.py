@@ -10,19 +10,41 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def append_only_ddl(dialect: str, table: str, frozen_columns: Sequence[str]) -> list[str]:
-    """Statements creating the guard triggers for ``table`` on ``dialect``."""
+def append_only_ddl(
+    dialect: str,
+    table: str,
+    frozen_columns: Sequence[str],
+    written_once: Sequence[str] = (),
+) -> list[str]:
+    """Statements creating the guard triggers for ``table`` on ``dialect``: rows cannot be
+    deleted, ``frozen_columns`` never change, and ``written_once`` (a row's chain link, set by
+    a sealer after the insert) may be set while its first column is empty and never again."""
     message = f"{table} is append-only"
     if dialect == "sqlite":
         cols = ", ".join(frozen_columns)
-        return [
+        statements = [
             f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
             f"BEGIN SELECT RAISE(ABORT, '{message}'); END",
             f"CREATE TRIGGER {table}_no_update BEFORE UPDATE OF {cols} ON {table} "
             f"BEGIN SELECT RAISE(ABORT, '{message}'); END",
         ]
+        if written_once:
+            statements.append(
+                f"CREATE TRIGGER {table}_sealed_once BEFORE UPDATE OF {', '.join(written_once)} "
+                f"ON {table} WHEN OLD.{written_once[0]} IS NOT NULL "
+                f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
+            )
+        return statements
     new = ", ".join(f"NEW.{c}" for c in frozen_columns)
     old = ", ".join(f"OLD.{c}" for c in frozen_columns)
+    once = ""
+    if written_once:
+        new_link = ", ".join(f"NEW.{c}" for c in written_once)
+        old_link = ", ".join(f"OLD.{c}" for c in written_once)
+        once = f"""
+  IF OLD.{written_once[0]} IS NOT NULL AND ROW({new_link}) IS DISTINCT FROM ROW({old_link}) THEN
+    RAISE EXCEPTION '{message}' USING ERRCODE = 'restrict_violation';
+  END IF;"""
     return [
         f"""CREATE FUNCTION {table}_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -31,7 +53,7 @@ BEGIN
   END IF;
   IF ROW({new}) IS DISTINCT FROM ROW({old}) THEN
     RAISE EXCEPTION '{message}' USING ERRCODE = 'restrict_violation';
-  END IF;
+  END IF;{once}
   RETURN NEW;
 END $$""",
         f"CREATE TRIGGER {table}_guard BEFORE UPDATE OR DELETE ON {table} "
@@ -44,6 +66,7 @@ def drop_append_only_ddl(dialect: str, table: str) -> list[str]:
         return [
             f"DROP TRIGGER IF EXISTS {table}_no_delete",
             f"DROP TRIGGER IF EXISTS {table}_no_update",
+            f"DROP TRIGGER IF EXISTS {table}_sealed_once",
         ]
     return [
         f"DROP TRIGGER IF EXISTS {table}_guard ON {table}",
@@ -110,49 +133,3 @@ AUDIT_CONTENT = (
     "at",
 )
 AUDIT_LINK = ("seq", "prev_hash", "hash")
-
-
-def sealed_once_ddl(
-    dialect: str, table: str, frozen_columns: Sequence[str], link_columns: Sequence[str]
-) -> list[str]:
-    """Guard triggers for a table whose rows are written, then chained once: ``frozen_columns``
-    never change, ``link_columns`` may be set while the row has none and never again, and rows
-    cannot be deleted."""
-    message = f"{table} is append-only"
-    first = link_columns[0]
-    if dialect == "sqlite":
-        return [
-            f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
-            f"BEGIN SELECT RAISE(ABORT, '{message}'); END",
-            f"CREATE TRIGGER {table}_no_update BEFORE UPDATE OF {', '.join(frozen_columns)} "
-            f"ON {table} BEGIN SELECT RAISE(ABORT, '{message}'); END",
-            f"CREATE TRIGGER {table}_sealed_once BEFORE UPDATE OF {', '.join(link_columns)} "
-            f"ON {table} WHEN OLD.{first} IS NOT NULL "
-            f"BEGIN SELECT RAISE(ABORT, '{message}'); END",
-        ]
-    new = ", ".join(f"NEW.{c}" for c in frozen_columns)
-    old = ", ".join(f"OLD.{c}" for c in frozen_columns)
-    new_link = ", ".join(f"NEW.{c}" for c in link_columns)
-    old_link = ", ".join(f"OLD.{c}" for c in link_columns)
-    return [
-        f"""CREATE FUNCTION {table}_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF TG_OP = 'DELETE' THEN
-    RAISE EXCEPTION '{message}' USING ERRCODE = 'restrict_violation';
-  END IF;
-  IF ROW({new}) IS DISTINCT FROM ROW({old}) THEN
-    RAISE EXCEPTION '{message}' USING ERRCODE = 'restrict_violation';
-  END IF;
-  IF OLD.{first} IS NOT NULL AND ROW({new_link}) IS DISTINCT FROM ROW({old_link}) THEN
-    RAISE EXCEPTION '{message}' USING ERRCODE = 'restrict_violation';
-  END IF;
-  RETURN NEW;
-END $$""",
-        f"CREATE TRIGGER {table}_guard BEFORE UPDATE OR DELETE ON {table} "
-        f"FOR EACH ROW EXECUTE FUNCTION {table}_guard()",
-    ]
-
-
-def drop_sealed_once_ddl(dialect: str, table: str) -> list[str]:
-    extra = [f"DROP TRIGGER IF EXISTS {table}_sealed_once"] if dialect == "sqlite" else []
-    return drop_append_only_ddl(dialect, table) + extra

@@ -117,13 +117,10 @@ class SqlConsentLedger:
         self._crypto = crypto
 
     def append(self, event: ConsentEvent, digests: EvidenceDigests) -> ConsentEvent:
-        head_query = select(chain_heads.c.seq, chain_heads.c.hash).where(
-            chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == event.tenant_id
-        )
         # FOR UPDATE serialises appends per tenant on PostgreSQL; SQLite writers already hold
         # the database lock from BEGIN IMMEDIATE.
-        head = self._conn.execute(head_query.with_for_update()).one()
-        event = replace(event, seq=head.seq + 1, prev_hash=head.hash)
+        seq, prev = self._lock_head(event.tenant_id)
+        event = replace(event, seq=seq + 1, prev_hash=prev)
         event = replace(event, hash=link_hash(event.prev_hash, canonical_event(event, digests)))
         ev = event.evidence
         tid = event.tenant_id
@@ -161,11 +158,7 @@ class SqlConsentLedger:
                 **sealed,
             )
         )
-        self._conn.execute(
-            update(chain_heads)
-            .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tid)
-            .values(seq=event.seq, hash=event.hash)
-        )
+        self._move_head(tid, event.seq, event.hash)
         return event
 
     def append_many(
@@ -176,12 +169,7 @@ class SqlConsentLedger:
         if not events:
             return []
         tid = events[0][0].tenant_id
-        head = self._conn.execute(
-            select(chain_heads.c.seq, chain_heads.c.hash)
-            .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tid)
-            .with_for_update()
-        ).one()
-        seq, prev = int(head.seq), str(head.hash)
+        seq, prev = self._lock_head(tid)
         chained: list[ConsentEvent] = []
         rows: list[tuple[Any, ...]] = []
         seal = self._crypto.seal
@@ -212,11 +200,7 @@ class SqlConsentLedger:
                 )
             )  # fmt: skip
         bulk_insert(self._conn, consent_events, _EVENT_COLUMNS, rows)
-        self._conn.execute(
-            update(chain_heads)
-            .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tid)
-            .values(seq=seq, hash=prev)
-        )
+        self._move_head(tid, seq, prev)
         return chained
 
     def append_sealed(self, events: Sequence[SealedEvent]) -> list[ConsentEvent]:
@@ -225,12 +209,7 @@ class SqlConsentLedger:
         if not events:
             return []
         tid = events[0].event.tenant_id
-        head = self._conn.execute(
-            select(chain_heads.c.seq, chain_heads.c.hash)
-            .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tid)
-            .with_for_update()
-        ).one()
-        seq, prev = int(head.seq), str(head.hash)
+        seq, prev = self._lock_head(tid)
         chained: list[ConsentEvent] = []
         rows: list[tuple[Any, ...]] = []
         for sealed in events:
@@ -258,12 +237,25 @@ class SqlConsentLedger:
             )  # fmt: skip
             prev = digest
         bulk_insert(self._conn, consent_events, _EVENT_COLUMNS, rows)
+        self._move_head(tid, seq, prev)
+        return chained
+
+    def _lock_head(self, tenant_id: uuid.UUID) -> tuple[int, str]:
+        """The tenant's chain head (seq, hash), locked until the transaction ends: appends to
+        one tenant's ledger wait for each other here."""
+        head = self._conn.execute(
+            select(chain_heads.c.seq, chain_heads.c.hash)
+            .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tenant_id)
+            .with_for_update()
+        ).one()
+        return int(head.seq), str(head.hash)
+
+    def _move_head(self, tenant_id: uuid.UUID, seq: int, hash_: str) -> None:
         self._conn.execute(
             update(chain_heads)
-            .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tid)
-            .values(seq=seq, hash=prev)
+            .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tenant_id)
+            .values(seq=seq, hash=hash_)
         )
-        return chained
 
     def _full(self, row: Any) -> ConsentEvent:
         tid = row.tenant_id

@@ -10,11 +10,12 @@ from dataclasses import replace
 from datetime import date
 from typing import BinaryIO
 
-from tests.integration.helpers import UowFactory
+from tests.integration.helpers import UowFactory, disclosure, shop
 
 from consentry.domain.imports import Acquisition, Attestation, OptInMethod
-from consentry.domain.model import Channel
+from consentry.domain.model import Category, Channel
 from consentry.services import import_file, imports
+from consentry.services.tenancy import create_topic
 
 LIMIT = 1 << 20
 
@@ -62,3 +63,19 @@ def run(
     scanned = scan(data, s)
     record = imports.start_import(new_uow(), slug, s, scanned, now=None)
     return imports.run_import(new_uow, slug, record.id, opener(data), encoding=s.encoding)
+
+
+def confirmed_opt_in_import(new_uow: UowFactory, data: bytes) -> tuple[str, uuid.UUID, int]:
+    """A shop with a "newsletter" topic that requires confirmed opt-in and ``data`` imported
+    into it: (tenant slug, import id, pending contact points)."""
+    slug = shop(new_uow)
+    cites = disclosure(new_uow, slug)
+    create_topic(
+        new_uow(), slug, key="newsletter", name="News", category=Category.MARKETING,
+        requires_double_opt_in=True,
+    )  # fmt: skip
+    outcome = run(new_uow, slug, data, spec(attestation(cites.policy_document_id),
+                                             topic="newsletter"))  # fmt: skip
+    outcome.close()
+    assert outcome.record is not None
+    return slug, outcome.record.id, outcome.counts.pending

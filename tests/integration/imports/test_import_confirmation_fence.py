@@ -9,18 +9,17 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, text
-from tests.integration.helpers import UowFactory, disclosure, shop
-from tests.integration.imports.helpers import attestation, run, spec
+from tests.integration.helpers import UowFactory
+from tests.integration.imports.helpers import confirmed_opt_in_import
 
 from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentMethod, Evidence
 from consentry.domain.delivery import EmailMessage, OutboundMessage
-from consentry.domain.model import Category, Channel
+from consentry.domain.model import Channel
 from consentry.persistence.fences import lock_key
 from consentry.services.compose.confirmation import ConfirmationTokens
 from consentry.services.confirmations import ConfirmationConfig
 from consentry.services.consent import ConsentRequest, record_consent
 from consentry.services.import_confirmations import ConfirmationsSent, send_import_confirmations
-from consentry.services.tenancy import create_topic
 
 LIST = b"email\nana@example.com\nben@example.org\nchloe@example.net\n"
 TOKENS = ConfirmationTokens(b"\x07" * 32, lifetime=timedelta(days=7))
@@ -28,17 +27,9 @@ CONFIG = ConfirmationConfig(public_base_url="https://consent.example", sms_sende
 
 
 def _import(new_uow: UowFactory) -> tuple[str, uuid.UUID]:
-    slug = shop(new_uow)
-    cites = disclosure(new_uow, slug)
-    create_topic(
-        new_uow(), slug, key="newsletter", name="News", category=Category.MARKETING,
-        requires_double_opt_in=True,
-    )  # fmt: skip
-    outcome = run(new_uow, slug, LIST, spec(attestation(cites.policy_document_id),
-                                             topic="newsletter"))  # fmt: skip
-    outcome.close()
-    assert outcome.record is not None
-    return slug, outcome.record.id
+    slug, import_id, pending = confirmed_opt_in_import(new_uow, LIST)
+    assert pending == 3
+    return slug, import_id
 
 
 def _point_key(new_uow: UowFactory, slug: str, address: str) -> bytes:

@@ -12,11 +12,11 @@ from email.policy import default as default_policy
 
 import pytest
 from tests.integration.helpers import UowFactory, disclosure, shop
-from tests.integration.imports.helpers import attestation, run, spec
+from tests.integration.imports.helpers import attestation, confirmed_opt_in_import, run, spec
 
 from consentry.domain.consent import ConsentAction, ConsentMethod, Evidence
 from consentry.domain.delivery import EmailMessage, OutboundMessage, PermanentDeliveryError
-from consentry.domain.model import Category, Channel, TenantStatus
+from consentry.domain.model import Channel, TenantStatus
 from consentry.domain.suppression import SuppressionReason
 from consentry.services import confirming, import_confirmations
 from consentry.services.clock import utcnow
@@ -25,7 +25,6 @@ from consentry.services.confirmations import ConfirmationConfig
 from consentry.services.consent import consent_history
 from consentry.services.import_confirmations import ConfirmationsSent, send_import_confirmations
 from consentry.services.suppressions import add_suppression
-from consentry.services.tenancy import create_topic
 
 LIST = (
     b"email,name\n"
@@ -60,18 +59,9 @@ class Outbox:
 
 
 def _import(new_uow: UowFactory) -> tuple[str, uuid.UUID]:
-    slug = shop(new_uow)
-    cites: Evidence = disclosure(new_uow, slug)
-    create_topic(
-        new_uow(), slug, key="newsletter", name="News", category=Category.MARKETING,
-        requires_double_opt_in=True,
-    )  # fmt: skip
-    outcome = run(new_uow, slug, LIST, spec(attestation(cites.policy_document_id),
-                                             topic="newsletter"))  # fmt: skip
-    outcome.close()
-    assert outcome.counts.pending == 4
-    assert outcome.record is not None
-    return slug, outcome.record.id
+    slug, import_id, pending = confirmed_opt_in_import(new_uow, LIST)
+    assert pending == 4
+    return slug, import_id
 
 
 def test_every_pending_address_gets_one_request_and_confirming_it_counts(

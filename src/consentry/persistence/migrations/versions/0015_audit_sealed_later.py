@@ -25,8 +25,6 @@ from consentry.persistence.guards import (
     AUDIT_LINK,
     append_only_ddl,
     drop_append_only_ddl,
-    drop_sealed_once_ddl,
-    sealed_once_ddl,
 )
 
 revision: str = "0015"
@@ -57,14 +55,14 @@ def upgrade() -> None:
         postgresql_where=UNSEALED,
         sqlite_where=UNSEALED,
     )
-    for statement in sealed_once_ddl(dialect, "audit_log", AUDIT_CONTENT, AUDIT_LINK):
+    for statement in append_only_ddl(dialect, "audit_log", AUDIT_CONTENT, AUDIT_LINK):
         op.execute(statement)
 
 
 def downgrade() -> None:
     # Fails while entries wait for the sealer: run ``consentry verify`` (which seals) first.
     dialect = op.get_bind().dialect.name
-    for statement in drop_sealed_once_ddl(dialect, "audit_log"):
+    for statement in drop_append_only_ddl(dialect, "audit_log"):
         op.execute(statement)
     op.drop_index("ix_audit_log_unsealed", table_name="audit_log")
     _link_columns(nullable=False)
