@@ -266,6 +266,15 @@ def test_sql_twin_agrees_with_pure_gate(
             }
             for cid in contacts:
                 assert sql[cid] == pure[cid], (spec, cid)
+            # A dispatch window (some of the contacts) is decided as the whole audience is: its
+            # suppressions, registry entries and quiet hours are narrowed to its own addresses.
+            ordered = sorted(contacts)
+            for window in (ordered[::2], ordered[1::2]):
+                windowed = {
+                    row.contact_id: row.decision
+                    for row in uow.gate.eligibility(tenant, intent, now, window)
+                }
+                assert windowed == {cid: sql[cid] for cid in window}, spec
             summary = uow.gate.eligibility_summary(tenant, intent, now)
             expected = Counter(d.reasons[0] if d.reasons else "ALLOW" for d in pure.values())
             # Deferred decisions carry a reason but are not refusals; both sides count them by it.

@@ -68,15 +68,21 @@ S = DeliveryStatus
 _PENDING = (S.PLANNED.value, S.QUEUED.value, S.DEFERRED.value, S.SENDING.value)
 
 
+# The element types of ``_unnest``'s arrays, built once: a type made per statement is walked
+# again for every statement's cache key.
+_BIGINT, _TEXT, _UUID, _STAMP = BigInteger(), String(), Uuid(), DateTime(timezone=True)
+_ARRAYS: dict[int, ARRAY[Any]] = {id(t): ARRAY(t) for t in (_BIGINT, _TEXT, _UUID, _STAMP)}
+
+
 def _unnest(**columns: tuple[TypeEngine[Any], list[Any]]) -> TableValuedAlias:
     """PostgreSQL: rows from parallel arrays, ``unnest(CAST(:a AS t[]), ...) AS v(a, ...)``:
     one statement updates a window's rows, where an executemany sends one UPDATE per row. The
     casts keep each column's type (a list of ints would otherwise arrive as ``numeric[]``, and
     ``id = numeric`` cannot use the primary key)."""
-    arrays = [
-        cast(bindparam(f"u_{name}", values, type_=ARRAY(type_)), ARRAY(type_))
-        for name, (type_, values) in columns.items()
-    ]
+    arrays = []
+    for name, (type_, values) in columns.items():
+        array = _ARRAYS.get(id(type_)) or ARRAY(type_)
+        arrays.append(cast(bindparam(f"u_{name}", values, type_=array), array))
     return func.unnest(*arrays).table_valued(*columns).render_derived()
 
 
@@ -496,9 +502,9 @@ class SqlDeliveries:
     ) -> set[int]:
         """``mark_sending`` in one statement; RETURNING names the rows it marked."""
         v = _unnest(
-            id=(BigInteger(), list(batch)),
-            message_id=(String(), [m for m, _ in batch.values()]),
-            event=(Uuid(), [e for _, e in batch.values()]),
+            id=(_BIGINT, list(batch)),
+            message_id=(_TEXT, [m for m, _ in batch.values()]),
+            event=(_UUID, [e for _, e in batch.values()]),
         )
         marked = self._conn.execute(
             update(deliveries)
@@ -564,13 +570,13 @@ class SqlDeliveries:
 
     def _record_pg(self, owner: str, rows: list[dict[str, Any]]) -> None:
         """``record`` in one statement."""
-        stamp = DateTime(timezone=True)
+        stamp = _STAMP
         v = _unnest(
-            id=(BigInteger(), [r["b_id"] for r in rows]),
-            status=(String(), [r["b_status"] for r in rows]),
-            provider=(String(), [r["b_provider"] for r in rows]),
-            code=(String(), [r["b_code"] for r in rows]),
-            detail=(String(), [r["b_detail"] for r in rows]),
+            id=(_BIGINT, [r["b_id"] for r in rows]),
+            status=(_TEXT, [r["b_status"] for r in rows]),
+            provider=(_TEXT, [r["b_provider"] for r in rows]),
+            code=(_TEXT, [r["b_code"] for r in rows]),
+            detail=(_TEXT, [r["b_detail"] for r in rows]),
             next=(stamp, [r["b_next"] for r in rows]),
             sent=(stamp, [r["b_sent"] for r in rows]),
             at=(stamp, [r["b_at"] for r in rows]),
