@@ -275,6 +275,15 @@ def test_sql_twin_agrees_with_pure_gate(
                     for row in uow.gate.eligibility(tenant, intent, now, window)
                 }
                 assert windowed == {cid: sql[cid] for cid in window}, spec
+            # The window's statement is built once per tenant and intent, then executed at
+            # other instants: consents lapse, minors come of age, a service window closes.
+            later = now + timedelta(days=400)
+            assert {
+                row.contact_id: row.decision
+                for row in uow.gate.eligibility(tenant, intent, later, ordered)
+            } == {
+                row.contact_id: row.decision for row in uow.gate.eligibility(tenant, intent, later)
+            }
             summary = uow.gate.eligibility_summary(tenant, intent, now)
             expected = Counter(d.reasons[0] if d.reasons else "ALLOW" for d in pure.values())
             # Deferred decisions carry a reason but are not refusals; both sides count them by it.

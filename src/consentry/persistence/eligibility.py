@@ -11,13 +11,17 @@ time-zone arithmetic.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Date,
     Integer,
     String,
     Uuid,
@@ -111,11 +115,43 @@ def _reason(code: str) -> ColumnElement[Any]:
 
 
 def _among(conn: Connection, column: Any, ids: Sequence[uuid.UUID], name: str) -> Any:
-    """``column IN ids``: on PostgreSQL one array parameter (``= ANY``), so the statement's text
-    is the same whatever the number of ids."""
+    """``column IN ids`` with a parameter named ``name``: on PostgreSQL one array (``= ANY``),
+    so the statement's text is the same whatever the number of ids."""
     if conn.dialect.name == "postgresql":
         return column == any_(bindparam(name, list(ids), type_=_UUID_ARRAY))
-    return column.in_(list(ids))
+    return column.in_(bindparam(name, list(ids), expanding=True))
+
+
+_LOOK_UP: Any = object()  # _components looks the quiet hours up itself
+
+
+@dataclass(frozen=True, slots=True)
+class _Clock:
+    """The instants the rules compare with, as named parameters: a statement built once can be
+    executed again at another time with ``params`` (see ``window_select``)."""
+
+    now: Any
+    today: Any
+    inbound_since: Any
+
+    @classmethod
+    def at(cls, now: datetime) -> _Clock:
+        values = cls.params(now)
+        return cls(
+            now=bindparam("gate_now", values["gate_now"], type_=_STAMP),
+            today=bindparam("gate_today", values["gate_today"], type_=Date()),
+            inbound_since=bindparam(
+                "gate_inbound_since", values["gate_inbound_since"], type_=_STAMP
+            ),
+        )
+
+    @staticmethod
+    def params(now: datetime) -> dict[str, Any]:
+        return {
+            "gate_now": now,
+            "gate_today": now.date(),
+            "gate_inbound_since": now - WHATSAPP_SERVICE_WINDOW,
+        }
 
 
 def _address_invalid(channel: Channel, phone_type: PhoneType | None) -> bool:
@@ -207,12 +243,14 @@ class SqlGateQueries:
     ) -> Iterator[EligibilityRow]:
         """Every contact's decision, streamed from one query."""
         audience_settings(self._conn)
-        query = eligibility_select(self._conn, tenant, intent, now, contact_ids)
-        # A whole audience streams through a server-side cursor; a dispatch window (a few
-        # hundred ids) does not: a cursor is planned for its first rows (cursor_tuple_fraction),
-        # which for this query chose nested loops over the whole audience, ~50 ms a window.
-        options = {"yield_per": 5000} if contact_ids is None else {}
-        result = self._conn.execute(query, execution_options=options)
+        if contact_ids is None:  # a whole audience streams through a server-side cursor
+            query = eligibility_select(self._conn, tenant, intent, now)
+            result = self._conn.execute(query, execution_options={"yield_per": 5000})
+        else:
+            # A dispatch window (a few hundred ids) does not: a cursor is planned for its first
+            # rows (cursor_tuple_fraction), which chose nested loops over the whole audience.
+            query, params = window_select(self._conn, tenant, intent, now, contact_ids)
+            result = self._conn.execute(query, params)
         try:
             for row in result:
                 reasons = tuple(row.reasons.split(",")[:-1]) if row.reasons else ()
@@ -371,7 +409,7 @@ def _suppression_reason(
 
 
 def _consent_reason(
-    intent: Intent, now: datetime, point: Any, country: ColumnElement[Any]
+    intent: Intent, clock: _Clock, point: Any, country: ColumnElement[Any]
 ) -> tuple[list[tuple[Any, ColumnElement[bool]]], ColumnElement[Any], ColumnElement[str]]:
     """The consent rule: (state joins, authorising event id, reason)."""
     channel = intent.channel
@@ -422,7 +460,7 @@ def _consent_reason(
         return g_status == _const(status.value)
 
     active_whens: list[tuple[Any, Any]] = [
-        (and_(g_expires.is_not(None), g_expires <= now), _reason(Reason.CONSENT_LAPSED)),
+        (and_(g_expires.is_not(None), g_expires <= clock.now), _reason(Reason.CONSENT_LAPSED)),
         (~basis_ok, _reason(Reason.NO_CONSENT)),
     ]
     if intent.requires_confirmation:
@@ -438,7 +476,7 @@ def _consent_reason(
     if intent.whatsapp_free_form and channel is Channel.WHATSAPP:
         window_open = and_(
             contacts.c.whatsapp_last_inbound_at.is_not(None),
-            contacts.c.whatsapp_last_inbound_at > now - WHATSAPP_SERVICE_WINDOW,
+            contacts.c.whatsapp_last_inbound_at > clock.inbound_since,
         )
         outside = _reason(Reason.OUTSIDE_SERVICE_WINDOW)
         if marketing:  # consent first, then the window
@@ -470,8 +508,11 @@ def _components(  # noqa: PLR0917  (the gate's inputs, as in eligibility_select)
     audience: ColumnElement[bool] | None = None,
     *,
     with_event: bool = True,
+    quiet: Any = _LOOK_UP,
 ) -> tuple[str, Any]:
     """(reasons every row shares, a subquery with one row per contact and one column per rule).
+
+    ``quiet`` is the quiet-hours table of ``_quiet_lookup``, looked up here when ``_LOOK_UP``.
 
     Each rule column holds its reason followed by a comma, or "" when it passes; ``address`` is
     NULL when the address is usable (an unusable address stops the remaining rules).
@@ -480,6 +521,7 @@ def _components(  # noqa: PLR0917  (the gate's inputs, as in eligibility_select)
     marketing = intent.category is Category.MARKETING
     c = contacts
     point = key_column(channel)
+    clock = _Clock.at(now)
 
     prefix = ""
     if tenant_blocks(tenant.status, intent.category):
@@ -518,14 +560,14 @@ def _components(  # noqa: PLR0917  (the gate's inputs, as in eligibility_select)
     )
     minor_reason: ColumnElement[str] = (
         case(
-            (and_(c.c.adult_on.is_not(None), c.c.adult_on > now.date()), _reason(Reason.MINOR)),
+            (and_(c.c.adult_on.is_not(None), c.c.adult_on > clock.today), _reason(Reason.MINOR)),
             else_=_const(""),
         )
         if marketing
         else _const("")
     )
 
-    state_joins, g_event, consent_reason = _consent_reason(intent, now, point, country)
+    state_joins, g_event, consent_reason = _consent_reason(intent, clock, point, country)
     # A service free-form WhatsApp reply is authorised by the window, not by a consent event.
     free_form = intent.whatsapp_free_form and channel is Channel.WHATSAPP and not marketing
 
@@ -537,7 +579,8 @@ def _components(  # noqa: PLR0917  (the gate's inputs, as in eligibility_select)
     else:
         address = case((point.is_(None), _reason(Reason.ADDRESS_MISSING)))
 
-    quiet = _quiet_lookup(conn, tenant, intent, now, contact_ids)
+    if quiet is _LOOK_UP:
+        quiet = _quiet_lookup(conn, tenant, intent, now, contact_ids)
     quiet_until_col: ColumnElement[Any] = quiet.c.quiet_until if quiet is not None else null()
 
     frm: Any = c.outerjoin(supp, supp.c.point_key == point)
@@ -581,11 +624,13 @@ def eligibility_select(  # noqa: PLR0917  (decide()'s inputs plus an audience)
     now: datetime,
     contact_ids: Sequence[uuid.UUID] | None = None,
     audience: ColumnElement[bool] | None = None,
+    *,
+    quiet: Any = _LOOK_UP,
 ) -> Select[Any]:
     """The gate as one SELECT: contact_id, verdict, reasons, consent_event_id, defer_until.
 
     ``audience`` narrows the contacts (a condition on the ``contacts`` table)."""
-    prefix, r = _components(conn, tenant, intent, now, contact_ids, audience)
+    prefix, r = _components(conn, tenant, intent, now, contact_ids, audience, quiet=quiet)
     rest = r.c.suppression + r.c.registry + r.c.age + r.c.consent
     deny = (_const(prefix) + func.coalesce(r.c.address, rest)).label("deny")
     # OFFSET 0 fences the subquery: flattened, PostgreSQL would copy the whole rule expression
@@ -611,6 +656,43 @@ def eligibility_select(  # noqa: PLR0917  (decide()'s inputs plus an audience)
         case((no_deny, d.c.g_event), else_=null()).label("consent_event_id"),
         case((no_deny, d.c.quiet_until), else_=null()).label("defer_until"),
     )
+
+
+_WINDOW_STATEMENTS: OrderedDict[tuple[Any, ...], Select[Any]] = OrderedDict()
+_WINDOW_STATEMENTS_LOCK = threading.Lock()
+_WINDOW_STATEMENTS_KEPT = 256
+
+
+def window_select(
+    conn: Connection,
+    tenant: Tenant,
+    intent: Intent,
+    now: datetime,
+    contact_ids: Sequence[uuid.UUID],
+) -> tuple[Select[Any], dict[str, Any]]:
+    """``eligibility_select`` for a dispatch window, and the parameters to execute it with.
+
+    A worker checks window after window of the same campaign: the statement is built once per
+    tenant (its id, status and country) and intent, and executed with this window's ids and
+    clock. Windows in which someone is within quiet hours get a statement of their own (the
+    quiet-hours table holds this instant's times)."""
+    ids = list(contact_ids)
+    params = {**_Clock.params(now), "ids": ids, "window_ids": ids}
+    quiet = _quiet_lookup(conn, tenant, intent, now, ids)
+    if quiet is not None:
+        return eligibility_select(conn, tenant, intent, now, ids, quiet=quiet), params
+    key = (conn.dialect.name, tenant.id, tenant.status, tenant.country, intent)
+    with _WINDOW_STATEMENTS_LOCK:
+        statement = _WINDOW_STATEMENTS.get(key)
+        if statement is not None:
+            _WINDOW_STATEMENTS.move_to_end(key)
+            return statement, params
+    statement = eligibility_select(conn, tenant, intent, now, ids, quiet=None)
+    with _WINDOW_STATEMENTS_LOCK:
+        _WINDOW_STATEMENTS[key] = statement
+        while len(_WINDOW_STATEMENTS) > _WINDOW_STATEMENTS_KEPT:
+            _WINDOW_STATEMENTS.popitem(last=False)
+    return statement, params
 
 
 def summary_select(
