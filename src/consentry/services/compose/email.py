@@ -31,16 +31,16 @@ from consentry.services.compose.dkim import DkimSigner
 from consentry.services.compose.mime import (
     CRLF,
     DateHeader,
+    body_part,
     check_address,
     mailbox,
-    qp_body,
     unstructured,
 )
 from consentry.services.compose.templates import RenderedContent
 
-_QP = "Content-Transfer-Encoding: quoted-printable"
-_TEXT_PART = f"Content-Type: text/plain; charset=utf-8{CRLF}{_QP}{CRLF}"
-_HTML_PART = f"Content-Type: text/html; charset=utf-8{CRLF}{_QP}{CRLF}"
+# Each part's Content-Transfer-Encoding line comes with its body (mime.body_part).
+_TEXT_PART = f"Content-Type: text/plain; charset=utf-8{CRLF}"
+_HTML_PART = f"Content-Type: text/html; charset=utf-8{CRLF}"
 _URI = re.compile(r"[\x21\x23-\x3b\x3d\x3f-\x7e]+")  # printable ASCII but < > ": it sits in <...>
 _LAST_BODY_END = re.compile(r"(?is).*(</body\s*>)")  # greedy: the last one
 _MESSAGE_ID = re.compile(r"[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+")
@@ -144,11 +144,11 @@ class EmailComposer:
             self._mime += f"List-Unsubscribe-Post: List-Unsubscribe=One-Click{CRLF}"
         self._multipart = (
             f'Content-Type: multipart/alternative; boundary="{self._boundary}"{CRLF}{CRLF}'
-            f"--{self._boundary}{CRLF}{_TEXT_PART}{CRLF}"
+            f"--{self._boundary}{CRLF}{_TEXT_PART}"
         ).encode("ascii")
-        self._middle = f"{CRLF}--{self._boundary}{CRLF}{_HTML_PART}{CRLF}".encode("ascii")
+        self._middle = f"{CRLF}--{self._boundary}{CRLF}{_HTML_PART}".encode("ascii")
         self._end = f"{CRLF}--{self._boundary}--{CRLF}".encode("ascii")
-        self._single = f"{_TEXT_PART}{CRLF}".encode("ascii")
+        self._single = _TEXT_PART.encode("ascii")
         legal, address = identity.legal_name.strip(), identity.postal_address.strip()
         self._text_footer = f"\n\n-- \n{legal}\n{address}\n"
         lines = "<br>".join(html.escape(line.strip()) for line in address.splitlines())
@@ -218,14 +218,15 @@ class EmailComposer:
             f"{self._subject_line(content.subject or '')}{self._date.line(now)}"
             f"Message-ID: <{message_id}>{CRLF}{self._mime}{self._list_unsubscribe(links)}"
         ).encode("ascii")
-        text = qp_body(self.text_part(content, links))
+        text = body_part(self.text_part(content, links), self._boundary)
         markup = self.html_part(content, links)
         if markup is None:
-            if text and not text.endswith(b"\r\n"):
+            if not text.endswith(b"\r\n"):
                 text += b"\r\n"  # SMTP would add it; DKIM must hash what the receiver sees
             data = b"".join((head, self._single, text))
         else:
-            parts = (head, self._multipart, text, self._middle, qp_body(markup), self._end)
+            html_body = body_part(markup, self._boundary)
+            parts = (head, self._multipart, text, self._middle, html_body, self._end)
             data = b"".join(parts)
         if self.identity.dkim is not None:
             data = self.identity.dkim.sign(data, now=now)

@@ -7,8 +7,12 @@ Only a few shapes are produced, each chosen so that any parser reads back exactl
   folded at its spaces; anything else becomes RFC 2047 base64 encoded-words of at most 39
   UTF-8 bytes, split between characters (a decoder joins adjacent words without the space).
 - Display names are quoted strings when plain, encoded-words otherwise.
-- Bodies are UTF-8 quoted-printable (``binascii.b2a_qp``): lines stay under 77 characters, and
-  a literal ``=`` is always ``=3D``, so a boundary beginning ``=_`` can never occur in a body.
+- Bodies that are plain ASCII text (tabs allowed, no other control characters, no line over 998
+  octets, not containing the message's boundary) go as they are, ``7bit``: most campaign text
+  is, and encoding it cost a fifth of composing a message. (A relay that strips spaces at the
+  ends of lines changes no DKIM signature: the body is signed relaxed.) Anything else is UTF-8
+  quoted-printable (``binascii.b2a_qp``): lines stay under 77 characters, and a literal ``=``
+  is always ``=3D``, so a boundary beginning ``=_`` can never occur in it.
 
 Every line ends in CRLF. Header values lose CR and LF (they become spaces): a line break in a
 subject or name is never a header break. Display names also lose control characters.
@@ -129,6 +133,23 @@ class DateHeader:
             line = f"Date: {format_datetime(second)}{CRLF}"
             self._cached = (second, line)
         return line
+
+
+# What a 7bit body may not hold (RFC 5322 §2.3, RFC 2045 §2.7): control characters but tab and
+# line feed, and lines over 998 octets.
+_NOT_7BIT = re.compile(r"[^\t\n\x20-\x7e]|[^\n]{999}")
+_SEVEN_BIT = b"Content-Transfer-Encoding: 7bit\r\n\r\n"
+_QUOTED_PRINTABLE = b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+
+
+def body_part(text: str, boundary: str) -> bytes:
+    """A body with its Content-Transfer-Encoding line and the blank line before it: ``7bit``
+    when ``text`` can go as it is (see above), else quoted-printable. Lines end in CRLF."""
+    if "\r" in text:
+        text = _LINE_BREAKS.sub("\n", text)
+    if text.isascii() and _NOT_7BIT.search(text) is None and boundary not in text:
+        return _SEVEN_BIT + text.encode("ascii").replace(b"\n", b"\r\n")
+    return _QUOTED_PRINTABLE + qp_body(text)
 
 
 def qp_body(text: str) -> bytes:

@@ -368,7 +368,12 @@ def test_one_composer_serves_many_recipients() -> None:
 # -- round trips -----------------------------------------------------------------------------
 
 header_text = st.text(max_size=300)
-body_text = st.text(max_size=2000)
+# Any text, and mostly printable ASCII (sent as it is, 7bit) with the odd long line.
+body_text = st.one_of(
+    st.text(max_size=2000),
+    st.text(st.sampled_from([*" .=-\t\n\r", *"aZ09<>&_"]), max_size=2000),
+    st.lists(st.text("ab =.", min_size=990, max_size=1010), max_size=2).map("\n".join),
+)
 
 
 def display_name(data: bytes, header: str) -> str:
@@ -447,3 +452,44 @@ def test_a_verp_return_path_carries_the_message_id() -> None:
         "bounces+42.0a1b2c3d4e5f@garage.example"
     )
     assert IDENTITY.return_path("42.0a1b2c3d4e5f@garage.example") == IDENTITY.envelope_from
+
+
+def transfer_encodings(data: bytes) -> list[str]:
+    parsed = parse(data)
+    return [
+        str(part["Content-Transfer-Encoding"]) for part in parsed.walk() if not part.is_multipart()
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("Hello Ada,\n\tTyres are 20% off = cheap.\n.\nFrom the shop\n", "7bit"),
+        ("Hello Zoë\n", "quoted-printable"),  # not ASCII
+        ("a" * 998 + "\n", "7bit"),
+        ("a" * 999 + "\n", "quoted-printable"),  # longer than a line may be
+        ("bell \x07\n", "quoted-printable"),  # a control character
+        ("NUL \x00\n", "quoted-printable"),
+    ],
+)
+def test_plain_ascii_bodies_go_as_they_are(text: str, encoding: str) -> None:
+    content = RenderedContent(subject="s", text=text, html=None)
+    service = EmailComposer(tenant_id=TENANT_ID, identity=IDENTITY, category=Category.SERVICE)
+
+    data = compose(service, content, links=None)
+
+    assert transfer_encodings(data) == [encoding]
+    assert_wire_format(data)
+    assert body(parse(data), "plain") == text
+
+
+def test_a_body_holding_the_boundary_is_encoded() -> None:
+    composer = EmailComposer(tenant_id=TENANT_ID, identity=IDENTITY, category=Category.SERVICE)
+    boundary = parse(compose(composer, links=None)).get_boundary()
+    assert boundary is not None
+    content = RenderedContent(subject="s", text=f"--{boundary}\nnot a part\n", html="<p>x</p>")
+
+    data = compose(composer, content, links=None)
+
+    assert transfer_encodings(data) == ["quoted-printable", "7bit"]
+    assert body(parse(data), "plain").startswith(f"--{boundary}\nnot a part")
