@@ -395,7 +395,7 @@ def _outcome(engine: Engine, campaign_id: str) -> dict[str, Any]:
     }
 
 
-def _worker_env(stub_port: int, window: int, batch: int) -> dict[str, str]:
+def _worker_env(stub_port: int, window: int, batch: int, connections: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
     base = f"http://127.0.0.1:{stub_port}"
     env.update(
@@ -417,6 +417,7 @@ def _worker_env(stub_port: int, window: int, batch: int) -> dict[str, str]:
         CONSENTRY_WHATSAPP_TEMPLATES=WHATSAPP_TEMPLATE,
         CONSENTRY_DELIVERY_WINDOW=str(window),
         CONSENTRY_DELIVERY_BATCH_SIZE=str(batch),
+        CONSENTRY_PROVIDER_CONNECTIONS=str(connections),
     )
     return env
 
@@ -429,7 +430,7 @@ def _dispatch_once(
     profile: str | None = None,
 ) -> dict[str, Any]:
     campaign_id, planned = _launch(container, config["channel"], config["name"])
-    env = _worker_env(stub["port"], config["window"], config["batch"])
+    env = _worker_env(stub["port"], config["window"], config["batch"], config["connections"])
     # Profiled runs take each thread's own CPU time: what the worker computes per message.
     spec = {"campaign_id": campaign_id, "profile": profile, "timer": "cpu"}
     load_before = machine.load_average()
@@ -459,9 +460,16 @@ def measure(engine: Engine, container: Container, args: argparse.Namespace) -> d
     with channels._child(command, port) as process:
         stub = {"port": port, "pid": process.pid}
         configs = [
-            {"channel": channel, "window": window, "batch": batch, "workers": workers}
+            {
+                "channel": channel,
+                "window": window,
+                "batch": batch,
+                "workers": workers,
+                "connections": connections,
+            }
             for channel in args.channels
             for workers in args.workers
+            for connections in args.connections
             for window in args.windows
             for batch in args.batches
         ]
@@ -471,7 +479,8 @@ def measure(engine: Engine, container: Container, args: argparse.Namespace) -> d
             run = _dispatch_once(engine, container, stub, config)
             runs.append(run)
             _log(
-                f"{run['channel']}: {run['workers']} worker(s), window {run['window']}, "
+                f"{run['channel']}: {run['workers']} worker(s), {run['connections']} "
+                f"connection(s), window {run['window']}, "
                 f"batch {run['batch']}: "
                 f"{run['sent']:,} sent in {run['wall_seconds']:.2f} s = "
                 f"{run['per_second']:,.0f}/s, peak RSS {run['peak_rss_mb']:.0f} MB; planned "
@@ -498,6 +507,7 @@ def _profile_runs(engine: Engine, container: Container, stub: dict[str, Any],
     profiles: dict[str, Any] = {}
     for channel in args.channels:
         config = {"channel": channel, "window": args.windows[0], "batch": args.batches[0],
+                  "connections": args.connections[0],
                   "name": f"phone-profile-{stamp}-{channel}"}  # fmt: skip
         delivery._reset(engine)
         path = str(RESULTS.parent / f"phone-profile-{channel}")
@@ -521,7 +531,8 @@ def _print(result: dict[str, Any]) -> None:
         title=f"SMS (Twilio) and WhatsApp (Cloud API) dispatch, {result['recipients']:,} "
         f"recipients, to a local stub; contacts in {zone['time_zone']} ({zone['local_time']})"
     )
-    for column in ("channel", "workers", "window", "batch", "sent", "refused", "deferred", "failed",
+    for column in ("channel", "workers", "connections", "window", "batch", "sent", "refused",
+                   "deferred", "failed",
                    "wall s", "messages/s", "peak RSS MB", "CPU s worker",
                    "of which main thread", "worker CPU ms/message", "CPU s PostgreSQL",
                    "CPU s stub", "load before"):  # fmt: skip
@@ -530,6 +541,7 @@ def _print(result: dict[str, Any]) -> None:
         table.add_row(
             run["channel"],
             str(run.get("workers", 1)),
+            str(run.get("connections", 32)),
             str(run["window"]),
             str(run["batch"]),
             f"{run['sent']:,}",
@@ -552,7 +564,8 @@ def _print(result: dict[str, Any]) -> None:
                    key=lambda r: r["per_second"])  # fmt: skip
         verdict = "MET" if best["per_second"] >= TARGET_PER_SECOND else "MISSED"
         console.print(
-            f"{channel}: best {best['per_second']:,.0f} messages/s (window {best['window']}, "
+            f"{channel}: best {best['per_second']:,.0f} messages/s ({best['workers']} worker(s), "
+            f"{best.get('connections', 32)} connections, window {best['window']}, "
             f"batch {best['batch']}; target ≥ {TARGET_PER_SECOND:,.0f}: [bold]{verdict}[/])"
         )
 
@@ -590,6 +603,12 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--workers", type=delivery._numbers, default=[1],
                         help="worker processes sharing each campaign, e.g. 1,2")  # fmt: skip
+    parser.add_argument(
+        "--connections",
+        type=delivery._numbers,
+        default=[32],
+        help="CONSENTRY_PROVIDER_CONNECTIONS per worker, e.g. 4,32",
+    )
     parser.add_argument(
         "--profile",
         action="store_true",

@@ -314,6 +314,7 @@ def build_adapters(settings: Settings, outbox: SqlOutbox) -> dict[Channel, Chann
             settings.twilio_account_sid,
             settings.twilio_auth_token.get_secret_value(),
             settings.twilio_base_url,
+            connections=settings.provider_connections,
         )
     elif settings.sms_channel != "capture":
         raise ConfigurationError("CONSENTRY_SMS_CHANNEL is 'capture' or 'twilio'")
@@ -325,6 +326,7 @@ def build_adapters(settings: Settings, outbox: SqlOutbox) -> dict[Channel, Chann
             settings.whatsapp_access_token.get_secret_value(),
             settings.whatsapp_app_secret.get_secret_value(),
             settings.whatsapp_base_url,
+            connections=settings.provider_connections,
         )
     elif settings.whatsapp_channel != "capture":
         raise ConfigurationError("CONSENTRY_WHATSAPP_CHANNEL is 'capture' or 'cloud'")

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
         "(STARTTLS when offered is not assumed: use smtp+starttls://), smtps://host:465.",
     )
     smtp_connections: int = Field(default=8, ge=1, le=64, description="Connections per relay.")
+    provider_connections: int = Field(
+        default=32,
+        ge=1,
+        le=256,
+        description="HTTP connections to each SMS and WhatsApp provider per worker process: "
+        "as many messages as this go out at once, each on a thread of its own.",
+    )
     sms_channel: str = Field(
         default="capture", description="'capture' or 'twilio' (CONSENTRY_TWILIO_*)."
     )

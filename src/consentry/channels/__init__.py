@@ -48,9 +48,10 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
     return next((value for key, value in headers.items() if key.lower() == wanted), None)
 
 
-def pooled_client(timeout: float) -> HttpPool:
-    """Keep-alive connections for the dispatcher's threads (thread-safe)."""
-    return HttpPool(timeout=timeout, max_connections=32)
+def pooled_client(timeout: float, connections: int = 32) -> HttpPool:
+    """Keep-alive connections for the dispatcher's threads (thread-safe), at most
+    ``connections`` to each origin."""
+    return HttpPool(timeout=timeout, max_connections=connections)
 
 
 def post(pool: HttpPool, url: str, *, content: bytes, headers: Mapping[str, str]) -> HttpReply:

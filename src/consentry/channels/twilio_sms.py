@@ -134,6 +134,7 @@ class TwilioSmsChannel:
         client: HttpPool | None = None,
         *,
         timeout: float = 10.0,
+        connections: int = 32,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
@@ -141,7 +142,7 @@ class TwilioSmsChannel:
         self._token = auth_token
         self._callback = status_callback_url
         self._owns_client = client is None
-        self._client = client or pooled_client(timeout)
+        self._client = client or pooled_client(timeout, connections)
         # Sends worth running at once: one per connection (the dispatcher sizes its lanes so).
         self.concurrency = self._client.max_connections
         self._clock = clock

@@ -151,6 +151,7 @@ class WhatsAppCloudChannel:
         client: HttpPool | None = None,
         *,
         timeout: float = 10.0,
+        connections: int = 32,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._clock = clock
@@ -161,7 +162,7 @@ class WhatsAppCloudChannel:
         }
         self._secret = app_secret.encode()
         self._owns_client = client is None
-        self._client = client or pooled_client(timeout)
+        self._client = client or pooled_client(timeout, connections)
         # Sends worth running at once: one per connection (the dispatcher sizes its lanes so).
         self.concurrency = self._client.max_connections
 
