@@ -16,7 +16,7 @@ phone numbers that providers echo in their error texts) out of what gets recorde
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -25,8 +25,10 @@ from urllib3.exceptions import HTTPError
 from consentry.channels.http_pool import HttpPool, HttpReply
 from consentry.domain.delivery import (
     DeliveryError,
+    OutboundMessage,
     PermanentDeliveryError,
     ProviderSignal,
+    SendResult,
     TransientDeliveryError,
 )
 
@@ -58,12 +60,48 @@ def post(pool: HttpPool, url: str, *, content: bytes, headers: Mapping[str, str]
     """POST, with every transport failure (refused, reset, timeout, TLS) as transient."""
     try:
         return pool.post(url, content, headers)
-    except TimeoutError as exc:  # socket.timeout and a pool that stayed busy, too
-        raise TransientDeliveryError("the provider did not answer in time") from exc
-    except (OSError, HTTPError) as exc:  # ssl.SSLError is an OSError
-        raise TransientDeliveryError(
-            f"could not reach the provider ({type(exc).__name__})"
-        ) from exc
+    except (OSError, HTTPError) as exc:  # TimeoutError and ssl.SSLError are OSErrors
+        raise _transport_error(exc) from exc
+
+
+def answered(reply: HttpReply | Exception) -> HttpReply:
+    """One answer of ``HttpPool.post_many``, its error raised as ``post`` would raise it."""
+    if isinstance(reply, HttpReply):
+        return reply
+    if isinstance(reply, (OSError, HTTPError)):
+        raise _transport_error(reply) from reply
+    raise PermanentDeliveryError(f"channel error: {type(reply).__name__}") from reply
+
+
+def send_all_at_once(
+    pool: HttpPool,
+    messages: Sequence[OutboundMessage],
+    request: Callable[[OutboundMessage], tuple[str, bytes, Mapping[str, str]]],
+    result: Callable[[HttpReply], SendResult],
+) -> list[SendResult | DeliveryError]:
+    """An HTTP adapter's ``send_many``: each message's request built by ``request``, all posted
+    together, each answer read by ``result``, exactly as the adapter's ``send`` reads one."""
+    results: list[SendResult | DeliveryError | None] = [None] * len(messages)
+    requests, posted = [], []
+    for i, message in enumerate(messages):
+        try:
+            requests.append(request(message))
+        except DeliveryError as exc:
+            results[i] = exc
+        else:
+            posted.append(i)
+    for i, reply in zip(posted, pool.post_many(requests), strict=True):
+        try:
+            results[i] = result(answered(reply))
+        except DeliveryError as exc:
+            results[i] = exc
+    return [r for r in results if r is not None]
+
+
+def _transport_error(exc: Exception) -> TransientDeliveryError:
+    if isinstance(exc, TimeoutError):  # socket.timeout and a pool that stayed busy, too
+        return TransientDeliveryError("the provider did not answer in time")
+    return TransientDeliveryError(f"could not reach the provider ({type(exc).__name__})")
 
 
 def json_object(response: HttpReply) -> dict[str, object] | None:

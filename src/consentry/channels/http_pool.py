@@ -20,19 +20,31 @@ near 1,000 messages a second. The pool here is urllib3's (``PoolManager``), used
 Errors are ``OSError`` (a refused connection as ``ConnectionRefusedError``), ``TimeoutError`` and
 ``urllib3.exceptions.HTTPError`` (TLS failures and broken answers among them), translated into
 delivery errors by ``consentry.channels.post``.
+
+``post_many`` sends a whole dispatch window at once with aiohttp, on an event loop thread the
+pool starts when first asked: every request in flight together (at most ``max_connections`` to
+an origin), with no thread per request. A thread per connection spent most of a worker's CPU
+taking turns with the others (docs/performance.md, section 4), and against a provider 200 ms
+away a window of threads sends at most a few dozen messages a second; an event loop keeps
+hundreds waiting for little. Its errors are the same kinds as ``post`` raises, given in place of
+the answer: ``TimeoutError``, ``OSError`` (the socket's own, ``ConnectionRefusedError`` among
+them) and ``ConnectionError`` for an answer that broke off or was no HTTP.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import threading
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import urllib3
 from urllib3.exceptions import EmptyPoolError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
@@ -94,20 +106,14 @@ class HttpPool:
         self._lock = threading.Lock()
         self._managers: dict[str | None, urllib3.PoolManager] = {}
         self._proxies: dict[tuple[str, str], str | None] = {}
+        self._events: _EventLoopSender | None = None
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpReply:
         """POST ``body`` to ``url`` and read the whole answer. Raises TimeoutError, OSError or
         urllib3's HTTPError when no answer could be read, ValueError for a header value with a
         line break (before anything is sent)."""
-        for value in headers.values():
-            if "\r" in value or "\n" in value:
-                raise ValueError("a header value must not contain a line break")
-        origin = _origin(url)
-        try:
-            proxy = self._proxies[origin]
-        except KeyError:
-            proxy = self._proxies.setdefault(origin, proxy_for(*origin))
-        manager = self._manager(proxy)
+        _check_headers(headers)
+        manager = self._manager(self._proxy(url))
         try:
             answer = manager.request(
                 "POST",
@@ -128,6 +134,33 @@ class HttpPool:
             answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.data
         )
 
+    def post_many(
+        self, requests: Sequence[tuple[str, bytes, Mapping[str, str]]]
+    ) -> list[HttpReply | Exception]:
+        """POST every ``(url, body, headers)`` at once; each answer, or the error that stands
+        in for it (see the module docstring), in order. Never raises for one request's
+        failure; ValueError for a header value with a line break (before anything is sent)."""
+        for _, _, headers in requests:
+            _check_headers(headers)
+        if not requests:
+            return []
+        with self._lock:
+            if self._events is None:
+                self._events = _EventLoopSender(
+                    self.timeout, self.max_connections, self._ssl_context
+                )
+            events = self._events
+        return events.send(
+            [(url, body, headers, self._proxy(url)) for url, body, headers in requests]
+        )
+
+    def _proxy(self, url: str) -> str | None:
+        origin = _origin(url)
+        try:
+            return self._proxies[origin]
+        except KeyError:
+            return self._proxies.setdefault(origin, proxy_for(*origin))
+
     def __enter__(self) -> HttpPool:
         return self
 
@@ -138,8 +171,11 @@ class HttpPool:
         """Close every idle connection; later requests open new ones."""
         with self._lock:
             managers = list(self._managers.values())
+            events, self._events = self._events, None
         for manager in managers:
             manager.clear()
+        if events is not None:
+            events.close()
 
     def _manager(self, proxy: str | None) -> urllib3.PoolManager:
         manager = self._managers.get(proxy)
@@ -166,3 +202,83 @@ class HttpPool:
                         )
                     self._managers[proxy] = manager
         return manager
+
+
+def _check_headers(headers: Mapping[str, str]) -> None:
+    for value in headers.values():
+        if "\r" in value or "\n" in value:
+            raise ValueError("a header value must not contain a line break")
+
+
+class _EventLoopSender:
+    """aiohttp on an event loop of its own thread: ``send`` runs a batch of POSTs there and
+    waits for all of them."""
+
+    def __init__(
+        self, timeout: float, max_connections: int, ssl_context: ssl.SSLContext | None
+    ) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="consentry-http", daemon=True
+        )
+        self._thread.start()
+        self._timeout = timeout
+        self._session = self._run(self._open(max_connections, ssl_context))
+
+    def _run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    async def _open(
+        self, max_connections: int, ssl_context: ssl.SSLContext | None
+    ) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=0,  # no overall limit: one per origin, as the thread pool has
+            limit_per_host=max_connections,
+            ssl=ssl_context if ssl_context is not None else True,
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=self._timeout,  # a free connection included, as post's pool_timeout
+            sock_connect=self._timeout,
+            sock_read=self._timeout,
+        )
+        return aiohttp.ClientSession(
+            connector=connector, timeout=timeout, headers={"User-Agent": USER_AGENT}
+        )
+
+    def send(
+        self, requests: list[tuple[str, bytes, Mapping[str, str], str | None]]
+    ) -> list[HttpReply | Exception]:
+        answers: list[HttpReply | Exception] = self._run(self._all(requests))
+        return answers
+
+    async def _all(
+        self, requests: list[tuple[str, bytes, Mapping[str, str], str | None]]
+    ) -> list[HttpReply | BaseException]:
+        return await asyncio.gather(*(self._one(*r) for r in requests), return_exceptions=True)
+
+    async def _one(
+        self, url: str, body: bytes, headers: Mapping[str, str], proxy: str | None
+    ) -> HttpReply:
+        try:
+            async with self._session.post(
+                url, data=body, headers=dict(headers), proxy=proxy, allow_redirects=False
+            ) as answer:
+                content = await answer.read()
+                return HttpReply(
+                    answer.status, {k.lower(): v for k, v in answer.headers.items()}, content
+                )
+        except TimeoutError as exc:  # aiohttp's timeouts are asyncio's, TimeoutError since 3.11
+            raise PoolTimeout("the provider did not answer in time") from exc
+        except aiohttp.ClientConnectorError as exc:  # refused, unreachable, TLS: the OS's error
+            raise exc.os_error from exc
+        except aiohttp.ClientError as exc:  # an answer that broke off or was not HTTP
+            raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        try:
+            self._run(self._session.close())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()

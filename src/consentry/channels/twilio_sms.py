@@ -31,9 +31,17 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from consentry.channels import header, json_object, pooled_client, post, rejection
-from consentry.channels.http_pool import HttpPool
+from consentry.channels import (
+    header,
+    json_object,
+    pooled_client,
+    post,
+    rejection,
+    send_all_at_once,
+)
+from consentry.channels.http_pool import HttpPool, HttpReply
 from consentry.domain.delivery import (
+    DeliveryError,
     DeliveryStatus,
     OutboundMessage,
     PermanentDeliveryError,
@@ -148,6 +156,15 @@ class TwilioSmsChannel:
         self._clock = clock
 
     def send(self, message: OutboundMessage) -> SendResult:
+        url, body, headers = self._request(message)
+        return self._result(post(self._client, url, content=body, headers=headers))
+
+    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult | DeliveryError]:
+        """``send`` for each message, all posted at once (``HttpPool.post_many``); each
+        message's result or error, in order."""
+        return send_all_at_once(self._client, messages, self._request, self._result)
+
+    def _request(self, message: OutboundMessage) -> tuple[str, bytes, dict[str, str]]:
         if not isinstance(message, SmsMessage):
             raise PermanentDeliveryError(f"the Twilio SMS channel cannot send {message.channel}")
         headers = {
@@ -156,8 +173,10 @@ class TwilioSmsChannel:
             "Accept": "application/json",
             "I-Twilio-Idempotency-Token": message.idempotency_key,
         }
-        body = request_body(message, self._callback)
-        response = post(self._client, self._url, content=body, headers=headers)
+        return self._url, request_body(message, self._callback), headers
+
+    @staticmethod
+    def _result(response: HttpReply) -> SendResult:
         payload = json_object(response) or {}
         if response.is_success:
             sid = payload.get("sid")

@@ -9,9 +9,10 @@ One batch goes through these steps, a *window* of messages at a time:
 4. compose    render each message with its compliance elements; a template that fails for
               one recipient fails that delivery only
 5. in flight  mark the window ``sending`` (committed before any channel is called)
-6. send       hand the messages to the channel concurrently: as many lanes as the channel
-              has connections (its adapter's ``concurrency``), each sending one message after
-              another; the dispatching thread is one of them
+6. send       hand the messages to the channel concurrently: all at once to an adapter that
+              sends batches (``send_many``: the HTTP providers, on an event loop), else by as
+              many lanes as the channel has connections (its adapter's ``concurrency``), each
+              sending one message after another; the dispatching thread is one of them
 7. record     ``sent`` / ``failed`` / back to ``queued`` with backoff, in one statement; then
               release the fence, and turn hard bounces and provider opt-outs into suppressions
 
@@ -52,6 +53,7 @@ from consentry.services.ports import ChannelAdapter, UnitOfWork
 from consentry.services.sending import (
     RefusalSignal,
     message_ref,
+    send_all_through,
     send_through,
     suppress_for,
 )
@@ -223,8 +225,12 @@ class Dispatcher:
     def _send(
         self, messages: list[OutboundMessage], lanes: int
     ) -> list[SendResult | DeliveryError]:
-        """Each message's answer, in order. Every lane takes the next message until none is
-        left, so a slow answer holds up one lane, not a share of the window fixed up front."""
+        """Each message's answer, in order: all at once from an adapter that sends batches,
+        else by lanes. Every lane takes the next message until none is left, so a slow answer
+        holds up one lane, not a share of the window fixed up front."""
+        batch = send_all_through(self._adapters, messages)
+        if batch is not None:
+            return batch
         results: list[SendResult | DeliveryError | None] = [None] * len(messages)
         queue = deque(enumerate(messages))
 

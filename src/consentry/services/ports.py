@@ -301,7 +301,11 @@ class AuditLog(Protocol):
 
 class ChannelAdapter(Protocol):
     """One provider of one channel (``channels/<provider>.py``). Thread-safe: the dispatcher
-    calls ``send`` from several threads at once."""
+    calls ``send`` from several threads at once.
+
+    An adapter may also offer ``send_many(messages) -> list[SendResult | DeliveryError]``:
+    each message's ``send`` answer (its error given, not raised), in order, the batch sent at
+    once. The dispatcher then hands it a whole window (services/sending.py)."""
 
     channel: Channel
 

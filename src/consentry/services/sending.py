@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -58,6 +58,29 @@ def send_through(
     except Exception as exc:  # an adapter bug must not lose the batch's outcomes
         log.exception("channel %s raised outside its contract", message.channel)
         return PermanentDeliveryError(f"channel error: {type(exc).__name__}")
+
+
+def send_all_through(
+    adapters: Mapping[Channel, ChannelAdapter], messages: Sequence[OutboundMessage]
+) -> list[SendResult | DeliveryError] | None:
+    """Each message's answer, in order, from an adapter that sends a batch at once (its
+    ``send_many``: the HTTP providers', all in flight together on one event loop); None when
+    the channel's adapter sends one message at a time. Never raises."""
+    if not messages:
+        return []
+    channel = messages[0].channel
+    send_many = getattr(adapters[channel], "send_many", None)
+    if send_many is None or any(m.channel is not channel for m in messages):
+        return None
+    try:
+        results = list(send_many(messages))
+    except Exception:  # an adapter bug must not lose the batch's outcomes
+        log.exception("channel %s raised outside its contract", channel)
+        return [PermanentDeliveryError("channel error") for _ in messages]
+    if len(results) != len(messages):  # pragma: no cover  (the adapters' contract)
+        log.error("channel %s answered %d of %d messages", channel, len(results), len(messages))
+        return [PermanentDeliveryError("channel error") for _ in messages]
+    return results
 
 
 def suppress_for(

@@ -36,3 +36,23 @@ def stub() -> Iterator[StubServer]:
     server = StubServer()
     yield server
     server.stop()
+
+
+Send = Callable[[Any, Any], Any]
+
+
+@pytest.fixture(params=["send", "send_many"])
+def deliver(request: pytest.FixtureRequest) -> Send:
+    """Sends one message through an HTTP adapter as the dispatcher may: ``send`` (its answer
+    or its error raised), or a batch of one through ``send_many`` (the error given back, which
+    is raised here so that both ways are held to the same expectations)."""
+    if request.param == "send":
+        return lambda channel, message: channel.send(message)
+
+    def one_of_many(channel: Any, message: Any) -> Any:
+        (result,) = channel.send_many([message])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    return one_of_many

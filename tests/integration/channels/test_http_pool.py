@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from tests.integration.channels.servers import Reply, StubServer, Tls, unused_port
@@ -245,3 +246,113 @@ def test_a_header_value_with_a_line_break_is_refused_before_sending(
     with pytest.raises(ValueError, match="line break"):
         pool.post(f"{stub.url}/m", b"{}", {"I-Twilio-Idempotency-Token": "k\r\nX-Evil: 1"})
     assert stub.requests == []
+
+
+# -- a batch at once (post_many) ---------------------------------------------------------
+
+
+class _Echo(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(201)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Path", self.path)
+        self.send_header("X-Agent", self.headers["User-Agent"])
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        del format, args
+
+
+@pytest.fixture
+def echo() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_a_batch_is_answered_in_order(echo: str, pool: HttpPool) -> None:
+    requests = [(f"{echo}/v1/m/{n}?x={n}", f"body-{n}".encode(), HEADERS) for n in range(40)]
+
+    replies = pool.post_many(requests)
+
+    for n, reply in enumerate(replies):
+        assert not isinstance(reply, Exception)
+        assert (reply.status_code, reply.content) == (201, f"body-{n}".encode())
+        assert reply.headers["x-path"] == f"/v1/m/{n}?x={n}"  # names in lower case
+        assert reply.headers["x-agent"] == "consentry"
+
+
+def test_a_batch_keeps_to_the_connection_limit(stub: StubServer) -> None:
+    stub.default = Reply(200, b"{}", delay=0.05)
+    with HttpPool(timeout=5.0, max_connections=2) as pool:
+        replies = pool.post_many([(f"{stub.url}/m", b"{}", HEADERS)] * 8)
+
+    assert [r.status_code for r in replies if not isinstance(r, Exception)] == [200] * 8
+    assert len({r.peer for r in stub.requests}) <= 2
+
+
+def test_a_batch_gives_each_failure_in_place_of_its_answer(stub: StubServer) -> None:
+    slow = StubServer()
+    slow.default = Reply(200, b"{}", delay=2.0)
+    try:
+        with HttpPool(timeout=0.3) as pool:
+            ok, refused, late = pool.post_many(
+                [
+                    (f"{stub.url}/m", b"{}", HEADERS),
+                    (f"http://127.0.0.1:{unused_port()}/m", b"{}", HEADERS),
+                    (f"{slow.url}/m", b"{}", HEADERS),
+                ]
+            )
+    finally:
+        slow.stop()
+
+    assert not isinstance(ok, Exception)
+    assert ok.status_code == 200
+    assert isinstance(refused, ConnectionRefusedError)
+    assert isinstance(late, TimeoutError)
+
+
+def test_a_batch_rejects_line_breaks_in_headers_before_sending(
+    stub: StubServer, pool: HttpPool
+) -> None:
+    with pytest.raises(ValueError, match="line break"):
+        pool.post_many(
+            [
+                (f"{stub.url}/m", b"{}", HEADERS),
+                (f"{stub.url}/m", b"{}", {"X-Evil": "a\r\nX-Injected: 1"}),
+            ]
+        )
+    assert stub.requests == []
+
+
+def test_a_batch_goes_through_the_proxy_the_environment_names(
+    stub: StubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", stub.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with HttpPool(timeout=2.0) as pool:
+        (reply,) = pool.post_many([("http://provider.example/v1/m", b"{}", HEADERS)])
+    assert not isinstance(reply, Exception)
+    assert reply.status_code == 200
+    (request,) = stub.requests
+    assert request.path == "http://provider.example/v1/m"
+
+
+def test_a_closed_pool_sends_batches_again(stub: StubServer, pool: HttpPool) -> None:
+    pool.post_many([(f"{stub.url}/m", b"{}", HEADERS)])
+    pool.close()
+
+    (reply,) = pool.post_many([(f"{stub.url}/m", b"{}", HEADERS)])
+
+    assert not isinstance(reply, Exception)
+    assert reply.status_code == 200
+    assert len(stub.requests) == 2

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlencode
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.integration.channels.conftest import Send
 from tests.integration.channels.servers import Reply, StubServer, fixture, unused_port
 
 from consentry.channels.http_pool import HttpPool
@@ -55,11 +56,13 @@ def twilio(stub: StubServer, client: HttpPool) -> TwilioSmsChannel:
     return TwilioSmsChannel(SID, TOKEN, stub.url, CALLBACK, client, clock=lambda: NOW)
 
 
-def test_send_posts_the_documented_request(stub: StubServer, twilio: TwilioSmsChannel) -> None:
+def test_send_posts_the_documented_request(
+    stub: StubServer, twilio: TwilioSmsChannel, deliver: Send
+) -> None:
     stub.answer(twilio_json("message_created.json", 201), twilio_json("message_created.json", 201))
 
-    result = twilio.send(sms(1))
-    twilio.send(sms(2, sender="MG2a4c6e8f0b1d3f5a7c9e1b3d5f7a9c1e"))
+    result = deliver(twilio, sms(1))
+    deliver(twilio, sms(2, sender="MG2a4c6e8f0b1d3f5a7c9e1b3d5f7a9c1e"))
 
     assert result.provider_message_id == "SM9b2f4a7c1d3e5f60718293a4b5c6d7e8"
     first, second = stub.requests
@@ -106,11 +109,12 @@ def test_answers_map_to_delivery_errors(
     error: type[Exception],
     code: str,
     signal: ProviderSignal | None,
+    deliver: Send,
 ) -> None:
     stub.answer(reply)
 
     with pytest.raises(error) as caught:
-        twilio.send(sms())
+        deliver(twilio, sms())
 
     assert caught.value.provider_code == code  # type: ignore[attr-defined]
     assert caught.value.signal == signal  # type: ignore[attr-defined]
@@ -118,7 +122,7 @@ def test_answers_map_to_delivery_errors(
 
 
 def test_retry_after_is_kept_in_seconds_and_as_a_date(
-    stub: StubServer, twilio: TwilioSmsChannel
+    stub: StubServer, twilio: TwilioSmsChannel, deliver: Send
 ) -> None:
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
     stub.answer(
@@ -127,35 +131,37 @@ def test_retry_after_is_kept_in_seconds_and_as_a_date(
     )
 
     with pytest.raises(TransientDeliveryError) as seconds:
-        twilio.send(sms())
+        deliver(twilio, sms())
     with pytest.raises(TransientDeliveryError) as date:
-        twilio.send(sms())
+        deliver(twilio, sms())
 
     assert seconds.value.retry_after == timedelta(seconds=7)
     assert date.value.retry_after is not None
     assert timedelta(seconds=100) < date.value.retry_after <= timedelta(seconds=120)
 
 
-def test_a_slow_provider_times_out_as_transient(stub: StubServer) -> None:
+def test_a_slow_provider_times_out_as_transient(stub: StubServer, deliver: Send) -> None:
     stub.answer(Reply(201, fixture("twilio", "message_created.json"), delay=5.0))
     with HttpPool(timeout=0.2) as http:
         channel = TwilioSmsChannel(SID, TOKEN, stub.url, client=http)
         with pytest.raises(TransientDeliveryError, match="in time"):
-            channel.send(sms())
+            deliver(channel, sms())
 
 
-def test_connection_refused_is_transient() -> None:
+def test_connection_refused_is_transient(deliver: Send) -> None:
     channel = TwilioSmsChannel(SID, TOKEN, f"http://127.0.0.1:{unused_port()}", timeout=2.0)
     try:
         with pytest.raises(TransientDeliveryError, match="ConnectionRefusedError"):
-            channel.send(sms())
+            deliver(channel, sms())
     finally:
         channel.close()
 
 
-def test_other_channels_messages_are_refused(twilio: TwilioSmsChannel, stub: StubServer) -> None:
+def test_other_channels_messages_are_refused(
+    twilio: TwilioSmsChannel, stub: StubServer, deliver: Send
+) -> None:
     with pytest.raises(PermanentDeliveryError):
-        twilio.send(WhatsAppMessage(1, TENANT, "+15558675310", "1065", "k", text="hi"))
+        deliver(twilio, WhatsAppMessage(1, TENANT, "+15558675310", "1065", "k", text="hi"))
     assert stub.requests == []
 
 

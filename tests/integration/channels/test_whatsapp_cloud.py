@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.integration.channels.conftest import Send
 from tests.integration.channels.servers import Reply, StubServer, fixture, unused_port
 
 from consentry.channels.http_pool import HttpPool
@@ -55,13 +56,13 @@ def whatsapp(stub: StubServer) -> Iterator[WhatsAppCloudChannel]:
 
 
 def test_send_posts_the_documented_requests(
-    stub: StubServer, whatsapp: WhatsAppCloudChannel
+    stub: StubServer, whatsapp: WhatsAppCloudChannel, deliver: Send
 ) -> None:
     stub.default = meta_json("message_created.json", 200)
     text = WhatsAppMessage(2, TENANT, "+16505551234", PHONE_NUMBER_ID, "d-2", text="Grüße 👋")
 
-    result = whatsapp.send(template(1))
-    whatsapp.send(text)
+    result = deliver(whatsapp, template(1))
+    deliver(whatsapp, text)
 
     assert result.provider_message_id == (
         "wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI3QkYzQzg5MDRFNTg2RTFBQjQA"
@@ -128,34 +129,37 @@ def test_answers_map_to_delivery_errors(
     error: type[Exception],
     code: str,
     signal: ProviderSignal | None,
+    deliver: Send,
 ) -> None:
     stub.answer(reply)
 
     with pytest.raises(error) as caught:
-        whatsapp.send(template())
+        deliver(whatsapp, template())
 
     assert caught.value.provider_code == code  # type: ignore[attr-defined]
     assert caught.value.signal == signal  # type: ignore[attr-defined]
 
 
-def test_a_slow_provider_times_out_and_a_closed_port_is_refused(stub: StubServer) -> None:
+def test_a_slow_provider_times_out_and_a_closed_port_is_refused(
+    stub: StubServer, deliver: Send
+) -> None:
     stub.answer(Reply(200, fixture("whatsapp", "message_created.json"), delay=5.0))
     with HttpPool(timeout=0.2) as http:
         slow = WhatsAppCloudChannel(TOKEN, APP_SECRET, stub.url, client=http)
         closed = WhatsAppCloudChannel(TOKEN, APP_SECRET, f"http://127.0.0.1:{unused_port()}",
                                       client=http)  # fmt: skip
         with pytest.raises(TransientDeliveryError, match="in time"):
-            slow.send(template())
+            deliver(slow, template())
         with pytest.raises(TransientDeliveryError, match="ConnectionRefusedError"):
-            closed.send(template())
+            deliver(closed, template())
 
 
 def test_a_message_without_content_is_refused_before_any_request(
-    stub: StubServer, whatsapp: WhatsAppCloudChannel
+    stub: StubServer, whatsapp: WhatsAppCloudChannel, deliver: Send
 ) -> None:
     empty = WhatsAppMessage(1, TENANT, "+16505551234", PHONE_NUMBER_ID, "d-1")
     with pytest.raises(PermanentDeliveryError):
-        whatsapp.send(empty)
+        deliver(whatsapp, empty)
     assert stub.requests == []
 
 

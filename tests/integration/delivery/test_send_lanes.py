@@ -9,7 +9,12 @@ import time
 from sqlalchemy import select
 from tests.integration.delivery.conftest import SLUG, World
 
-from consentry.domain.delivery import OutboundMessage, SendResult, TransientDeliveryError
+from consentry.domain.delivery import (
+    DeliveryError,
+    OutboundMessage,
+    SendResult,
+    TransientDeliveryError,
+)
 from consentry.domain.model import Channel
 from consentry.persistence.tables import deliveries
 from consentry.services.campaigns import CampaignInput, create_campaign, launch_campaign
@@ -87,3 +92,94 @@ def test_a_window_goes_out_in_one_lane_per_connection(world: World) -> None:
             assert (row.status, row.provider_message_id) == ("sent", f"provider-{row.id}")
     retried = sum(1 for r in rows if r.id % 4 == 0)
     assert (report.claimed, report.sent, report.retried) == (11, 11 - retried, retried)
+
+
+class Batches(TwoConnections):
+    """An email channel that takes a window at once (``send_many``), as the HTTP providers
+    do; a message it cannot send is given back as an error, never raised."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[int]] = []
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        raise AssertionError(f"{message.delivery_id}: a batch channel gets whole windows")
+
+    def send_many(self, messages: list[OutboundMessage]) -> list[SendResult | DeliveryError]:
+        self.batches.append([m.delivery_id for m in messages])
+        return [
+            TransientDeliveryError("try later", provider_code="451")
+            if m.delivery_id % 4 == 0
+            else SendResult(provider_message_id=f"provider-{m.delivery_id}")
+            for m in messages
+        ]
+
+
+def test_a_channel_that_sends_batches_gets_each_window_at_once(world: World) -> None:
+    for n in range(11):
+        world.opt_in(world.contact(n))
+    campaign = create_campaign(
+        world.new_uow(), SLUG, CampaignInput(name="batches", topic="promotions", template="spring"),
+        actor="test",
+    )  # fmt: skip
+    launch_campaign(world.new_uow(), SLUG, str(campaign.id), world.container.composer().reviewer)
+    channel = Batches()
+    dispatcher = Dispatcher(
+        world.container.uow,
+        world.container.read_uow,
+        {Channel.EMAIL: channel},  # type: ignore[dict-item]  (no webhooks: a send-only fake)
+        world.container.composer(),
+        clock=utcnow,
+        config=DispatchConfig(batch_size=50, window=8),
+    )
+    try:
+        report = dispatcher.run_once(campaign.id)
+    finally:
+        dispatcher.close()
+
+    assert [len(b) for b in channel.batches] == [8, 3]  # one call per window
+    sent = [i for batch in channel.batches for i in batch]
+    with world.container.engine.connect() as conn:
+        rows = conn.execute(
+            select(deliveries.c.id, deliveries.c.status, deliveries.c.provider_message_id,
+                   deliveries.c.error_code)
+        ).all()  # fmt: skip
+    assert sorted(r.id for r in rows) == sorted(sent)
+    for row in rows:
+        if row.id % 4 == 0:
+            assert (row.status, row.provider_message_id, row.error_code) == ("queued", None, "451")
+        else:
+            assert (row.status, row.provider_message_id) == ("sent", f"provider-{row.id}")
+    retried = sum(1 for r in rows if r.id % 4 == 0)
+    assert (report.claimed, report.sent, report.retried) == (11, 11 - retried, retried)
+
+
+class Broken(Batches):
+    def send_many(self, messages: list[OutboundMessage]) -> list[SendResult | DeliveryError]:
+        raise RuntimeError(f"a bug in the adapter, {len(messages)} messages in hand")
+
+
+def test_a_batch_channel_that_breaks_loses_no_outcome(world: World) -> None:
+    for n in range(3):
+        world.opt_in(world.contact(n))
+    campaign = create_campaign(
+        world.new_uow(), SLUG, CampaignInput(name="broken", topic="promotions", template="spring"),
+        actor="test",
+    )  # fmt: skip
+    launch_campaign(world.new_uow(), SLUG, str(campaign.id), world.container.composer().reviewer)
+    dispatcher = Dispatcher(
+        world.container.uow,
+        world.container.read_uow,
+        {Channel.EMAIL: Broken()},  # type: ignore[dict-item]
+        world.container.composer(),
+        clock=utcnow,
+    )
+    try:
+        report = dispatcher.run_once(campaign.id)
+    finally:
+        dispatcher.close()
+
+    with world.container.engine.connect() as conn:
+        statuses = conn.execute(select(deliveries.c.status)).scalars().all()
+    assert statuses == ["failed"] * 3  # recorded, never left in flight
+    assert (report.claimed, report.failed) == (3, 3)
