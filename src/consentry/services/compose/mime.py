@@ -137,7 +137,8 @@ class DateHeader:
 
 # What a 7bit body may not hold (RFC 5322 §2.3, RFC 2045 §2.7): control characters but tab and
 # line feed, and lines over 998 octets.
-_NOT_7BIT = re.compile(r"[^\t\n\x20-\x7e]|[^\n]{999}")
+_SEVEN_BIT_OCTETS = bytes([0x09, 0x0A, *range(0x20, 0x7F)])
+_LONG_LINE = re.compile(r"^[^\n]{999}", re.MULTILINE)
 _SEVEN_BIT = b"Content-Transfer-Encoding: 7bit\r\n\r\n"
 _QUOTED_PRINTABLE = b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
 
@@ -147,8 +148,10 @@ def body_part(text: str, boundary: str) -> bytes:
     when ``text`` can go as it is (see above), else quoted-printable. Lines end in CRLF."""
     if "\r" in text:
         text = _LINE_BREAKS.sub("\n", text)
-    if text.isascii() and _NOT_7BIT.search(text) is None and boundary not in text:
-        return _SEVEN_BIT + text.encode("ascii").replace(b"\n", b"\r\n")
+    if text.isascii() and _LONG_LINE.search(text) is None and boundary not in text:
+        data = text.encode("ascii")
+        if not data.translate(None, _SEVEN_BIT_OCTETS):  # nothing but those octets
+            return _SEVEN_BIT + data.replace(b"\n", b"\r\n")
     return _QUOTED_PRINTABLE + qp_body(text)
 
 
