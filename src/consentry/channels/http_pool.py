@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 import threading
 import urllib.request
@@ -145,7 +146,8 @@ class HttpPool:
         if not requests:
             return []
         with self._lock:
-            if self._events is None:
+            # A process forked from one that sent has the loop object but not its thread.
+            if self._events is None or self._events.pid != os.getpid():
                 self._events = _EventLoopSender(
                     self.timeout, self.max_connections, self._ssl_context
                 )
@@ -174,7 +176,7 @@ class HttpPool:
             events, self._events = self._events, None
         for manager in managers:
             manager.clear()
-        if events is not None:
+        if events is not None and events.pid == os.getpid():  # not a forked copy's
             events.close()
 
     def _manager(self, proxy: str | None) -> urllib3.PoolManager:
@@ -217,6 +219,7 @@ class _EventLoopSender:
     def __init__(
         self, timeout: float, max_connections: int, ssl_context: ssl.SSLContext | None
     ) -> None:
+        self.pid = os.getpid()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="consentry-http", daemon=True

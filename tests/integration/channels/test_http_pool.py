@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -356,3 +358,24 @@ def test_a_closed_pool_sends_batches_again(stub: StubServer, pool: HttpPool) -> 
     assert not isinstance(reply, Exception)
     assert reply.status_code == 200
     assert len(stub.requests) == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX")
+def test_a_forked_process_sends_batches_on_a_loop_of_its_own(
+    stub: StubServer, pool: HttpPool
+) -> None:
+    pool.post_many([(f"{stub.url}/m", b"parent", HEADERS)])  # the loop thread starts here
+
+    child = os.fork()
+    if child == 0:  # pragma: no cover  (runs in the child, which exits at once)
+        signal.alarm(10)  # a child waiting on its parent's loop would never answer
+        try:
+            (reply,) = pool.post_many([(f"{stub.url}/m", b"child", HEADERS)])
+            pool.close()
+            os._exit(0 if not isinstance(reply, Exception) and reply.status_code == 200 else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(child, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sorted(r.body for r in stub.requests) == [b"child", b"parent"]
