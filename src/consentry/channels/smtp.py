@@ -190,6 +190,27 @@ def _command(
     return conn.getreply()
 
 
+def _data(conn: smtplib.SMTP, data: bytes) -> tuple[int, bytes]:
+    """DATA and the message, as ``smtplib.SMTP.data`` sends them. smtplib dot-stuffs (RFC 5321
+    §4.5.2) with a multi-line regular expression over the whole message, a twentieth of a
+    worker's CPU; a message whose every line ends in CRLF, as composed messages do, is stuffed
+    with one replace. Anything else takes smtplib's path."""
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+        return conn.data(data)
+    conn.putcmd("data")
+    code, reply = conn.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    stuffed = data.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    conn.send(stuffed + b".\r\n")
+    return conn.getreply()
+
+
 def _transaction(conn: smtplib.SMTP, message: EmailMessage) -> tuple[DeliveryError | None, bool]:
     """One MAIL/RCPT/DATA transaction: the refusal if any, and whether the connection is
     still usable. A 421 (the relay is closing the channel) raises SMTPServerDisconnected."""
@@ -206,7 +227,7 @@ def _transaction(conn: smtplib.SMTP, message: EmailMessage) -> tuple[DeliveryErr
     if code in (250, 251) and stage == "RCPT":
         stage = "DATA"
         try:
-            code, reply = conn.data(message.data)
+            code, reply = _data(conn, message.data)
         except smtplib.SMTPDataError as exc:  # the DATA command itself was refused
             code, error = exc.smtp_code, exc.smtp_error
             reply = error if isinstance(error, bytes) else error.encode()

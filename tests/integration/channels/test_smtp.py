@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import smtplib
 import socket
 import threading
 import uuid
@@ -307,3 +308,30 @@ def test_wrong_message_kind_and_unsafe_configuration_are_refused(channel: SmtpCh
         channel.send(sms)
     with pytest.raises(ValueError, match="TLS"):
         SmtpRelay("127.0.0.1", 25, security="none", username="u", password="p")
+
+
+HEAD = b"From: a@shop.test\r\nTo: anna@example.org\r\nSubject: dots\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        HEAD + b".a first line with a dot\r\n..two dots\r\n.\r\nend\r\n",
+        HEAD + b"no line break at the end\r\n.",
+        b".the very first line\r\n\r\nbody\r\n",  # transparency from the first octet on
+        HEAD + b"bare\nline feeds\n.and a dot\n",  # not CRLF: smtplib's own path
+        HEAD + b"a bare\rcarriage return\r\n.dot\r\n",
+    ],
+)
+def test_the_message_arrives_as_smtplib_would_send_it(
+    channel: SmtpChannel, sink: SmtpSink, mailbox: Mailbox, data: bytes
+) -> None:
+    message = EmailMessage(1, TENANT, "bounces+1@shop.test", "anna@example.org", data, "1@x")
+    with smtplib.SMTP("127.0.0.1", sink.port, "client.test", timeout=5.0) as plain:
+        plain.sendmail(message.mail_from, [message.rcpt_to], message.data)
+
+    channel.send(message)
+
+    by_smtplib, ours = mailbox.messages
+    assert ours.data == by_smtplib.data
+    assert ours.data.startswith(data[:20])
