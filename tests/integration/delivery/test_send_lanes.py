@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 from sqlalchemy import select
 from tests.integration.delivery.conftest import SLUG, World
@@ -183,3 +184,46 @@ def test_a_batch_channel_that_breaks_loses_no_outcome(world: World) -> None:
         statuses = conn.execute(select(deliveries.c.status)).scalars().all()
     assert statuses == ["failed"] * 3  # recorded, never left in flight
     assert (report.claimed, report.failed) == (3, 3)
+
+
+class AllDelivered(Batches):
+    def send_many(self, messages: list[OutboundMessage]) -> list[SendResult | DeliveryError]:
+        self.batches.append([m.delivery_id for m in messages])
+        return [SendResult(provider_message_id=f"provider-{m.delivery_id}") for m in messages]
+
+
+def test_a_window_that_went_out_whole_is_recorded_in_full(world: World) -> None:
+    for n in range(5):
+        world.opt_in(world.contact(n))
+    campaign = create_campaign(
+        world.new_uow(), SLUG, CampaignInput(name="whole", topic="promotions", template="spring"),
+        actor="test",
+    )  # fmt: skip
+    launch_campaign(world.new_uow(), SLUG, str(campaign.id), world.container.composer().reviewer)
+    before = utcnow()
+    dispatcher = Dispatcher(
+        world.container.uow,
+        world.container.read_uow,
+        {Channel.EMAIL: AllDelivered()},  # type: ignore[dict-item]
+        world.container.composer(),
+        clock=utcnow,
+    )
+    try:
+        report = dispatcher.run_once(campaign.id)
+    finally:
+        dispatcher.close()
+
+    d = deliveries.c
+    with world.container.engine.connect() as conn:
+        rows = conn.execute(
+            select(d.id, d.status, d.provider_message_id, d.error_code, d.error_detail,
+                   d.next_attempt_at, d.sent_at, d.updated_at, d.lease_owner, d.lease_until)
+        ).all()  # fmt: skip
+    assert report.sent == len(rows) == 5
+    (sent_at,) = {r.sent_at for r in rows}  # the window's one instant
+    assert sent_at is not None
+    assert sent_at >= before.replace(microsecond=0) - timedelta(seconds=1)
+    for row in rows:
+        assert (row.status, row.provider_message_id) == ("sent", f"provider-{row.id}")
+        assert (row.error_code, row.error_detail, row.next_attempt_at) == (None, None, None)
+        assert (row.updated_at, row.lease_owner, row.lease_until) == (sent_at, None, None)
