@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import ColumnElement
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import NullType, TypeEngine
 
 from consentry.domain.campaigns import (
     AudienceFilter,
@@ -72,6 +72,7 @@ _PENDING = (S.PLANNED.value, S.QUEUED.value, S.DEFERRED.value, S.SENDING.value)
 # again for every statement's cache key.
 _BIGINT, _TEXT, _UUID, _STAMP = BigInteger(), String(), Uuid(), DateTime(timezone=True)
 _ARRAYS: dict[int, ARRAY[Any]] = {id(t): ARRAY(t) for t in (_BIGINT, _TEXT, _UUID, _STAMP)}
+_UNTYPED = NullType()
 
 
 def _unnest(**columns: tuple[TypeEngine[Any], list[Any]]) -> TableValuedAlias:
@@ -82,7 +83,9 @@ def _unnest(**columns: tuple[TypeEngine[Any], list[Any]]) -> TableValuedAlias:
     arrays = []
     for name, (type_, values) in columns.items():
         array = _ARRAYS.get(id(type_)) or ARRAY(type_)
-        arrays.append(cast(bindparam(f"u_{name}", values, type_=array), array))
+        # The list goes to psycopg as it is (an untyped parameter: SQLAlchemy's ARRAY would copy
+        # it element by element on the way), and the CAST gives it its type.
+        arrays.append(cast(bindparam(f"u_{name}", values, type_=_UNTYPED), array))
     return func.unnest(*arrays).table_valued(*columns).render_derived()
 
 
