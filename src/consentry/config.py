@@ -158,11 +158,12 @@ class Settings(BaseSettings):
         default=500, ge=1, le=10_000, description="Deliveries a worker claims at a time."
     )
     delivery_window: int = Field(
-        default=128,
+        default=256,
         ge=1,
         le=1_000,
         description="Messages in flight at once per worker: each window is checked by the gate, "
-        "marked as sending, handed to the channel, and recorded.",
+        "marked as sending, handed to the channel, and recorded. A worker that dies leaves at "
+        "most one window in flight (its marketing messages are never re-sent).",
     )
     delivery_lease_seconds: float = Field(
         default=120.0,
