@@ -171,9 +171,13 @@ class Dispatcher:
         for group in groups.values():
             for start in range(0, len(group), self.config.window):
                 report.add(self._window(group[start : start + self.config.window]))
-        with self._uow() as uow:
-            uow.deliveries.complete_finished(self._clock())
-            uow.commit()
+        if len(claimed) < self.config.batch_size:
+            # Nothing more was due: a running campaign may have nothing left. (Checked only
+            # then: on PostgreSQL the check looks through every pending delivery, and a full
+            # claim means there may be more to send; run_until_idle ends on a short claim.)
+            with self._uow() as uow:
+                uow.deliveries.complete_finished(self._clock())
+                uow.commit()
         return report
 
     def run_until_idle(

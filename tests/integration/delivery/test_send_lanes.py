@@ -227,3 +227,35 @@ def test_a_window_that_went_out_whole_is_recorded_in_full(world: World) -> None:
         assert (row.status, row.provider_message_id) == ("sent", f"provider-{row.id}")
         assert (row.error_code, row.error_detail, row.next_attempt_at) == (None, None, None)
         assert (row.updated_at, row.lease_owner, row.lease_until) == (sent_at, None, None)
+
+
+def test_a_campaign_completes_on_the_claim_that_finds_nothing_more(world: World) -> None:
+    for n in range(4):
+        world.opt_in(world.contact(n))
+    campaign = create_campaign(
+        world.new_uow(), SLUG, CampaignInput(name="done", topic="promotions", template="spring"),
+        actor="test",
+    )  # fmt: skip
+    launch_campaign(world.new_uow(), SLUG, str(campaign.id), world.container.composer().reviewer)
+    dispatcher = Dispatcher(
+        world.container.uow,
+        world.container.read_uow,
+        {Channel.EMAIL: AllDelivered()},  # type: ignore[dict-item]
+        world.container.composer(),
+        clock=utcnow,
+        config=DispatchConfig(batch_size=4, window=4),
+    )
+
+    def status() -> str:
+        with world.new_uow() as uow:
+            return uow.campaigns.get(campaign.tenant_id, campaign.id).status.value
+
+    try:
+        full = dispatcher.run_once(campaign.id)  # all four, a full claim: maybe more to come
+        after_full = status()
+        empty = dispatcher.run_once(campaign.id)
+    finally:
+        dispatcher.close()
+
+    assert (full.sent, after_full) == (4, "running")
+    assert (empty.claimed, status()) == (0, "completed")
