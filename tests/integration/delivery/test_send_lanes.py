@@ -259,3 +259,40 @@ def test_a_campaign_completes_on_the_claim_that_finds_nothing_more(world: World)
 
     assert (full.sent, after_full) == (4, "running")
     assert (empty.claimed, status()) == (0, "completed")
+
+
+def test_a_claim_takes_what_is_due_first_and_never_what_is_not(world: World) -> None:
+    for n in range(8):
+        world.opt_in(world.contact(n))
+    campaign = create_campaign(
+        world.new_uow(), SLUG, CampaignInput(name="due", topic="promotions", template="spring"),
+        actor="test",
+    )  # fmt: skip
+    launch_campaign(world.new_uow(), SLUG, str(campaign.id), world.container.composer().reviewer)
+    now = utcnow()
+    d = deliveries.c
+    with world.container.engine.begin() as conn:
+        ids = conn.execute(select(d.id).order_by(d.id)).scalars().all()
+        # ids[0:3] not yet tried; a retry and a deferral that are due; two that are not yet
+        plan = {
+            ids[3]: ("queued", now - timedelta(minutes=5)),
+            ids[4]: ("deferred", now - timedelta(minutes=1)),
+            ids[5]: ("queued", now + timedelta(minutes=5)),
+            ids[6]: ("deferred", now + timedelta(hours=8)),
+            ids[7]: ("queued", now - timedelta(minutes=9)),
+        }
+        for delivery_id, (status, at) in plan.items():
+            conn.execute(
+                deliveries.update()
+                .where(d.id == delivery_id)
+                .values(status=status, next_attempt_at=at)
+            )
+
+    with world.new_uow() as uow:
+        first = uow.deliveries.claim("w1", now, now + timedelta(minutes=2), 3, campaign.id)
+        rest = uow.deliveries.claim("w2", now, now + timedelta(minutes=2), 50, campaign.id)
+        uow.commit()
+
+    assert {c.id for c in first} == {ids[3], ids[4], ids[7]}  # the due retries and deferral
+    assert {c.id for c in rest} == {ids[0], ids[1], ids[2]}  # then the untried
+    assert [c.id for c in first] == sorted(c.id for c in first)  # handed over in id order
