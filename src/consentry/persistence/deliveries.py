@@ -22,6 +22,7 @@ from sqlalchemy import (
     TableValuedAlias,
     Uuid,
     and_,
+    any_,
     bindparam,
     case,
     cast,
@@ -87,6 +88,15 @@ def _unnest(**columns: tuple[TypeEngine[Any], list[Any]]) -> TableValuedAlias:
         # it element by element on the way), and the CAST gives it its type.
         arrays.append(cast(bindparam(f"u_{name}", values, type_=_UNTYPED), array))
     return func.unnest(*arrays).table_valued(*columns).render_derived()
+
+
+def _among_ids(ids: list[int]) -> ColumnElement[bool]:
+    """``id = ANY(ids)``, beside the join with a window's arrays: it makes the primary key the
+    way to the window's rows whatever the statistics say. Without it, statistics taken while no
+    row had a lease (right after a plan) let PostgreSQL expect no row of the lease owner, scan
+    the pending deliveries first and compare each with every element of the arrays: 50-90 ms a
+    window of 256 where the primary key takes 5."""
+    return D.id == any_(cast(bindparam("u_ids", ids, type_=_UNTYPED), _ARRAYS[id(_BIGINT)]))
 
 
 def _reasons(text: str | None) -> tuple[str, ...]:
@@ -536,6 +546,7 @@ class SqlDeliveries:
             update(deliveries)
             .where(
                 D.id == v.c.id,
+                _among_ids(list(batch)),
                 D.lease_owner == owner,
                 or_(D.status == S.QUEUED.value, D.status == S.DEFERRED.value),
             )
@@ -620,7 +631,12 @@ class SqlDeliveries:
         )
         self._conn.execute(
             update(deliveries)
-            .where(D.id == v.c.id, D.lease_owner == owner, D.status == S.SENDING.value)
+            .where(
+                D.id == v.c.id,
+                _among_ids([o.delivery_id for o in outcomes]),
+                D.lease_owner == owner,
+                D.status == S.SENDING.value,
+            )
             .values(
                 status=S.SENT.value,
                 provider_message_id=v.c.provider,
@@ -649,7 +665,12 @@ class SqlDeliveries:
         )
         self._conn.execute(
             update(deliveries)
-            .where(D.id == v.c.id, D.lease_owner == owner, D.status == S.SENDING.value)
+            .where(
+                D.id == v.c.id,
+                _among_ids([r["b_id"] for r in rows]),
+                D.lease_owner == owner,
+                D.status == S.SENDING.value,
+            )
             .values(
                 status=v.c.status,
                 provider_message_id=v.c.provider,
