@@ -16,7 +16,7 @@ phone numbers that providers echo in their error texts) out of what gets recorde
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -73,29 +73,42 @@ def answered(reply: HttpReply | Exception) -> HttpReply:
     raise PermanentDeliveryError(f"channel error: {type(reply).__name__}") from reply
 
 
-def send_all_at_once(
-    pool: HttpPool,
-    messages: Sequence[OutboundMessage],
-    request: Callable[[OutboundMessage], tuple[str, bytes, Mapping[str, str]]],
-    result: Callable[[HttpReply], SendResult],
-) -> list[SendResult | DeliveryError]:
-    """An HTTP adapter's ``send_many``: each message's request built by ``request``, all posted
-    together, each answer read by ``result``, exactly as the adapter's ``send`` reads one."""
-    results: list[SendResult | DeliveryError | None] = [None] * len(messages)
-    requests, posted = [], []
-    for i, message in enumerate(messages):
-        try:
-            requests.append(request(message))
-        except DeliveryError as exc:
-            results[i] = exc
-        else:
-            posted.append(i)
-    for i, reply in zip(posted, pool.post_many(requests), strict=True):
-        try:
-            results[i] = result(answered(reply))
-        except DeliveryError as exc:
-            results[i] = exc
-    return [r for r in results if r is not None]
+class HttpChannel:
+    """What the HTTP adapters share: ``send`` posts one message and reads the answer,
+    ``send_many`` posts a window's messages at once (``HttpPool.post_many``) and reads each
+    answer the same way. An adapter builds a message's request (``_request``, raising a
+    DeliveryError for a message it cannot send) and reads the provider's answer (``_result``)."""
+
+    _client: HttpPool
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        url, body, headers = self._request(message)
+        return self._result(post(self._client, url, content=body, headers=headers))
+
+    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult | DeliveryError]:
+        """``send`` for each message, all posted at once; each message's result or error, in
+        order."""
+        results: list[SendResult | DeliveryError | None] = [None] * len(messages)
+        requests, posted = [], []
+        for i, message in enumerate(messages):
+            try:
+                requests.append(self._request(message))
+            except DeliveryError as exc:
+                results[i] = exc
+            else:
+                posted.append(i)
+        for i, reply in zip(posted, self._client.post_many(requests), strict=True):
+            try:
+                results[i] = self._result(answered(reply))
+            except DeliveryError as exc:
+                results[i] = exc
+        return [r for r in results if r is not None]
+
+    def _request(self, message: OutboundMessage) -> tuple[str, bytes, Mapping[str, str]]:
+        raise NotImplementedError
+
+    def _result(self, response: HttpReply) -> SendResult:
+        raise NotImplementedError
 
 
 def _transport_error(exc: Exception) -> TransientDeliveryError:

@@ -31,17 +31,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from consentry.channels import (
-    header,
-    json_object,
-    pooled_client,
-    post,
-    rejection,
-    send_all_at_once,
-)
+from consentry.channels import HttpChannel, header, json_object, pooled_client, rejection
 from consentry.channels.http_pool import HttpPool, HttpReply
 from consentry.domain.delivery import (
-    DeliveryError,
     DeliveryStatus,
     OutboundMessage,
     PermanentDeliveryError,
@@ -128,7 +120,7 @@ def _url_variants(url: str) -> list[str]:
     return [url]
 
 
-class TwilioSmsChannel:
+class TwilioSmsChannel(HttpChannel):
     """Sends ``SmsMessage`` through one Twilio account; thread-safe."""
 
     channel: Channel = Channel.SMS
@@ -155,16 +147,7 @@ class TwilioSmsChannel:
         self.concurrency = self._client.max_connections
         self._clock = clock
 
-    def send(self, message: OutboundMessage) -> SendResult:
-        url, body, headers = self._request(message)
-        return self._result(post(self._client, url, content=body, headers=headers))
-
-    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult | DeliveryError]:
-        """``send`` for each message, all posted at once (``HttpPool.post_many``); each
-        message's result or error, in order."""
-        return send_all_at_once(self._client, messages, self._request, self._result)
-
-    def _request(self, message: OutboundMessage) -> tuple[str, bytes, dict[str, str]]:
+    def _request(self, message: OutboundMessage) -> tuple[str, bytes, Mapping[str, str]]:
         if not isinstance(message, SmsMessage):
             raise PermanentDeliveryError(f"the Twilio SMS channel cannot send {message.channel}")
         headers = {
@@ -175,8 +158,7 @@ class TwilioSmsChannel:
         }
         return self._url, request_body(message, self._callback), headers
 
-    @staticmethod
-    def _result(response: HttpReply) -> SendResult:
+    def _result(self, response: HttpReply) -> SendResult:
         payload = json_object(response) or {}
         if response.is_success:
             sid = payload.get("sid")

@@ -41,21 +41,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from consentry.channels import (
-    header,
-    json_object,
-    pooled_client,
-    post,
-    rejection,
-    send_all_at_once,
-)
+from consentry.channels import HttpChannel, header, json_object, pooled_client, rejection
 from consentry.channels.http_pool import HttpPool, HttpReply
 from consentry.domain.chat_opt_in import parse_ref
 from consentry.domain.delivery import (
-    DeliveryError,
     DeliveryStatus,
     OutboundMessage,
     PermanentDeliveryError,
@@ -145,7 +137,7 @@ def _list(container: Mapping[str, object], key: str) -> list[dict[str, object]]:
     return value
 
 
-class WhatsAppCloudChannel:
+class WhatsAppCloudChannel(HttpChannel):
     """Sends ``WhatsAppMessage`` through the Cloud API with one system-user token; thread-safe."""
 
     channel: Channel = Channel.WHATSAPP
@@ -174,23 +166,13 @@ class WhatsAppCloudChannel:
         # Sends worth running at once: one per connection (the dispatcher sizes its lanes so).
         self.concurrency = self._client.max_connections
 
-    def send(self, message: OutboundMessage) -> SendResult:
-        url, body, headers = self._request(message)
-        return self._result(post(self._client, url, content=body, headers=headers))
-
-    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult | DeliveryError]:
-        """``send`` for each message, all posted at once (``HttpPool.post_many``); each
-        message's result or error, in order."""
-        return send_all_at_once(self._client, messages, self._request, self._result)
-
-    def _request(self, message: OutboundMessage) -> tuple[str, bytes, dict[str, str]]:
+    def _request(self, message: OutboundMessage) -> tuple[str, bytes, Mapping[str, str]]:
         if not isinstance(message, WhatsAppMessage):
             raise PermanentDeliveryError(f"the WhatsApp channel cannot send {message.channel}")
         url = f"{self._base}/{message.phone_number_id}/messages"
         return url, request_body(message), self._headers
 
-    @staticmethod
-    def _result(response: HttpReply) -> SendResult:
+    def _result(self, response: HttpReply) -> SendResult:
         payload = json_object(response) or {}
         if response.is_success:
             messages = payload.get("messages")

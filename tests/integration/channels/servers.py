@@ -179,6 +179,7 @@ class Request:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = False  # server_close() joins the handler threads: nothing outlives a test
+    request_queue_size = 128  # batches connect many at once; the default backlog is 5
     stub: StubServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from tests.integration.delivery.conftest import SLUG, World
 
+from consentry.domain.campaigns import Campaign
 from consentry.domain.delivery import (
     DeliveryError,
     OutboundMessage,
@@ -20,7 +21,7 @@ from consentry.domain.model import Channel
 from consentry.persistence.tables import deliveries
 from consentry.services.campaigns import CampaignInput, create_campaign, launch_campaign
 from consentry.services.clock import utcnow
-from consentry.services.dispatch import DispatchConfig, Dispatcher
+from consentry.services.dispatch import BatchReport, DispatchConfig, Dispatcher
 
 
 class TwoConnections:
@@ -54,45 +55,69 @@ class TwoConnections:
         pass
 
 
-def test_a_window_goes_out_in_one_lane_per_connection(world: World) -> None:
-    for n in range(11):
+def launched(world: World, name: str, people: int) -> Campaign:
+    """A running marketing email campaign to ``people`` who opted in."""
+    for n in range(people):
         world.opt_in(world.contact(n))
     campaign = create_campaign(
-        world.new_uow(), SLUG, CampaignInput(name="lanes", topic="promotions", template="spring"),
+        world.new_uow(), SLUG, CampaignInput(name=name, topic="promotions", template="spring"),
         actor="test",
     )  # fmt: skip
     launch_campaign(world.new_uow(), SLUG, str(campaign.id), world.container.composer().reviewer)
-    channel = TwoConnections()
+    return campaign
+
+
+def dispatch_once(
+    world: World, campaign: Campaign, channel: object, config: DispatchConfig | None = None
+) -> BatchReport:
+    """One claim of ``campaign`` sent through ``channel`` (a send-only fake: no webhooks)."""
     dispatcher = Dispatcher(
         world.container.uow,
         world.container.read_uow,
-        {Channel.EMAIL: channel},  # type: ignore[dict-item]  (no webhooks: a send-only fake)
+        {Channel.EMAIL: channel},  # type: ignore[dict-item]
         world.container.composer(),
         clock=utcnow,
-        config=DispatchConfig(batch_size=50, window=8),
+        config=config,
     )
     try:
-        report = dispatcher.run_once(campaign.id)
+        return dispatcher.run_once(campaign.id)
     finally:
         dispatcher.close()
 
-    assert channel.peak == 2  # never more sends at once than connections
-    assert len(channel.threads) == 2
-    assert threading.current_thread().name in channel.threads  # the dispatcher's is a lane
-    assert sorted(channel.sent) == sorted(set(channel.sent))  # each delivery handed over once
+
+def assert_every_fourth_retried(world: World, handed_over: list[int], report: BatchReport) -> None:
+    """The outcomes of the fakes below: every fourth delivery back in the queue, the rest sent."""
     with world.container.engine.connect() as conn:
         rows = conn.execute(
             select(deliveries.c.id, deliveries.c.status, deliveries.c.provider_message_id,
                    deliveries.c.error_code)
         ).all()  # fmt: skip
-    assert sorted(r.id for r in rows) == sorted(channel.sent)
+    assert sorted(r.id for r in rows) == sorted(handed_over)
     for row in rows:
         if row.id % 4 == 0:
             assert (row.status, row.provider_message_id, row.error_code) == ("queued", None, "451")
         else:
             assert (row.status, row.provider_message_id) == ("sent", f"provider-{row.id}")
     retried = sum(1 for r in rows if r.id % 4 == 0)
-    assert (report.claimed, report.sent, report.retried) == (11, 11 - retried, retried)
+    assert (report.claimed, report.sent, report.retried) == (
+        len(rows),
+        len(rows) - retried,
+        retried,
+    )
+
+
+def test_a_window_goes_out_in_one_lane_per_connection(world: World) -> None:
+    campaign = launched(world, "lanes", 11)
+    channel = TwoConnections()
+
+    report = dispatch_once(world, campaign, channel, DispatchConfig(batch_size=50, window=8))
+
+    assert channel.peak == 2  # never more sends at once than connections
+    assert len(channel.threads) == 2
+    assert threading.current_thread().name in channel.threads  # the dispatcher's is a lane
+    assert sorted(channel.sent) == sorted(set(channel.sent))  # each delivery handed over once
+    assert report.claimed == 11
+    assert_every_fourth_retried(world, channel.sent, report)
 
 
 class Batches(TwoConnections):
@@ -117,42 +142,14 @@ class Batches(TwoConnections):
 
 
 def test_a_channel_that_sends_batches_gets_each_window_at_once(world: World) -> None:
-    for n in range(11):
-        world.opt_in(world.contact(n))
-    campaign = create_campaign(
-        world.new_uow(), SLUG, CampaignInput(name="batches", topic="promotions", template="spring"),
-        actor="test",
-    )  # fmt: skip
-    launch_campaign(world.new_uow(), SLUG, str(campaign.id), world.container.composer().reviewer)
+    campaign = launched(world, "batches", 11)
     channel = Batches()
-    dispatcher = Dispatcher(
-        world.container.uow,
-        world.container.read_uow,
-        {Channel.EMAIL: channel},  # type: ignore[dict-item]  (no webhooks: a send-only fake)
-        world.container.composer(),
-        clock=utcnow,
-        config=DispatchConfig(batch_size=50, window=8),
-    )
-    try:
-        report = dispatcher.run_once(campaign.id)
-    finally:
-        dispatcher.close()
+
+    report = dispatch_once(world, campaign, channel, DispatchConfig(batch_size=50, window=8))
 
     assert [len(b) for b in channel.batches] == [8, 3]  # one call per window
-    sent = [i for batch in channel.batches for i in batch]
-    with world.container.engine.connect() as conn:
-        rows = conn.execute(
-            select(deliveries.c.id, deliveries.c.status, deliveries.c.provider_message_id,
-                   deliveries.c.error_code)
-        ).all()  # fmt: skip
-    assert sorted(r.id for r in rows) == sorted(sent)
-    for row in rows:
-        if row.id % 4 == 0:
-            assert (row.status, row.provider_message_id, row.error_code) == ("queued", None, "451")
-        else:
-            assert (row.status, row.provider_message_id) == ("sent", f"provider-{row.id}")
-    retried = sum(1 for r in rows if r.id % 4 == 0)
-    assert (report.claimed, report.sent, report.retried) == (11, 11 - retried, retried)
+    assert report.claimed == 11
+    assert_every_fourth_retried(world, [i for batch in channel.batches for i in batch], report)
 
 
 class Broken(Batches):
@@ -161,24 +158,9 @@ class Broken(Batches):
 
 
 def test_a_batch_channel_that_breaks_loses_no_outcome(world: World) -> None:
-    for n in range(3):
-        world.opt_in(world.contact(n))
-    campaign = create_campaign(
-        world.new_uow(), SLUG, CampaignInput(name="broken", topic="promotions", template="spring"),
-        actor="test",
-    )  # fmt: skip
-    launch_campaign(world.new_uow(), SLUG, str(campaign.id), world.container.composer().reviewer)
-    dispatcher = Dispatcher(
-        world.container.uow,
-        world.container.read_uow,
-        {Channel.EMAIL: Broken()},  # type: ignore[dict-item]
-        world.container.composer(),
-        clock=utcnow,
-    )
-    try:
-        report = dispatcher.run_once(campaign.id)
-    finally:
-        dispatcher.close()
+    campaign = launched(world, "broken", 3)
+
+    report = dispatch_once(world, campaign, Broken())
 
     with world.container.engine.connect() as conn:
         statuses = conn.execute(select(deliveries.c.status)).scalars().all()
@@ -193,25 +175,10 @@ class AllDelivered(Batches):
 
 
 def test_a_window_that_went_out_whole_is_recorded_in_full(world: World) -> None:
-    for n in range(5):
-        world.opt_in(world.contact(n))
-    campaign = create_campaign(
-        world.new_uow(), SLUG, CampaignInput(name="whole", topic="promotions", template="spring"),
-        actor="test",
-    )  # fmt: skip
-    launch_campaign(world.new_uow(), SLUG, str(campaign.id), world.container.composer().reviewer)
+    campaign = launched(world, "whole", 5)
     before = utcnow()
-    dispatcher = Dispatcher(
-        world.container.uow,
-        world.container.read_uow,
-        {Channel.EMAIL: AllDelivered()},  # type: ignore[dict-item]
-        world.container.composer(),
-        clock=utcnow,
-    )
-    try:
-        report = dispatcher.run_once(campaign.id)
-    finally:
-        dispatcher.close()
+
+    report = dispatch_once(world, campaign, AllDelivered())
 
     d = deliveries.c
     with world.container.engine.connect() as conn:
@@ -230,45 +197,23 @@ def test_a_window_that_went_out_whole_is_recorded_in_full(world: World) -> None:
 
 
 def test_a_campaign_completes_on_the_claim_that_finds_nothing_more(world: World) -> None:
-    for n in range(4):
-        world.opt_in(world.contact(n))
-    campaign = create_campaign(
-        world.new_uow(), SLUG, CampaignInput(name="done", topic="promotions", template="spring"),
-        actor="test",
-    )  # fmt: skip
-    launch_campaign(world.new_uow(), SLUG, str(campaign.id), world.container.composer().reviewer)
-    dispatcher = Dispatcher(
-        world.container.uow,
-        world.container.read_uow,
-        {Channel.EMAIL: AllDelivered()},  # type: ignore[dict-item]
-        world.container.composer(),
-        clock=utcnow,
-        config=DispatchConfig(batch_size=4, window=4),
-    )
+    campaign = launched(world, "done", 4)
+    config = DispatchConfig(batch_size=4, window=4)
 
     def status() -> str:
         with world.new_uow() as uow:
             return uow.campaigns.get(campaign.tenant_id, campaign.id).status.value
 
-    try:
-        full = dispatcher.run_once(campaign.id)  # all four, a full claim: maybe more to come
-        after_full = status()
-        empty = dispatcher.run_once(campaign.id)
-    finally:
-        dispatcher.close()
+    full = dispatch_once(world, campaign, AllDelivered(), config)  # a full claim: maybe more
+    after_full = status()
+    empty = dispatch_once(world, campaign, AllDelivered(), config)
 
     assert (full.sent, after_full) == (4, "running")
     assert (empty.claimed, status()) == (0, "completed")
 
 
 def test_a_claim_takes_what_is_due_first_and_never_what_is_not(world: World) -> None:
-    for n in range(8):
-        world.opt_in(world.contact(n))
-    campaign = create_campaign(
-        world.new_uow(), SLUG, CampaignInput(name="due", topic="promotions", template="spring"),
-        actor="test",
-    )  # fmt: skip
-    launch_campaign(world.new_uow(), SLUG, str(campaign.id), world.container.composer().reviewer)
+    campaign = launched(world, "due", 8)
     now = utcnow()
     d = deliveries.c
     with world.container.engine.begin() as conn:
