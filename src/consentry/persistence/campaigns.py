@@ -274,9 +274,15 @@ class SqlCampaigns:
             finished_at=row.finished_at,
         )
 
-    def get(self, tenant_id: uuid.UUID | None, ref: str | uuid.UUID) -> Campaign:
-        """By id or by name (names are unique per tenant); tenant None: any tenant, by id."""
+    def get(
+        self, tenant_id: uuid.UUID | None, ref: str | uuid.UUID, *, lock: bool = False
+    ) -> Campaign:
+        """By id or by name (names are unique per tenant); tenant None: any tenant, by id.
+        ``lock``: the row stays locked until the transaction ends (PostgreSQL; SQLite's writer
+        already holds the database)."""
         query = select(campaigns)
+        if lock:
+            query = query.with_for_update()
         if tenant_id is not None:
             query = query.where(campaigns.c.tenant_id == tenant_id)
         try:

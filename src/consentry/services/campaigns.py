@@ -159,7 +159,9 @@ def launch_campaign(
     now = now or utcnow()
     with uow:
         tenant = find_tenant(uow, tenant_ref)
-        campaign = uow.campaigns.get(tenant.id, ref)
+        # Locked until the launch commits: a second launch of the same campaign waits, then
+        # finds it launched, where it would otherwise plan it again and fail on its rows.
+        campaign = uow.campaigns.get(tenant.id, ref, lock=True)
         if campaign.status is not CampaignStatus.DRAFT:
             raise InvalidCampaignTransition(f"a {campaign.status} campaign cannot be launched")
         errors, _warnings = review(uow, tenant, campaign)

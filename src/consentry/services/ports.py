@@ -418,7 +418,9 @@ class TenantKeywords(Protocol):
 
 class Campaigns(Protocol):
     def add(self, campaign: Campaign) -> None: ...
-    def get(self, tenant_id: uuid.UUID | None, ref: str | uuid.UUID) -> Campaign: ...
+    def get(
+        self, tenant_id: uuid.UUID | None, ref: str | uuid.UUID, *, lock: bool = False
+    ) -> Campaign: ...
     def set_status(
         self,
         campaign_id: uuid.UUID,

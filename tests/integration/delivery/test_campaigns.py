@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from dataclasses import replace
 from email import message_from_bytes
 from email.policy import default as default_policy
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -14,7 +17,7 @@ from tests.integration.helpers import grant
 
 from consentry.domain.campaigns import ContentNotCompliant
 from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentMethod, Evidence
-from consentry.domain.delivery import CampaignStatus, DeliveryStatus
+from consentry.domain.delivery import CampaignStatus, DeliveryStatus, InvalidCampaignTransition
 from consentry.domain.model import Channel
 from consentry.persistence.tables import deliveries
 from consentry.services.campaigns import (
@@ -129,6 +132,44 @@ def test_pause_holds_deliveries_and_cancel_cancels_what_has_not_left(world: Worl
     assert drain(world.container).claimed == 0
     with pytest.raises(Exception, match="cannot resume"):
         change_campaign(world.new_uow(), SLUG, cid, "resume")
+
+
+def test_a_second_launch_of_the_same_campaign_waits_and_is_refused(world: World) -> None:
+    for n in range(3):
+        world.opt_in(world.contact(n))
+    campaign = create_campaign(
+        world.new_uow(), SLUG, CampaignInput(name="twice", topic="promotions", template="spring"),
+        actor="test",
+    )  # fmt: skip
+    review = world.container.composer().reviewer
+    first_inside = threading.Event()
+
+    def slow_review(*args: Any) -> Any:
+        first_inside.set()
+        time.sleep(0.5)  # the first launch holds its transaction open while the second starts
+        return review(*args)
+
+    outcomes: dict[str, object] = {}
+
+    def launch(name: str, reviewer: Any) -> None:
+        try:
+            outcomes[name] = launch_campaign(world.new_uow(), SLUG, str(campaign.id), reviewer)
+        except Exception as exc:  # noqa: BLE001  (the outcome is what the test checks)
+            outcomes[name] = exc
+
+    first = threading.Thread(target=launch, args=("first", slow_review))
+    first.start()
+    assert first_inside.wait(10)
+    launch("second", review)
+    first.join(10)
+
+    assert getattr(outcomes["first"], "by_status", None) == {"queued": 3}
+    assert isinstance(outcomes["second"], InvalidCampaignTransition)
+    with world.container.engine.connect() as conn:
+        planned = conn.execute(
+            select(deliveries.c.contact_id).where(deliveries.c.campaign_id == campaign.id)
+        ).all()
+    assert len(planned) == 3
 
 
 def test_content_review_blocks_a_deceptive_campaign_with_reasons(world: World) -> None:
