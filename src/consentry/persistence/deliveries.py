@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -63,6 +63,7 @@ from consentry.persistence.eligibility import (
 )
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import campaigns, contact_list_members, contacts, deliveries
+from consentry.persistence.types import pg_ints, pg_stamps, pg_texts, pg_uuids
 
 D = deliveries.c
 S = DeliveryStatus
@@ -74,19 +75,26 @@ _PENDING = (S.PLANNED.value, S.QUEUED.value, S.DEFERRED.value, S.SENDING.value)
 _BIGINT, _TEXT, _UUID, _STAMP = BigInteger(), String(), Uuid(), DateTime(timezone=True)
 _ARRAYS: dict[int, ARRAY[Any]] = {id(t): ARRAY(t) for t in (_BIGINT, _TEXT, _UUID, _STAMP)}
 _UNTYPED = NullType()
+_LITERALS: dict[int, Callable[[list[Any]], str]] = {
+    id(_BIGINT): pg_ints,
+    id(_TEXT): pg_texts,
+    id(_UUID): pg_uuids,
+    id(_STAMP): pg_stamps,
+}
 
 
 def _unnest(**columns: tuple[TypeEngine[Any], list[Any]]) -> TableValuedAlias:
     """PostgreSQL: rows from parallel arrays, ``unnest(CAST(:a AS t[]), ...) AS v(a, ...)``:
-    one statement updates a window's rows, where an executemany sends one UPDATE per row. The
-    casts keep each column's type (a list of ints would otherwise arrive as ``numeric[]``, and
+    one statement updates a window's rows, where an executemany sends one UPDATE per row. Each
+    array goes as one literal string (``persistence.types.pg_ints`` and its siblings) and the
+    CAST gives it its type (a list of ints would otherwise arrive as ``numeric[]``, and
     ``id = numeric`` cannot use the primary key)."""
     arrays = []
     for name, (type_, values) in columns.items():
-        array = _ARRAYS.get(id(type_)) or ARRAY(type_)
-        # The list goes to psycopg as it is (an untyped parameter: SQLAlchemy's ARRAY would copy
-        # it element by element on the way), and the CAST gives it its type.
-        arrays.append(cast(bindparam(f"u_{name}", values, type_=_UNTYPED), array))
+        literal_of = _LITERALS[id(type_)]
+        arrays.append(
+            cast(bindparam(f"u_{name}", literal_of(values), type_=_UNTYPED), _ARRAYS[id(type_)])
+        )
     return func.unnest(*arrays).table_valued(*columns).render_derived()
 
 
@@ -96,7 +104,9 @@ def _among_ids(ids: list[int]) -> ColumnElement[bool]:
     row had a lease (right after a plan) let PostgreSQL expect no row of the lease owner, scan
     the pending deliveries first and compare each with every element of the arrays: 50-90 ms a
     window of 256 where the primary key takes 5."""
-    return D.id == any_(cast(bindparam("u_ids", ids, type_=_UNTYPED), _ARRAYS[id(_BIGINT)]))
+    return D.id == any_(
+        cast(bindparam("u_ids", pg_ints(ids), type_=_UNTYPED), _ARRAYS[id(_BIGINT)])
+    )
 
 
 def _reasons(text: str | None) -> tuple[str, ...]:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     case,
+    cast,
     false,
     func,
     literal,
@@ -41,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.types import NullType
 
 from consentry.domain.consent import EXPRESS_BASES, ConsentBasis, ConsentStatus
 from consentry.domain.gate import (
@@ -76,7 +78,7 @@ from consentry.domain.suppression import REASON_PRIORITY, REASON_RANK, reason_co
 from consentry.persistence.contacts import SqlContactRepository, key_column
 from consentry.persistence.suppressions import SqlDncRegistry, SqlSuppressionRepository
 from consentry.persistence.tables import consent_states, contacts, dnc_entries, suppressions
-from consentry.persistence.types import UTCDateTime
+from consentry.persistence.types import UTCDateTime, pg_uuids
 from consentry.services.ports import EligibilityRow, EligibilitySummary
 
 _PACK_COUNTRIES: dict[str, frozenset[str]] = {
@@ -115,11 +117,19 @@ def _reason(code: str) -> ColumnElement[Any]:
 
 
 def _among(conn: Connection, column: Any, ids: Sequence[uuid.UUID], name: str) -> Any:
-    """``column IN ids`` with a parameter named ``name``: on PostgreSQL one array (``= ANY``),
-    so the statement's text is the same whatever the number of ids."""
+    """``column IN ids`` with a parameter named ``name`` (its value: ``_among_value``): on
+    PostgreSQL one array (``= ANY``), so the statement's text is the same whatever the number of
+    ids."""
     if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(name, list(ids), type_=_UUID_ARRAY))
-    return column.in_(bindparam(name, list(ids), expanding=True))
+        value = bindparam(name, _among_value(conn, ids), type_=NullType())
+        return column == any_(cast(value, _UUID_ARRAY))
+    return column.in_(bindparam(name, _among_value(conn, ids), expanding=True))
+
+
+def _among_value(conn: Connection, ids: Sequence[uuid.UUID]) -> Any:
+    """What ``_among``'s parameter is bound to: an array literal on PostgreSQL (see
+    ``persistence.types.pg_uuids``), the list to expand on SQLite."""
+    return pg_uuids(ids) if conn.dialect.name == "postgresql" else list(ids)
 
 
 _LOOK_UP: Any = object()  # _components looks the quiet hours up itself
@@ -677,7 +687,8 @@ def window_select(
     clock. Windows in which someone is within quiet hours get a statement of their own (the
     quiet-hours table holds this instant's times)."""
     ids = list(contact_ids)
-    params = {**_Clock.params(now), "ids": ids, "window_ids": ids}
+    bound = _among_value(conn, ids)
+    params = {**_Clock.params(now), "ids": bound, "window_ids": bound}
     quiet = _quiet_lookup(conn, tenant, intent, now, ids)
     if quiet is not None:
         return eligibility_select(conn, tenant, intent, now, ids, quiet=quiet), params

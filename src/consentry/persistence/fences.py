@@ -18,6 +18,8 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, text
 
+from consentry.persistence.types import pg_ints
+
 
 def lock_key(point_key: bytes) -> int:
     """A signed 64-bit advisory-lock key from an address's blind index (itself an HMAC)."""
@@ -43,10 +45,7 @@ class SqlFences:
         if not keys:
             return
         # Sorted, one statement: two dispatchers never wait on each other in a cycle.
-        self._conn.execute(
-            text(_LOCK_SQL[function]),
-            {"keys": keys},
-        )
+        self._conn.execute(text(_LOCK_SQL[function]), {"keys": pg_ints(keys)})
 
     def exclusive(self, point_keys: Iterable[bytes]) -> None:
         """Before an opt-out writes: wait for dispatches in flight to these addresses."""
