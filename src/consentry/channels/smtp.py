@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import re
 import smtplib
+import socket
 import ssl
 import threading
 from collections.abc import Mapping, Sequence
@@ -87,6 +88,9 @@ def _connect(relay: SmtpRelay, context: ssl.SSLContext) -> smtplib.SMTP:
     except (smtplib.SMTPException, OSError) as exc:
         raise TransientDeliveryError(f"cannot connect to relay {relay.host}:{relay.port}") from exc
     try:
+        # Each write is a whole command group or message: nothing to gain from Nagle's
+        # algorithm holding one back until the last is acknowledged.
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.ehlo()
         if relay.security == "starttls":
             conn.starttls(context=context)
@@ -202,13 +206,18 @@ def _data(conn: smtplib.SMTP, data: bytes) -> tuple[int, bytes]:
     code, reply = conn.getreply()
     if code != 354:
         raise smtplib.SMTPDataError(code, reply)
+    conn.send(_stuffed(data))
+    return conn.getreply()
+
+
+def _stuffed(data: bytes) -> bytes:
+    """A message whose every line ends in CRLF, dot-stuffed and ended with the final dot."""
     stuffed = data.replace(b"\r\n.", b"\r\n..")
     if stuffed.startswith(b"."):
         stuffed = b"." + stuffed
     if not stuffed.endswith(b"\r\n"):
         stuffed += b"\r\n"
-    conn.send(stuffed + b".\r\n")
-    return conn.getreply()
+    return stuffed + b".\r\n"
 
 
 def _transaction(conn: smtplib.SMTP, message: EmailMessage) -> tuple[DeliveryError | None, bool]:
@@ -221,6 +230,8 @@ def _transaction(conn: smtplib.SMTP, message: EmailMessage) -> tuple[DeliveryErr
         if not conn.has_extn("smtputf8"):
             return PermanentDeliveryError("the relay does not offer SMTPUTF8 (RFC 6531)"), True
         options.append("SMTPUTF8")
+    if _can_pipeline(conn, message):
+        return _pipelined(conn, message, options)
     stage, (code, reply) = "MAIL", _command(conn, "mail", "FROM", message.mail_from, options)
     if code == 250:
         stage, (code, reply) = "RCPT", _command(conn, "rcpt", "TO", message.rcpt_to, [])
@@ -235,6 +246,56 @@ def _transaction(conn: smtplib.SMTP, message: EmailMessage) -> tuple[DeliveryErr
             return (None if code == 250 else _refused(stage, code, reply)), code != 421
     if code == 421:
         raise smtplib.SMTPServerDisconnected(f"421 at {stage}")
+    try:
+        conn.rset()
+    except (smtplib.SMTPException, OSError):
+        return _refused(stage, code, reply), False
+    return _refused(stage, code, reply), True
+
+
+def _can_pipeline(conn: smtplib.SMTP, message: EmailMessage) -> bool:
+    """The relay offers PIPELINING (RFC 2920), both addresses need no quoting, and every line of
+    the message ends in CRLF: the commands can go in one write."""
+    return (
+        conn.has_extn("pipelining")
+        and bool(message.mail_from)
+        and bool(message.rcpt_to)
+        and not any(c in _UNSAFE_IN_PATH for c in message.mail_from + message.rcpt_to)
+        and message.data.count(b"\n") == message.data.count(b"\r\n") == message.data.count(b"\r")
+    )
+
+
+def _pipelined(
+    conn: smtplib.SMTP, message: EmailMessage, options: list[str]
+) -> tuple[DeliveryError | None, bool]:
+    """``_transaction`` with MAIL, RCPT and DATA sent together and their three replies read
+    after (RFC 2920): two round trips a message instead of four. The relay answers DATA with
+    503 or 554 when no recipient was accepted, so the message goes only after a 354 that
+    follows an accepted MAIL and RCPT."""
+    optionlist = " " + " ".join(options) if options else ""
+    if any(o.lower() == "smtputf8" for o in options):
+        conn.command_encoding = "utf-8"  # as smtplib does for SMTPUTF8
+    commands = (
+        f"MAIL FROM:<{message.mail_from}>{optionlist}\r\nRCPT TO:<{message.rcpt_to}>\r\nDATA\r\n"
+    )
+    conn.send(commands.encode(conn.command_encoding))
+    replies = [conn.getreply() for _ in range(3)]  # every reply is read: the stream stays in step
+    (mail, mail_reply), (rcpt, rcpt_reply), (data, data_reply) = replies
+    if mail == 250 and rcpt in (250, 251) and data == 354:
+        conn.send(_stuffed(message.data))
+        code, reply = conn.getreply()  # after the final dot the transaction is over
+        return (None if code == 250 else _refused("DATA", code, reply)), code != 421
+    stage, code, reply = (
+        ("MAIL", mail, mail_reply)
+        if mail != 250
+        else ("RCPT", rcpt, rcpt_reply)
+        if rcpt not in (250, 251)
+        else ("DATA", data, data_reply)
+    )
+    if 421 in (mail, rcpt, data):
+        raise smtplib.SMTPServerDisconnected(f"421 at {stage}")
+    if data == 354:  # a relay that took DATA after refusing the envelope waits for a message
+        return _refused(stage, code, reply), False
     try:
         conn.rset()
     except (smtplib.SMTPException, OSError):

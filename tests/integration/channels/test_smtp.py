@@ -52,9 +52,10 @@ def relay(sink_or_port: SmtpSink | int, **options: Any) -> SmtpRelay:
     return SmtpRelay("127.0.0.1", port, **(settings | options))
 
 
-@pytest.fixture
-def mailbox() -> Mailbox:
-    return Mailbox()
+@pytest.fixture(params=["pipelining", "one command at a time"])
+def mailbox(request: pytest.FixtureRequest) -> Mailbox:
+    """Every test against a relay that offers PIPELINING (RFC 2920) and one that does not."""
+    return Mailbox(pipelining=request.param == "pipelining")
 
 
 @pytest.fixture
@@ -84,6 +85,29 @@ def test_messages_arrive_byte_exact_over_one_reused_connection(
     assert mailbox.messages[0].peer == mailbox.messages[1].peer
     assert channel.verify_webhook("https://x.test/", {}, b"") is False
     assert channel.parse_webhook({}, b"anything") == []
+
+
+def test_a_relay_offering_pipelining_gets_each_message_in_two_writes(
+    channel: SmtpChannel, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    channel.send(email(1))  # the connection and its EHLO
+    writes: list[bytes] = []
+    send = smtplib.SMTP.send
+
+    def counted(self: smtplib.SMTP, data: bytes | str) -> None:
+        writes.append(data if isinstance(data, bytes) else data.encode())
+        send(self, data)
+
+    monkeypatch.setattr(smtplib.SMTP, "send", counted)
+    channel.send(email(2))
+
+    if mailbox.pipelining:  # MAIL, RCPT and DATA together, then the message
+        assert len(writes) == 2
+        assert writes[0].count(b"\r\n") == 3
+    else:
+        assert len(writes) == 4
+    assert writes[-1].endswith(b"\r\n.\r\n")
+    assert [m.data for m in mailbox.messages] == [email(1).data, email(2).data]
 
 
 @pytest.mark.parametrize(
