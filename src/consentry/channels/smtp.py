@@ -90,7 +90,8 @@ def _connect(relay: SmtpRelay, context: ssl.SSLContext) -> smtplib.SMTP:
     try:
         # Each write is a whole command group or message: nothing to gain from Nagle's
         # algorithm holding one back until the last is acknowledged.
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if conn.sock is not None:
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.ehlo()
         if relay.security == "starttls":
             conn.starttls(context=context)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    cast,
     insert,
     or_,
     select,
@@ -23,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import NullType
 
 from consentry.domain.consent import ConsentEvent, ConsentState, ConsentStatus, EvidenceDigests
 from consentry.domain.imports import (
@@ -50,6 +52,7 @@ from consentry.persistence.tables import (
     suppressions,
     topics,
 )
+from consentry.persistence.types import pg_bytes, pg_uuids
 from consentry.services.ports import (
     ExistingPoint,
     ImportLookup,
@@ -59,6 +62,7 @@ from consentry.services.ports import (
 )
 
 _ISSUE_BATCH = 2000
+_BYTEA_ARRAY, _UUID_ARRAY = ARRAY(LargeBinary()), ARRAY(Uuid())
 
 
 def _record(row: Any) -> ImportRecord:
@@ -330,8 +334,12 @@ class SqlImportRows:
         with thousands of placeholders costs more to prepare than to run."""
         if not self._pg:
             return column.in_(values)  # type: ignore[no-any-return]
-        kind = LargeBinary() if isinstance(values[0], bytes) else Uuid()
-        return column == any_(bindparam(name, list(values), type_=ARRAY(kind)))  # type: ignore[no-any-return]
+        kind: ARRAY[Any]
+        if isinstance(values[0], bytes):  # one array literal (persistence.types.pg_bytes)
+            literal, kind = pg_bytes(values), _BYTEA_ARRAY
+        else:
+            literal, kind = pg_uuids(values), _UUID_ARRAY
+        return column == any_(cast(bindparam(name, literal, type_=NullType()), kind))  # type: ignore[no-any-return]
 
     def lookup(
         self,

@@ -61,6 +61,10 @@ def pg_uuids(values: Iterable[uuid.UUID | None]) -> str:
     return "{" + ",".join("NULL" if v is None else v.hex for v in values) + "}"
 
 
+def pg_bytes(values: Iterable[bytes | None]) -> str:
+    return "{" + ",".join("NULL" if v is None else '"\\\\x' + v.hex() + '"' for v in values) + "}"
+
+
 def pg_texts(values: Iterable[str | None]) -> str:
     return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
 
