@@ -47,7 +47,7 @@ from consentry.services.compose.reconfirmation import (
 )
 from consentry.services.compose.tokens import UnsubscribeTokens
 from consentry.services.confirmations import ConfirmationConfig, ResendLimits
-from consentry.services.courtesy_signing import DomainSigners, signing_email
+from consentry.services.courtesy_signing import CourtesyLog, DomainSigners, signing_email
 from consentry.services.dispatch import DispatchConfig, Dispatcher, RateLimiter
 from consentry.services.form_submit import Confirmers
 from consentry.services.form_tokens import FORM_TOKEN_PURPOSE, FormTokens
@@ -125,7 +125,8 @@ class Container:
         with the key of the tenant's sender domain, as campaign messages are."""
         if self._domain_signers is None:
             self._domain_signers = DomainSigners(self.read_uow)
-        return signing_email(build_adapters(self.settings, self.outbox()), self._domain_signers)
+        adapters = build_adapters(self.settings, self.outbox())
+        return signing_email(adapters, self._domain_signers, CourtesyLog(self.uow))
 
     def notice_sender(self) -> NoticeSender:
         """A sender of queued policy notices with the configured channels; close it when done."""

@@ -234,6 +234,17 @@ class InboundRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class CourtesyMessage:
+    """An email sent outside campaigns (a confirmation request, a preference link, a policy
+    notice), found by its Message-ID when a report about it comes back."""
+
+    message_id: str
+    tenant_id: uuid.UUID
+    point_key: bytes  # the recipient's blind index
+    sent_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class SentDelivery:
     """The delivery a report is about, found by its Message-ID or provider message id."""
 

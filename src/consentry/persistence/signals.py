@@ -12,17 +12,18 @@ import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import ColumnElement, Connection, and_, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from consentry.domain.delivery import DeliveryStatus
 from consentry.domain.model import Category, Channel
 from consentry.domain.signals import (
     ComplaintCase,
+    CourtesyMessage,
     FeedbackType,
     InboundRecord,
     SentDelivery,
@@ -32,6 +33,7 @@ from consentry.persistence.tables import (
     bounce_streaks,
     complaint_cases,
     contacts,
+    courtesy_messages,
     deliveries,
     inbound_events,
     tenant_alerts,
@@ -39,6 +41,7 @@ from consentry.persistence.tables import (
 from consentry.services.ports import KeyRing
 
 PAYLOAD_PURPOSE = "inbound payload"
+COURTESY_KEPT = timedelta(days=30)  # bounces come within days; complaints within weeks
 _AAD = b"consentry inbound payload"
 _POINT_COLUMN = {
     Channel.EMAIL: contacts.c.email_key,
@@ -151,6 +154,32 @@ class SqlSignals:
             select(inbound_events.c.payload_enc).where(inbound_events.c.id == inbound_id)
         ).scalar_one_or_none()
         return None if sealed is None else self._payloads().open(sealed)
+
+    # -- email sent outside campaigns -----------------------------------------------------------
+
+    def record_courtesy(
+        self, message_id: str, tenant_id: uuid.UUID, point_key: bytes, at: datetime
+    ) -> None:
+        """Keep a message sent outside campaigns for its bounces (once: a resend of the same
+        message keeps the first record), and forget those older than ``COURTESY_KEPT``."""
+        c = courtesy_messages.c
+        self._conn.execute(delete(courtesy_messages).where(c.sent_at < at - COURTESY_KEPT))
+        dialect = self._conn.dialect.name
+        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(courtesy_messages)
+        self._conn.execute(
+            stmt.values(
+                message_id=message_id, tenant_id=tenant_id, point_key=point_key, sent_at=at
+            ).on_conflict_do_nothing(index_elements=["message_id"])
+        )
+
+    def courtesy_by_message_id(self, message_id: str) -> CourtesyMessage | None:
+        c = courtesy_messages.c
+        row = self._conn.execute(
+            select(c.message_id, c.tenant_id, c.point_key, c.sent_at).where(
+                c.message_id == message_id
+            )
+        ).first()
+        return None if row is None else CourtesyMessage(*row)
 
     # -- what a report is about -----------------------------------------------------------------
 

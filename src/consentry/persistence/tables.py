@@ -532,6 +532,19 @@ bounce_streaks = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# Email sent outside campaigns (confirmation requests, preference links, policy notices, import
+# confirmations) is not a delivery: its Message-ID is kept here, with the recipient's blind index,
+# so that a bounce or complaint about it reaches the suppression list. Kept for 30 days.
+courtesy_messages = Table(
+    "courtesy_messages",
+    metadata,
+    Column("message_id", String(255), primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("point_key", LargeBinary(16), nullable=False),
+    Column("sent_at", UTCDateTime, nullable=False),
+    Index("ix_courtesy_messages_sent", "sent_at"),
+)
+
 # Things a tenant must look at that suppress no one: a 5.7.x policy bounce, a refusal-like SMS.
 tenant_alerts = Table(
     "tenant_alerts",

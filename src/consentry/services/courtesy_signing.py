@@ -1,5 +1,5 @@
-"""DKIM for email sent outside campaigns: confirmation requests, preference-centre links and
-policy notices.
+"""DKIM, and a record for bounces, for email sent outside campaigns: confirmation requests,
+preference-centre links, policy notices and import confirmations.
 
 Campaign messages are signed as they are composed (services/outbound.py). The messages sent
 outside campaigns come from the same tenant sender domains (``slug@domain``), so a receiver that
@@ -8,6 +8,12 @@ request would be refused exactly where a signed campaign is delivered. ``Signing
 wraps the email adapter those senders use and signs each message with the key of the sender
 domain its ``From`` names, when the tenant registered that domain with a DKIM key; other
 messages pass unchanged.
+
+Such a message is not a delivery, so nothing tied a bounce or a complaint about it to anyone: a
+dead address kept receiving them. ``CourtesyLog`` keeps each one's Message-ID with the tenant and
+the recipient's blind index before it is handed over (``SqlSignals.record_courtesy``, 30 days),
+and the signal pipeline suppresses the address as it would for a campaign message
+(services/signal_mail.py).
 """
 
 from __future__ import annotations
@@ -18,11 +24,15 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import datetime
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
 
 from consentry.domain.delivery import EmailMessage, OutboundMessage, ProviderEvent, SendResult
-from consentry.domain.model import Channel
+from consentry.domain.errors import InvalidInput
+from consentry.domain.model import Channel, PointKind, point_index_value
+from consentry.services.addresses import normalize_email
+from consentry.services.clock import utcnow
 from consentry.services.compose.dkim import DkimSigner
 from consentry.services.ports import ChannelAdapter, UnitOfWork
 
@@ -84,18 +94,46 @@ class DomainSigners:
         return replace(message, data=signer.sign(data))
 
 
+class CourtesyLog:
+    """Keeps each email sent outside campaigns by its Message-ID, for its bounces."""
+
+    def __init__(
+        self, new_uow: Callable[[], UnitOfWork], clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self._new_uow = new_uow
+        self._clock = clock
+
+    def record(self, message: EmailMessage) -> None:
+        try:
+            address = normalize_email(message.rcpt_to)
+        except InvalidInput:
+            return  # the relay will refuse it; nothing can bounce
+        with self._new_uow() as uow:
+            key = uow.keys.blind_index(PointKind.EMAIL, point_index_value(PointKind.EMAIL, address))
+            uow.signals.record_courtesy(
+                message.message_id.strip("<>"), message.tenant_id, key, self._clock()
+            )
+            uow.commit()
+
+
 class SigningEmailChannel:
-    """An email channel adapter that DKIM-signs each message before the wrapped one sends it."""
+    """An email channel adapter that DKIM-signs each message and, with a ``CourtesyLog``,
+    records it before the wrapped one sends it."""
 
     channel = Channel.EMAIL
 
-    def __init__(self, inner: ChannelAdapter, signers: DomainSigners) -> None:
+    def __init__(
+        self, inner: ChannelAdapter, signers: DomainSigners, log: CourtesyLog | None = None
+    ) -> None:
         self._inner = inner
         self._signers = signers
+        self._log = log
 
     def send(self, message: OutboundMessage) -> SendResult:
         if isinstance(message, EmailMessage):
             message = self._signers.sign(message)
+            if self._log is not None:
+                self._log.record(message)
         return self._inner.send(message)
 
     def verify_webhook(self, url: str, headers: Mapping[str, str], body: bytes) -> bool:
@@ -109,10 +147,12 @@ class SigningEmailChannel:
 
 
 def signing_email(
-    adapters: dict[Channel, ChannelAdapter], signers: DomainSigners
+    adapters: dict[Channel, ChannelAdapter],
+    signers: DomainSigners,
+    log: CourtesyLog | None = None,
 ) -> dict[Channel, ChannelAdapter]:
     """``adapters`` with the email one wrapped in ``SigningEmailChannel``."""
     wrapped = dict(adapters)
     if Channel.EMAIL in wrapped:
-        wrapped[Channel.EMAIL] = SigningEmailChannel(wrapped[Channel.EMAIL], signers)
+        wrapped[Channel.EMAIL] = SigningEmailChannel(wrapped[Channel.EMAIL], signers, log)
     return wrapped

@@ -45,7 +45,13 @@ from consentry.domain.model import (
 )
 from consentry.domain.notices import NoticeRecipient, PolicyNotice, RecipientStatus
 from consentry.domain.passes import MemberOutcome, PassMember, PermissionPass
-from consentry.domain.signals import ComplaintCase, InboundRecord, SentDelivery, SignalSource
+from consentry.domain.signals import (
+    ComplaintCase,
+    CourtesyMessage,
+    InboundRecord,
+    SentDelivery,
+    SignalSource,
+)
 from consentry.domain.suppression import Suppression
 from consentry.domain.templates import Template
 
@@ -541,6 +547,10 @@ class Signals(Protocol):
         self, *, status: str | None = None, tenant_id: uuid.UUID | None = None, limit: int = 100
     ) -> list[InboundRecord]: ...
     def payload(self, inbound_id: int) -> bytes | None: ...
+    def record_courtesy(
+        self, message_id: str, tenant_id: uuid.UUID, point_key: bytes, at: datetime
+    ) -> None: ...
+    def courtesy_by_message_id(self, message_id: str) -> CourtesyMessage | None: ...
     def delivery_by_message_id(self, message_id: str) -> SentDelivery | None: ...
     def delivery_by_provider_id(self, provider_message_id: str) -> SentDelivery | None: ...
     def latest_sent_to(

@@ -138,17 +138,31 @@ class ApplierBase:
         )
 
     def open_case(self, sent: SentDelivery, channel: Channel, feedback: FeedbackType) -> None:
+        self.open_case_for(
+            sent.tenant_id, channel, feedback, sent.campaign_id, sent.id, sent.contact_id
+        )
+
+    def open_case_for(  # noqa: PLR0917  (the case's fields)
+        self,
+        tenant_id: uuid.UUID,
+        channel: Channel,
+        feedback: FeedbackType,
+        campaign_id: uuid.UUID | None = None,
+        delivery_id: int | None = None,
+        contact_id: uuid.UUID | None = None,
+    ) -> None:
+        """A complaint case against the tenant (and the campaign and delivery, when known)."""
         case = ComplaintCase(
             id=new_id(),
-            tenant_id=sent.tenant_id,
-            campaign_id=sent.campaign_id,
-            delivery_id=sent.id,
+            tenant_id=tenant_id,
+            campaign_id=campaign_id,
+            delivery_id=delivery_id,
             channel=channel,
             feedback_type=feedback,
             source=self.source,
             status="open",
             opened_at=self.at,
         )
-        self.uow.signals.open_case(case, sent.contact_id, self.inbound_id)
-        self.tenants.add(sent.tenant_id)
+        self.uow.signals.open_case(case, contact_id, self.inbound_id)
+        self.tenants.add(tenant_id)
         self.applied.append(f"complaint case {case.id} opened")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from consentry.domain.delivery import DeliveryStatus, ProviderEvent, ProviderSignal
 from consentry.domain.model import Channel
 from consentry.domain.signals import (
@@ -9,6 +11,7 @@ from consentry.domain.signals import (
     Bounce,
     BounceKind,
     Complaint,
+    CourtesyMessage,
     SentDelivery,
 )
 from consentry.domain.suppression import SuppressionReason, SuppressionScope
@@ -43,6 +46,16 @@ class MailSignals(ApplierBase):
             return None  # the report names someone else: do not act on it
         return own or named
 
+    def find_courtesy(self, *message_ids: str | None) -> CourtesyMessage | None:
+        """An email sent outside campaigns (services/courtesy_signing.py) by its Message-ID."""
+        for value in message_ids:
+            message_id = message_id_from(value)
+            if message_id is not None:
+                found = self.uow.signals.courtesy_by_message_id(message_id)
+                if found is not None:
+                    return found
+        return None
+
     def bounce(self, b: Bounce) -> None:
         if b.kind is BounceKind.DELAYED:
             self.notes.append(f"delayed ({b.status}): not a bounce")
@@ -50,17 +63,32 @@ class MailSignals(ApplierBase):
         verp = message_id_from_verp(b.return_path) or message_id_from_verp(b.original_envelope_id)
         sent = self.find_sent(b.original_message_id, verp)
         if sent is None:
-            self.unattributed = True
+            courtesy = self.find_courtesy(b.original_message_id, verp)
+            if courtesy is None:
+                self.unattributed = True
+                return
+            self.tenants.add(courtesy.tenant_id)
+            named = self.email_key(b.recipient)
+            if named is not None and named != courtesy.point_key:
+                self.unattributed = True  # the report names someone else: do not act on it
+                return
+            self.notes.append("about a message sent outside campaigns")
+            self._bounced(b, courtesy.tenant_id, courtesy.point_key, None)
             return
         self.tenants.add(sent.tenant_id)
         point_key = self.point_of(sent, b.recipient)
         if point_key is None:
             self.unattributed = True
             return
+        self._bounced(b, sent.tenant_id, point_key, sent.id)
+
+    def _bounced(
+        self, b: Bounce, tenant_id: uuid.UUID, point_key: bytes, delivery_id: int | None
+    ) -> None:
         if b.kind is BounceKind.POLICY:
             diagnostic = EMAILISH.sub("<address>", b.diagnostic)[:300]
             self.uow.signals.alert(
-                sent.tenant_id,
+                tenant_id,
                 "policy_bounce",
                 f"{b.status} from {b.reporting_mta or 'the receiving server'}: {diagnostic}",
                 self.inbound_id,
@@ -69,9 +97,12 @@ class MailSignals(ApplierBase):
             self.applied.append(f"policy failure {b.status}: tenant alerted, nobody suppressed")
             return
         if b.kind is BounceKind.HARD:
-            self.uow.signals.report_delivery(sent.id, DeliveryStatus.BOUNCED, self.at, b.status)
+            if delivery_id is not None:
+                self.uow.signals.report_delivery(
+                    delivery_id, DeliveryStatus.BOUNCED, self.at, b.status
+                )
             self.suppress(
-                sent.tenant_id,
+                tenant_id,
                 point_key,
                 Channel.EMAIL,
                 SuppressionReason.HARD_BOUNCE,
@@ -84,7 +115,7 @@ class MailSignals(ApplierBase):
         self.applied.append(f"soft bounce {b.status}: {count} in a row")
         if count >= self.policy.soft_bounce_limit:
             self.suppress(
-                sent.tenant_id,
+                tenant_id,
                 point_key,
                 Channel.EMAIL,
                 SuppressionReason.HARD_BOUNCE,
@@ -94,10 +125,15 @@ class MailSignals(ApplierBase):
             )
 
     def complaint(self, c: Complaint) -> None:
-        sent = self.find_sent(c.original_message_id, message_id_from_verp(c.original_mail_from))
+        verp = message_id_from_verp(c.original_mail_from)
+        sent = self.find_sent(c.original_message_id, verp)
         if sent is None:
-            self.unattributed = True
-            self.notes.append(f"{c.feedback_type.value} report not attributable")
+            courtesy = self.find_courtesy(c.original_message_id, verp)
+            if courtesy is None:
+                self.unattributed = True
+                self.notes.append(f"{c.feedback_type.value} report not attributable")
+                return
+            self._courtesy_complaint(c, courtesy)
             return
         self.tenants.add(sent.tenant_id)
         if c.feedback_type not in SUPPRESSING_FEEDBACK:
@@ -119,6 +155,28 @@ class MailSignals(ApplierBase):
             f"arf:{c.feedback_type.value}",
         )
         self.open_case(sent, sent.channel, c.feedback_type)
+
+    def _courtesy_complaint(self, c: Complaint, courtesy: CourtesyMessage) -> None:
+        """A complaint about a message sent outside campaigns: the address is suppressed and a
+        case opened against the tenant, as for a campaign message."""
+        self.tenants.add(courtesy.tenant_id)
+        if c.feedback_type not in SUPPRESSING_FEEDBACK:
+            self.notes.append(f"{c.feedback_type.value} report: nothing suppressed")
+            return
+        named = self.email_key(c.recipient)
+        if named is not None and named != courtesy.point_key:
+            self.unattributed = True
+            return
+        self.notes.append("about a message sent outside campaigns")
+        self.suppress(
+            courtesy.tenant_id,
+            courtesy.point_key,
+            Channel.EMAIL,
+            SuppressionReason.COMPLAINT,
+            SuppressionScope.ALL,
+            f"arf:{c.feedback_type.value}",
+        )
+        self.open_case_for(courtesy.tenant_id, Channel.EMAIL, c.feedback_type)
 
     def report(self, event: ProviderEvent) -> None:
         sent = self.uow.signals.delivery_by_provider_id(event.provider_message_id)

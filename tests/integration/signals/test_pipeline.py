@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from tests.integration.delivery.conftest import SLUG, World
 
-from consentry.domain.delivery import DeliveryStatus, ProviderEvent, ProviderSignal
+from consentry.domain.delivery import DeliveryStatus, EmailMessage, ProviderEvent, ProviderSignal
 from consentry.domain.model import Channel, Contact
 from consentry.domain.signals import (
     Block,
@@ -26,9 +26,11 @@ from consentry.domain.signals import (
     SignalSource,
 )
 from consentry.domain.suppression import Suppression, SuppressionReason, SuppressionScope
+from consentry.persistence.signals import COURTESY_KEPT
 from consentry.persistence.tables import complaint_cases, contacts, deliveries, inbound_events
 from consentry.services.campaigns import CampaignInput, create_campaign, launch_campaign
 from consentry.services.clock import utcnow
+from consentry.services.preference_links import preference_link_message
 from consentry.services.signals import (
     IngestResult,
     SignalPolicy,
@@ -37,6 +39,7 @@ from consentry.services.signals import (
     message_id_from_verp,
 )
 from consentry.services.suppressions import list_suppressions
+from consentry.services.tenants_ref import find_tenant
 from consentry.workers.inprocess import drain
 
 
@@ -391,3 +394,75 @@ def test_a_complaint_stops_the_queued_deliveries_of_a_running_campaign_and_later
         )
     assert autumn.get(cy.id) == "sent"
     assert autumn.get(bo.id, "suppressed") == "suppressed"  # refused when planned, or not planned
+
+
+def _tenant_id(world: World) -> uuid.UUID:
+    with world.new_uow() as uow:
+        return find_tenant(uow, SLUG).id
+
+
+def _courtesy_email(world: World, contact: Contact) -> str:
+    """A preference link sent to ``contact`` outside any campaign; its Message-ID."""
+    settings = world.container.settings
+    message = preference_link_message(
+        world.new_uow(), world.container.unsubscribe_tokens(), SLUG, contact.email or "",
+        public_base_url=settings.public_base_url, sms_sender=settings.sms_sender,
+    )  # fmt: skip
+    assert isinstance(message, EmailMessage)
+    world.container.send_now(message)
+    return message.message_id
+
+
+def test_a_bounce_of_a_message_sent_outside_campaigns_suppresses_its_address(
+    world: World,
+) -> None:
+    ana, bo = world.contact(0), world.contact(1)
+    tenant_id = _tenant_id(world)
+    ana_message, bo_message = _courtesy_email(world, ana), _courtesy_email(world, bo)
+
+    hard = Bounce(ana.email, BounceKind.HARD, "5.1.1", original_message_id=f"<{ana_message}>")
+    result = _ingest(world, hard)
+    assert result.status == "applied"
+    assert "about a message sent outside campaigns" in result.notes
+    assert [(s.reason, s.scope, s.channel, s.tenant_id) for s in _active(world)] == [
+        (SuppressionReason.HARD_BOUNCE, SuppressionScope.ALL, Channel.EMAIL, tenant_id)
+    ]
+    # Suppressed, the address gets no further preference link.
+    settings = world.container.settings
+    again = preference_link_message(
+        world.new_uow(), world.container.unsubscribe_tokens(), SLUG, ana.email or "",
+        public_base_url=settings.public_base_url, sms_sender=settings.sms_sender,
+    )  # fmt: skip
+    assert again is None
+    # A report naming someone else than the message's recipient is not acted on.
+    other = Bounce("someone@else.example", BounceKind.HARD, "5.1.1", original_message_id=bo_message)
+    assert _ingest(world, other).status == "unattributed"
+    # A complaint about it suppresses and opens a case against the tenant.
+    complaint = Complaint(bo.email, FeedbackType.ABUSE, original_message_id=bo_message)
+    assert _ingest(world, complaint).status == "applied"
+    assert sorted(s.reason for s in _active(world)) == sorted(
+        [SuppressionReason.HARD_BOUNCE, SuppressionReason.COMPLAINT]
+    )
+    with world.container.engine.connect() as conn:
+        case = conn.execute(select(complaint_cases)).one()
+    assert (case.tenant_id, case.delivery_id, case.feedback_type) == (tenant_id, None, "abuse")
+
+
+def test_messages_sent_outside_campaigns_are_kept_thirty_days_and_once(world: World) -> None:
+    ana = world.contact(0)
+    first = _courtesy_email(world, ana)
+    tenant_id = _tenant_id(world)
+    with world.new_uow() as uow:
+        kept = uow.signals.courtesy_by_message_id(first)
+        assert kept is not None
+        assert kept.tenant_id == tenant_id
+        # Recorded again (a resend of the same message): the first record stays.
+        uow.signals.record_courtesy(first, kept.tenant_id, b"\x00" * 16, kept.sent_at)
+        # A record written 31 days later forgets the old one.
+        later = kept.sent_at + COURTESY_KEPT + timedelta(days=1)
+        assert uow.signals.courtesy_by_message_id(first) == kept
+        uow.signals.record_courtesy("2.later@shop.test", kept.tenant_id, kept.point_key, later)
+        assert uow.signals.courtesy_by_message_id(first) is None
+        uow.commit()
+    stale = Bounce(ana.email, BounceKind.HARD, "5.1.1", original_message_id=first)
+    assert _ingest(world, stale).status == "unattributed"
