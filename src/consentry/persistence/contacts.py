@@ -6,11 +6,8 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Uuid, any_, bindparam, cast, func, insert, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql import ColumnElement
-from sqlalchemy.types import NullType
 
 from consentry.domain.errors import AlreadyExists, ContactNotFound
 from consentry.domain.model import (
@@ -23,10 +20,8 @@ from consentry.domain.model import (
 )
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import contacts
-from consentry.persistence.types import pg_uuids
+from consentry.persistence.types import uuid_among
 from consentry.services.ports import KeyRing
-
-_UUIDS = ARRAY(Uuid())
 
 _KEY_COLUMN = {
     Channel.EMAIL: contacts.c.email_key,
@@ -150,12 +145,7 @@ class SqlContactRepository:
 
     def many(self, tenant_id: uuid.UUID, contact_ids: list[uuid.UUID]) -> list[Contact]:
         """The contacts among ``contact_ids`` that exist and are not erased."""
-        among: ColumnElement[bool]
-        if self._conn.dialect.name == "postgresql":  # one array, whatever the number of ids
-            ids = bindparam("many_ids", pg_uuids(contact_ids), type_=NullType())
-            among = contacts.c.id == any_(cast(ids, _UUIDS))
-        else:
-            among = contacts.c.id.in_(contact_ids)
+        among = uuid_among(self._conn.dialect.name, contacts.c.id, contact_ids, "many_ids")
         rows = self._conn.execute(
             select(contacts).where(
                 contacts.c.tenant_id == tenant_id, among, contacts.c.erased_at.is_(None)

@@ -63,7 +63,7 @@ from consentry.persistence.eligibility import (
 )
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import campaigns, contact_list_members, contacts, deliveries
-from consentry.persistence.types import pg_ints, pg_stamps, pg_texts, pg_uuids
+from consentry.persistence.types import pg_ints, pg_stamps, pg_texts, pg_uuids, uuid_among
 
 D = deliveries.c
 S = DeliveryStatus
@@ -732,8 +732,9 @@ class SqlDeliveries:
         if not contact_ids:
             return {}
         ids = list(contact_ids)
+        dialect = self._conn.dialect.name
         sent = select(D.contact_id, D.sent_at).where(
-            D.contact_id.in_(ids),
+            uuid_among(dialect, D.contact_id, ids, "sent_ids"),
             D.category == Category.MARKETING.value,
             D.sent_at.is_not(None),
             D.sent_at >= since,
@@ -742,7 +743,7 @@ class SqlDeliveries:
         leaving = select(D.contact_id, D.updated_at).where(
             D.status.in_([S.SENDING.value, S.UNKNOWN.value]),
             D.category == Category.MARKETING.value,
-            D.contact_id.in_(ids),
+            uuid_among(dialect, D.contact_id, ids, "leaving_ids"),
             D.updated_at >= since,
         )
         for query in (sent, leaving):

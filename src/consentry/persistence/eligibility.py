@@ -24,12 +24,9 @@ from sqlalchemy import (
     Date,
     Integer,
     String,
-    Uuid,
     and_,
-    any_,
     bindparam,
     case,
-    cast,
     false,
     func,
     literal,
@@ -40,9 +37,7 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import ColumnElement, Select
-from sqlalchemy.types import NullType
 
 from consentry.domain.consent import EXPRESS_BASES, ConsentBasis, ConsentStatus
 from consentry.domain.gate import (
@@ -78,7 +73,7 @@ from consentry.domain.suppression import REASON_PRIORITY, REASON_RANK, reason_co
 from consentry.persistence.contacts import SqlContactRepository, key_column
 from consentry.persistence.suppressions import SqlDncRegistry, SqlSuppressionRepository
 from consentry.persistence.tables import consent_states, contacts, dnc_entries, suppressions
-from consentry.persistence.types import UTCDateTime, pg_uuids
+from consentry.persistence.types import UTCDateTime, uuid_among, uuid_among_value
 from consentry.services.ports import EligibilityRow, EligibilitySummary
 
 _PACK_COUNTRIES: dict[str, frozenset[str]] = {
@@ -90,7 +85,6 @@ _PACK_COUNTRIES: dict[str, frozenset[str]] = {
 
 
 _CONSTANT = re.compile(r"[A-Za-z0-9_,.:+-]*")
-_UUID_ARRAY = ARRAY(Uuid())
 # ``OFFSET 0`` keeps PostgreSQL from flattening a subquery into the query around it.
 _OFFSET_FENCE = literal_column("0", Integer)
 _STAMP = UTCDateTime()
@@ -117,19 +111,8 @@ def _reason(code: str) -> ColumnElement[Any]:
 
 
 def _among(conn: Connection, column: Any, ids: Sequence[uuid.UUID], name: str) -> Any:
-    """``column IN ids`` with a parameter named ``name`` (its value: ``_among_value``): on
-    PostgreSQL one array (``= ANY``), so the statement's text is the same whatever the number of
-    ids."""
-    if conn.dialect.name == "postgresql":
-        value = bindparam(name, _among_value(conn, ids), type_=NullType())
-        return column == any_(cast(value, _UUID_ARRAY))
-    return column.in_(bindparam(name, _among_value(conn, ids), expanding=True))
-
-
-def _among_value(conn: Connection, ids: Sequence[uuid.UUID]) -> Any:
-    """What ``_among``'s parameter is bound to: an array literal on PostgreSQL (see
-    ``persistence.types.pg_uuids``), the list to expand on SQLite."""
-    return pg_uuids(ids) if conn.dialect.name == "postgresql" else list(ids)
+    """``column IN ids`` with a parameter named ``name`` (persistence.types.uuid_among)."""
+    return uuid_among(conn.dialect.name, column, ids, name)
 
 
 _LOOK_UP: Any = object()  # _components looks the quiet hours up itself
@@ -687,7 +670,7 @@ def window_select(
     clock. Windows in which someone is within quiet hours get a statement of their own (the
     quiet-hours table holds this instant's times)."""
     ids = list(contact_ids)
-    bound = _among_value(conn, ids)
+    bound = uuid_among_value(conn.dialect.name, ids)
     params = {**_Clock.params(now), "ids": bound, "window_ids": bound}
     quiet = _quiet_lookup(conn, tenant, intent, now, ids)
     if quiet is not None:

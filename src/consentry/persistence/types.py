@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Uuid, any_, bindparam, cast
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import NullType, TypeDecorator
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -80,3 +81,22 @@ def pg_stamps(values: Iterable[datetime | None]) -> str:
         else:
             parts.append('"' + v.isoformat() + '"')
     return "{" + ",".join(parts) + "}"
+
+
+_UUID_ARRAY = ARRAY(Uuid())
+
+
+def uuid_among(dialect: str, column: Any, ids: Sequence[uuid.UUID], name: str) -> Any:
+    """``column IN ids`` with one parameter named ``name`` (its value: ``uuid_among_value``): on
+    PostgreSQL ``= ANY`` of an array literal, so the statement's text is the same whatever the
+    number of ids; on SQLite an expanding ``IN``. A statement built once can be executed again
+    with other ids by passing ``{name: uuid_among_value(dialect, ids)}``."""
+    value = uuid_among_value(dialect, ids)
+    if dialect == "postgresql":
+        return column == any_(cast(bindparam(name, value, type_=NullType()), _UUID_ARRAY))
+    return column.in_(bindparam(name, value, expanding=True))
+
+
+def uuid_among_value(dialect: str, ids: Sequence[uuid.UUID]) -> Any:
+    """The value ``uuid_among``'s parameter is bound to."""
+    return pg_uuids(ids) if dialect == "postgresql" else list(ids)
