@@ -12,7 +12,7 @@ import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -41,7 +41,6 @@ from consentry.persistence.tables import (
 from consentry.services.ports import KeyRing
 
 PAYLOAD_PURPOSE = "inbound payload"
-COURTESY_KEPT = timedelta(days=30)  # bounces come within days; complaints within weeks
 _AAD = b"consentry inbound payload"
 _POINT_COLUMN = {
     Channel.EMAIL: contacts.c.email_key,
@@ -161,9 +160,14 @@ class SqlSignals:
         self, message_id: str, tenant_id: uuid.UUID, point_key: bytes, at: datetime
     ) -> None:
         """Keep a message sent outside campaigns for its bounces (once: a resend of the same
-        message keeps the first record), and forget those older than ``COURTESY_KEPT``."""
-        c = courtesy_messages.c
-        self._conn.execute(delete(courtesy_messages).where(c.sent_at < at - COURTESY_KEPT))
+        message keeps the first record).
+
+        On PostgreSQL the transaction commits without waiting for its WAL to reach the disk
+        (``synchronous_commit = off``, this transaction only): a crash in the next moment could
+        lose the record, leaving a bounce of that one message unattributed as before, where
+        waiting would double the cost of sending a policy notice to a whole audience."""
+        if self._conn.dialect.name == "postgresql":
+            self._conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
         dialect = self._conn.dialect.name
         stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(courtesy_messages)
         self._conn.execute(
@@ -171,6 +175,12 @@ class SqlSignals:
                 message_id=message_id, tenant_id=tenant_id, point_key=point_key, sent_at=at
             ).on_conflict_do_nothing(index_elements=["message_id"])
         )
+
+    def forget_courtesy(self, before: datetime) -> int:
+        """Records of messages sent before ``before`` go (services/courtesy_signing.py keeps
+        them 30 days)."""
+        c = courtesy_messages.c
+        return int(self._conn.execute(delete(courtesy_messages).where(c.sent_at < before)).rowcount)
 
     def courtesy_by_message_id(self, message_id: str) -> CourtesyMessage | None:
         c = courtesy_messages.c

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
 
@@ -37,6 +37,8 @@ from consentry.services.compose.dkim import DkimSigner
 from consentry.services.ports import ChannelAdapter, UnitOfWork
 
 KEY_LIFETIME_SECONDS = 60.0  # a new or removed DKIM key is used at most this long after
+COURTESY_KEPT = timedelta(days=30)  # bounces come within days; complaints within weeks
+PRUNE_EVERY = timedelta(minutes=1)
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
@@ -95,24 +97,32 @@ class DomainSigners:
 
 
 class CourtesyLog:
-    """Keeps each email sent outside campaigns by its Message-ID, for its bounces."""
+    """Keeps each email sent outside campaigns by its Message-ID, for its bounces, and forgets
+    those older than ``COURTESY_KEPT`` at most once every ``PRUNE_EVERY``."""
 
     def __init__(
         self, new_uow: Callable[[], UnitOfWork], clock: Callable[[], datetime] = utcnow
     ) -> None:
         self._new_uow = new_uow
         self._clock = clock
+        self._lock = threading.Lock()
+        self._pruned: datetime | None = None
 
     def record(self, message: EmailMessage) -> None:
         try:
             address = normalize_email(message.rcpt_to)
         except InvalidInput:
             return  # the relay will refuse it; nothing can bounce
+        now = self._clock()
+        with self._lock:
+            prune = self._pruned is None or now - self._pruned >= PRUNE_EVERY
+            if prune:
+                self._pruned = now
         with self._new_uow() as uow:
             key = uow.keys.blind_index(PointKind.EMAIL, point_index_value(PointKind.EMAIL, address))
-            uow.signals.record_courtesy(
-                message.message_id.strip("<>"), message.tenant_id, key, self._clock()
-            )
+            uow.signals.record_courtesy(message.message_id.strip("<>"), message.tenant_id, key, now)
+            if prune:
+                uow.signals.forget_courtesy(now - COURTESY_KEPT)
             uow.commit()
 
 

@@ -26,10 +26,10 @@ from consentry.domain.signals import (
     SignalSource,
 )
 from consentry.domain.suppression import Suppression, SuppressionReason, SuppressionScope
-from consentry.persistence.signals import COURTESY_KEPT
 from consentry.persistence.tables import complaint_cases, contacts, deliveries, inbound_events
 from consentry.services.campaigns import CampaignInput, create_campaign, launch_campaign
 from consentry.services.clock import utcnow
+from consentry.services.courtesy_signing import COURTESY_KEPT, CourtesyLog
 from consentry.services.preference_links import preference_link_message
 from consentry.services.signals import (
     IngestResult,
@@ -458,11 +458,15 @@ def test_messages_sent_outside_campaigns_are_kept_thirty_days_and_once(world: Wo
         assert kept.tenant_id == tenant_id
         # Recorded again (a resend of the same message): the first record stays.
         uow.signals.record_courtesy(first, kept.tenant_id, b"\x00" * 16, kept.sent_at)
-        # A record written 31 days later forgets the old one.
-        later = kept.sent_at + COURTESY_KEPT + timedelta(days=1)
-        assert uow.signals.courtesy_by_message_id(first) == kept
-        uow.signals.record_courtesy("2.later@shop.test", kept.tenant_id, kept.point_key, later)
-        assert uow.signals.courtesy_by_message_id(first) is None
         uow.commit()
+    with world.new_uow() as uow:
+        assert uow.signals.courtesy_by_message_id(first) == kept
+    # A message sent 31 days later forgets the old one (a new log prunes at its first record).
+    later = kept.sent_at + COURTESY_KEPT + timedelta(days=1)
+    log = CourtesyLog(world.new_uow, clock=lambda: later)
+    log.record(EmailMessage(0, tenant_id, "b@x.test", "p0@example.com", b"", "2.later@x.test"))
+    with world.new_uow() as uow:
+        assert uow.signals.courtesy_by_message_id(first) is None
+        assert uow.signals.courtesy_by_message_id("2.later@x.test") is not None
     stale = Bounce(ana.email, BounceKind.HARD, "5.1.1", original_message_id=first)
     assert _ingest(world, stale).status == "unattributed"
