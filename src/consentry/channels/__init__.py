@@ -16,6 +16,7 @@ phone numbers that providers echo in their error texts) out of what gets recorde
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -73,7 +74,7 @@ def answered(reply: HttpReply | Exception) -> HttpReply:
     raise PermanentDeliveryError(f"channel error: {type(reply).__name__}") from reply
 
 
-class HttpChannel:
+class HttpChannel(ABC):
     """What the HTTP adapters share: ``send`` posts one message and reads the answer,
     ``send_many`` posts a window's messages at once (``HttpPool.post_many``) and reads each
     answer the same way. An adapter builds a message's request (``_request``, raising a
@@ -104,11 +105,13 @@ class HttpChannel:
                 results[i] = exc
         return [r for r in results if r is not None]
 
+    @abstractmethod
     def _request(self, message: OutboundMessage) -> tuple[str, bytes, Mapping[str, str]]:
-        raise NotImplementedError
+        """The URL, body and headers that send ``message`` to the provider."""
 
+    @abstractmethod
     def _result(self, response: HttpReply) -> SendResult:
-        raise NotImplementedError
+        """The provider's answer read as a result, or the DeliveryError it means."""
 
 
 def _transport_error(exc: Exception) -> TransientDeliveryError:

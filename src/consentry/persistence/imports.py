@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     LargeBinary,
-    Uuid,
     and_,
     any_,
     bindparam,
@@ -52,7 +51,7 @@ from consentry.persistence.tables import (
     suppressions,
     topics,
 )
-from consentry.persistence.types import pg_bytes, pg_uuids
+from consentry.persistence.types import pg_bytes, uuid_among
 from consentry.services.ports import (
     ExistingPoint,
     ImportLookup,
@@ -62,7 +61,7 @@ from consentry.services.ports import (
 )
 
 _ISSUE_BATCH = 2000
-_BYTEA_ARRAY, _UUID_ARRAY = ARRAY(LargeBinary()), ARRAY(Uuid())
+_BYTEA_ARRAY = ARRAY(LargeBinary())
 
 
 def _record(row: Any) -> ImportRecord:
@@ -330,16 +329,14 @@ class SqlImportRows:
         return SqlImportSealer(self._keys, tenant_id, self._crypto.wrapped_key(tenant_id))
 
     def _in(self, column: Any, values: Sequence[Any], name: str) -> ColumnElement[bool]:
-        """``column IN values``; on PostgreSQL one array parameter (``= ANY``), since a query
+        """``column IN values``; on PostgreSQL one array literal (``= ANY``), since a query
         with thousands of placeholders costs more to prepare than to run."""
+        if not isinstance(values[0], bytes):
+            return uuid_among(self._conn.dialect.name, column, values, name)  # type: ignore[no-any-return]
         if not self._pg:
             return column.in_(values)  # type: ignore[no-any-return]
-        kind: ARRAY[Any]
-        if isinstance(values[0], bytes):  # one array literal (persistence.types.pg_bytes)
-            literal, kind = pg_bytes(values), _BYTEA_ARRAY
-        else:
-            literal, kind = pg_uuids(values), _UUID_ARRAY
-        return column == any_(cast(bindparam(name, literal, type_=NullType()), kind))  # type: ignore[no-any-return]
+        keys = bindparam(name, pg_bytes(values), type_=NullType())
+        return column == any_(cast(keys, _BYTEA_ARRAY))  # type: ignore[no-any-return]
 
     def lookup(
         self,
