@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from consentry.domain.campaigns import (
@@ -210,6 +210,18 @@ class SqlContactLists:
         if new:
             self._conn.execute(insert(contact_list_members), new)
         return len(new)
+
+    def forget_contact(self, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> int:
+        """Erasure: the contact leaves every list of its tenant."""
+        lists = select(contact_lists.c.id).where(contact_lists.c.tenant_id == tenant_id)
+        return int(
+            self._conn.execute(
+                delete(contact_list_members).where(
+                    contact_list_members.c.contact_id == contact_id,
+                    contact_list_members.c.list_id.in_(lists),
+                )
+            ).rowcount
+        )
 
 
 def _status_times(status: CampaignStatus, at: datetime) -> dict[str, Any]:

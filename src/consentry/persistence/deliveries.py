@@ -54,6 +54,7 @@ from consentry.domain.delivery import CampaignStatus, DeliveryStatus
 from consentry.domain.errors import AlreadyExists
 from consentry.domain.gate import Intent, Verdict
 from consentry.domain.model import Category, Channel, Tenant
+from consentry.domain.suppression import SuppressionReason, reason_code
 from consentry.persistence.eligibility import (
     PLANNING_WORK_MEM,
     audience_settings,
@@ -62,7 +63,13 @@ from consentry.persistence.eligibility import (
     summary_select,
 )
 from consentry.persistence.rows import FieldCrypto
-from consentry.persistence.tables import campaigns, contact_list_members, contacts, deliveries
+from consentry.persistence.tables import (
+    campaigns,
+    captured_messages,
+    contact_list_members,
+    contacts,
+    deliveries,
+)
 from consentry.persistence.types import pg_ints, pg_stamps, pg_texts, pg_uuids, uuid_among
 
 D = deliveries.c
@@ -279,6 +286,55 @@ class SqlDeliveries:
             .values(status=S.CANCELLED.value, updated_at=now, lease_owner=None, lease_until=None)
         )
         return int(result.rowcount)
+
+    def forget_contact(self, tenant_id: uuid.UUID, contact_id: uuid.UUID, now: datetime) -> int:
+        """Erasure: the contact's messages not yet in flight are suppressed (reason
+        ``SUPPRESSED_ERASED``), the data sealed in their transactional messages goes, and so do
+        the copies the embedded ``capture`` channel kept of what was sent to them. Returns how
+        many messages were stopped. Found through ``(campaign_id, contact_id)`` for each of the
+        tenant's campaigns and the transactional index, not by scanning every delivery."""
+        campaign_ids = list(
+            self._conn.execute(
+                select(campaigns.c.id).where(campaigns.c.tenant_id == tenant_id)
+            ).scalars()
+        )
+        found = select(D.id).where(
+            D.tenant_id == tenant_id, D.contact_id == contact_id, D.campaign_id.is_(None)
+        )
+        ids = list(self._conn.execute(found).scalars())
+        if campaign_ids:
+            in_campaigns = select(D.id).where(
+                D.campaign_id.in_(campaign_ids), D.contact_id == contact_id
+            )
+            ids += self._conn.execute(in_campaigns).scalars()
+        if not ids:
+            return 0
+        stopped = self._conn.execute(
+            update(deliveries)
+            .where(
+                D.id.in_(ids),
+                D.status.in_([S.PLANNED.value, S.QUEUED.value, S.DEFERRED.value]),
+            )
+            .values(
+                status=S.SUPPRESSED.value,
+                reasons=f"{reason_code(SuppressionReason.ERASED)},",
+                updated_at=now,
+                lease_owner=None,
+                lease_until=None,
+            )
+        ).rowcount
+        self._conn.execute(
+            update(deliveries)
+            .where(D.id.in_(ids), D.variables_enc.is_not(None))
+            .values(variables_enc=None)
+        )
+        self._conn.execute(
+            captured_messages.delete().where(
+                captured_messages.c.tenant_id == tenant_id,
+                captured_messages.c.delivery_id.in_(ids),
+            )
+        )
+        return int(stopped)
 
     # -- transactional messages ----------------------------------------------------------------
 

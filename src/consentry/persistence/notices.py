@@ -42,6 +42,7 @@ from consentry.domain.notices import (
     RecipientStatus,
     consent_channel,
 )
+from consentry.domain.suppression import SuppressionReason, reason_code
 from consentry.persistence.concerned import concerned_states_query
 from consentry.persistence.contacts import key_column
 from consentry.persistence.ledger import state_from_row
@@ -92,6 +93,30 @@ class SqlPolicyNotices:
         self._conn = conn
         self._crypto = crypto
         self._postgres = conn.dialect.name == "postgresql"
+
+    def forget_contact(self, tenant_id: uuid.UUID, contact_id: uuid.UUID, now: datetime) -> None:
+        """Erasure: notices not yet sent to the contact are refused (``SUPPRESSED_ERASED``, as the
+        gate would refuse them), and
+        the sealed evidence of an acceptance (page, IP address, user agent) goes; that and when
+        the notice was sent or accepted stay."""
+        mine = (R.tenant_id == tenant_id, R.contact_id == contact_id)
+        self._conn.execute(
+            update(policy_notice_recipients)
+            .where(*mine, R.status == RecipientStatus.QUEUED.value)
+            .values(
+                status=RecipientStatus.REFUSED.value,
+                reason=reason_code(SuppressionReason.ERASED),
+                lease_owner=None,
+                lease_until=None,
+                next_attempt_at=None,
+                updated_at=now,
+            )
+        )
+        self._conn.execute(
+            update(policy_notice_recipients)
+            .where(*mine, R.acceptance_enc.is_not(None))
+            .values(acceptance_enc=None, updated_at=now)
+        )
 
     def add(self, notice: PolicyNotice) -> None:
         self._conn.execute(

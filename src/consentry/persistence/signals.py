@@ -182,6 +182,19 @@ class SqlSignals:
         c = courtesy_messages.c
         return int(self._conn.execute(delete(courtesy_messages).where(c.sent_at < before)).rowcount)
 
+    def forget_courtesy_to(self, tenant_id: uuid.UUID, point_keys: Sequence[bytes]) -> int:
+        """A tenant's records of messages sent to these addresses go (the person was erased)."""
+        if not point_keys:
+            return 0
+        c = courtesy_messages.c
+        return int(
+            self._conn.execute(
+                delete(courtesy_messages).where(
+                    c.tenant_id == tenant_id, c.point_key.in_(list(point_keys))
+                )
+            ).rowcount
+        )
+
     def courtesy_by_message_id(self, message_id: str) -> CourtesyMessage | None:
         c = courtesy_messages.c
         row = self._conn.execute(

@@ -461,6 +461,14 @@ deliveries = Table(
     # No (campaign, status) index: planning would write a million entries into it, and a
     # campaign's pending rows are found through the one above (migration 0013).
     _partial_index("ix_deliveries_contact_sent", "contact_id", "sent_at"),
+    # A contact's transactional messages (erasure); campaign rows are not in it.
+    Index(
+        "ix_deliveries_transactional_contact",
+        "tenant_id",
+        "contact_id",
+        postgresql_where=text("campaign_id IS NULL"),
+        sqlite_where=text("campaign_id IS NULL"),
+    ),
     _partial_index("ix_deliveries_provider", "provider_message_id"),
     _one_of("status", DeliveryStatus),
     _one_of("channel", Channel),

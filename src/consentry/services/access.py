@@ -7,6 +7,7 @@ and a fast hash keeps authentication cheap on every request.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -46,8 +47,14 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 MIN_PASSWORD_LENGTH = 12
 
 _hasher = PasswordHasher()
-# A fixed hash to verify against when the user does not exist, so timing reveals nothing.
-_DUMMY_HASH = _hasher.hash("consentry-timing-equaliser")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A fixed hash to verify against when the user does not exist, so timing reveals nothing.
+    Made at the first sign-in, not at import: hashing costs every process that starts about
+    0.15 s."""
+    return _hasher.hash("consentry-timing-equaliser")
 
 
 def _sha256(value: str) -> bytes:
@@ -106,7 +113,7 @@ def login(uow: UnitOfWork, email: str, password: str, now: datetime | None = Non
     with uow:
         user = uow.access.user_by_email(email.strip().lower())
         try:
-            _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+            _hasher.verify(user.password_hash if user else _dummy_hash(), password)
         except (VerificationError, InvalidHashError) as exc:
             raise Unauthenticated("wrong email or password") from exc
         if user is None or user.disabled_at is not None:

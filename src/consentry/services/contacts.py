@@ -237,12 +237,14 @@ def erase_contact(
     with uow:
         tenant = find_tenant(uow, tenant_ref)
         contact = uow.contacts.get(tenant.id, contact_id)
+        keys: list[bytes] = []
         for attribute, channels in _ERASED_CHANNELS:
             if getattr(contact, attribute) is None:
                 continue
             kind = POINT_KIND[channels[0]]
             value = point_index_value(kind, getattr(contact, attribute))
             key = uow.keys.blind_index(kind, value)
+            keys.append(key)
             for channel in channels:
                 uow.suppressions.add(
                     Suppression(
@@ -258,6 +260,11 @@ def erase_contact(
                     )
                 )
         uow.ledger.scrub_evidence(tenant.id, contact.id)
+        # Which confirmations and notices went to the person, kept for their bounces, goes too.
+        uow.signals.forget_courtesy_to(tenant.id, keys)
+        uow.deliveries.forget_contact(tenant.id, contact.id, now)
+        uow.notices.forget_contact(tenant.id, contact.id, now)
+        uow.lists.forget_contact(tenant.id, contact.id)
         uow.contacts.erase(tenant.id, contact.id, now)
         audit(uow, context, tenant.id, "contact.erase", "contact", contact.id)
         uow.commit()

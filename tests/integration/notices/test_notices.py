@@ -275,6 +275,14 @@ def test_accepting_records_once_and_the_consents_now_cite_the_new_version(world:
     assert _rows(world) == before
     assert all(report.intact for report in verify_ledger(world.new_uow()))
 
+    # Erased, the person's acceptance keeps its time but loses its page, address and browser.
+    erase_contact(world.new_uow(), SLUG, ana.id)
+    with world.new_uow() as uow:
+        tenant = uow.tenants.by_slug(SLUG)
+        assert uow.notices.acceptance(tenant.id, view.notice.id, ana.id) is None
+    assert world.report(view.notice.id).report.accepted == 1
+    assert all(report.intact for report in verify_ledger(world.new_uow()))
+
 
 def test_accepting_a_privacy_policy_records_it_without_touching_consent(world: World) -> None:
     ana = world.contact(1)

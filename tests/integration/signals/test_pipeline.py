@@ -29,6 +29,7 @@ from consentry.domain.suppression import Suppression, SuppressionReason, Suppres
 from consentry.persistence.tables import complaint_cases, contacts, deliveries, inbound_events
 from consentry.services.campaigns import CampaignInput, create_campaign, launch_campaign
 from consentry.services.clock import utcnow
+from consentry.services.contacts import erase_contact
 from consentry.services.courtesy_signing import COURTESY_KEPT, CourtesyLog
 from consentry.services.preference_links import preference_link_message
 from consentry.services.signals import (
@@ -470,3 +471,17 @@ def test_messages_sent_outside_campaigns_are_kept_thirty_days_and_once(world: Wo
         assert uow.signals.courtesy_by_message_id("2.later@x.test") is not None
     stale = Bounce(ana.email, BounceKind.HARD, "5.1.1", original_message_id=first)
     assert _ingest(world, stale).status == "unattributed"
+
+
+def test_erasing_a_person_forgets_the_messages_sent_to_them_outside_campaigns(
+    world: World,
+) -> None:
+    ana, bo = world.contact(0), world.contact(1)
+    ana_message, bo_message = _courtesy_email(world, ana), _courtesy_email(world, bo)
+    erase_contact(world.new_uow(), SLUG, ana.id)
+    with world.new_uow() as uow:
+        assert uow.signals.courtesy_by_message_id(ana_message) is None
+        assert uow.signals.courtesy_by_message_id(bo_message) is not None
+    # A late bounce of the forgotten message is kept but acts on no one.
+    late = Bounce(ana.email, BounceKind.HARD, "5.1.1", original_message_id=ana_message)
+    assert _ingest(world, late).status == "unattributed"
