@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from tests.e2e.api.conftest import Api, Seeded
 
 
@@ -90,3 +93,63 @@ def test_a_decision_names_what_it_could_not_find(
     ).json()
     assert no_consent["verdict"] == "deny"
     assert no_consent["reasons"] == ["NO_CONSENT"]
+
+
+def _consent(acme: Seeded, client: httpx.Client, contact: str, action: str) -> httpx.Response:
+    return client.post(
+        "/v1/consent",
+        json={
+            "contact": contact,
+            "topic": "offers",
+            "channel": "email",
+            "action": action,
+            "evidence": {
+                "method": "web_form",
+                "source": "https://acme.example/signup",
+                "ip_address": "203.0.113.9",
+                "user_agent": "Mozilla/5.0",
+                "policy_document_id": str(acme.disclosure_id),
+            },
+        },
+    )
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "thread-pool"])
+def test_short_requests_answer_alike_on_the_event_loop_and_on_worker_threads(
+    serve: Callable[..., Api], inline: bool
+) -> None:
+    """``http_inline`` moves authentication, decisions and consent writes between the event
+    loop and the thread pool; what they answer and write is the same either way, also when
+    many arrive at once and queue on the tenant's ledger."""
+    api = serve(http_inline=inline)
+    acme = api.tenant("acme")
+    client = api.client(acme.token)
+    people = [
+        client.post("/v1/contacts", json={"email": f"p{n}@example.com"}).json()["id"]
+        for n in range(12)
+    ]
+    with ThreadPoolExecutor(6) as pool:
+        granted = list(pool.map(lambda p: _consent(acme, api.client(acme.token), p, "granted"),
+                                people))  # fmt: skip
+    assert [r.status_code for r in granted] == [201] * len(people), [r.text for r in granted]
+    seqs = sorted(r.json()["seq"] for r in granted)
+    assert seqs == list(range(seqs[0], seqs[0] + len(people)))  # one chain, no gap, no repeat
+
+    def decide(person: str) -> str:
+        answer = api.client(acme.token).post(
+            "/v1/decisions", json={"contact": person, "topic": "offers", "channel": "email"}
+        )
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["verdict"])
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(decide, people)) == ["allow"] * len(people)
+    assert _consent(acme, client, people[0], "withdrawn").status_code == 201
+    assert decide(people[0]) == "deny"
+    api.problem(
+        api.client("csk_not-a-key").post(
+            "/v1/decisions", json={"contact": people[1], "topic": "offers", "channel": "email"}
+        ),
+        401,
+        "UNAUTHENTICATED",
+    )

@@ -14,7 +14,7 @@ from consentry.domain.errors import ConsentryError
 from consentry.domain.model import Channel
 from consentry.services.audit import RequestContext
 from consentry.services.gate import ExplainedDecision, explain_decision
-from consentry.web.deps import ContainerDep, TenantDep
+from consentry.web.deps import ContainerDep, TenantDep, run_short
 from consentry.web.schemas import Strict
 from consentry.web.scopes import needs
 
@@ -107,10 +107,12 @@ def decision_out(result: ExplainedDecision) -> DecisionOut:
     response_model=DecisionOut,
     summary="Would a message go now? The decision, each rule checked, the evidence",
 )
-def decide_one(
+async def decide_one(
     body: DecisionRequest, c: ContainerDep, context: Decider, tenant: TenantDep
 ) -> DecisionOut:
-    result = explain_decision(
+    result = await run_short(
+        c,
+        explain_decision,
         c.uow(),
         tenant,
         body.contact,
