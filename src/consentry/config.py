@@ -55,12 +55,11 @@ class Settings(BaseSettings):
     )
     http_inline: bool = Field(
         default=True,
-        description="Run the short, frequent requests (authentication, decisions, consent "
-        "writes, one-click unsubscribes, provider webhooks, form submissions) on each server "
+        description="On PostgreSQL, check API keys and answer decisions on each server "
         "process's event loop instead of handing each to a worker thread and back: about a "
-        "sixth less CPU a request with the database nearby. Each process then serves one such "
-        "request at a time, so with a distant database (milliseconds a round trip) turn it off "
-        "or run more processes.",
+        "fifth less CPU a request with the database nearby. Each process then answers one "
+        "such request at a time, so with a distant database (milliseconds a round trip) turn "
+        "it off or run more processes.",
     )
     audit_seal_seconds: float = Field(
         default=1.0,

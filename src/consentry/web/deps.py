@@ -36,18 +36,21 @@ T = TypeVar("T")
 
 
 async def run_short(c: Container, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """A short synchronous call (a few statements on the database) from an ``async def``
-    route or dependency: on the event loop itself when ``http_inline`` is on, else on a
-    worker thread.
+    """A short synchronous call from an ``async def`` route or dependency: on the event loop
+    itself when ``http_inline`` is on and the database is PostgreSQL, else on a worker thread.
+
+    Only for calls that take no lock another request could hold for long: the API-key check
+    and decisions (reads and one audit insert). A call waiting on a lock would stop its whole
+    process meanwhile, for every tenant: consent writes, unsubscribes, webhooks and forms queue
+    on their tenant's ledger chain, which an import holds batch by batch, so they keep the
+    thread pool. SQLite serialises writers on the database file, so it keeps it too.
 
     Handing a call to a thread and back costs more than the call's own Python for the
     requests that come most often: measured under load (docs/performance.md, section 3), a
-    decision took 9.4-9.9 ms of server CPU inline against 11.2-12.5 ms through the thread
-    pool, and a process kept up with 150 decisions a second where it had fallen behind at
-    115-130. The price is that a process serves one such request at a time, which is right
-    while each takes a few milliseconds; long requests (launches, imports, batches) keep the
-    thread pool."""
-    if c.settings.http_inline:
+    decision took 8.9-9.0 ms of server CPU inline against 11.1-12.5 ms through the thread
+    pool, and the service kept up with 150 decisions a second where it had fallen behind at
+    110-130."""
+    if c.settings.http_inline and c.engine.dialect.name == "postgresql":
         return call(*args, **kwargs)
     return await run_in_threadpool(call, *args, **kwargs)
 

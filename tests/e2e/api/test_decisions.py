@@ -118,9 +118,9 @@ def _consent(acme: Seeded, client: httpx.Client, contact: str, action: str) -> h
 def test_short_requests_answer_alike_on_the_event_loop_and_on_worker_threads(
     serve: Callable[..., Api], inline: bool
 ) -> None:
-    """``http_inline`` moves authentication, decisions and consent writes between the event
-    loop and the thread pool; what they answer and write is the same either way, also when
-    many arrive at once and queue on the tenant's ledger."""
+    """``http_inline`` moves the API-key check and decisions between the event loop and the
+    thread pool (on PostgreSQL); what the service answers and writes is the same either way,
+    also when many requests arrive at once and consent writes queue on the tenant's ledger."""
     api = serve(http_inline=inline)
     acme = api.tenant("acme")
     client = api.client(acme.token)

@@ -29,7 +29,7 @@ from consentry.domain.forms import (
 from consentry.services import form_page, form_submit
 from consentry.services.form_tokens import TokenKind
 from consentry.services.forms import public_document
-from consentry.web.deps import ContainerDep, run_short
+from consentry.web.deps import ContainerDep
 from consentry.web.limits import RateLimiter
 from consentry.web.pages.render import environment, render
 from consentry.web.problems import problem
@@ -136,9 +136,8 @@ async def submit(
     form = await request.form()
     sent = _submission(request, c, slug, key, form)
     try:
-        # The confirmation is sent after the answer, in the background (thread pool).
-        done = await run_short(
-            c, form_submit.submit_form, c.uow(), c.form_tokens(), c.confirmers(), sent
+        done = await run_in_threadpool(
+            form_submit.submit_form, c.uow(), c.form_tokens(), c.confirmers(), sent
         )
     except (FormNotFound, FormArchived) as exc:
         return _unavailable(request, exc)

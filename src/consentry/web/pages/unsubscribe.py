@@ -10,13 +10,14 @@ page's own form and needs its CSRF token; it answers with a confirmation page.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
 from consentry.domain.errors import UnknownValue
 from consentry.domain.signals import SignalSource
 from consentry.services import optouts
 from consentry.services.compose.tokens import InvalidToken
-from consentry.web.deps import ContainerDep, run_short
+from consentry.web.deps import ContainerDep
 from consentry.web.pages.csrf import CSRF_FIELD, check_csrf
 from consentry.web.pages.links import bad_link_page, bad_link_problem, evidence_from
 from consentry.web.pages.render import render
@@ -48,8 +49,7 @@ async def unsubscribe(token: str, request: Request, c: ContainerDep) -> Response
         raise UnknownValue("choose what to unsubscribe from", field="what")
     signal = SignalSource.ONE_CLICK if one_click else SignalSource.UNSUBSCRIBE_PAGE
     try:
-        done = await run_short(
-            c,
+        done = await run_in_threadpool(
             optouts.unsubscribe,
             c.uow(),
             c.unsubscribe_tokens(),

@@ -6,16 +6,14 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from consentry.domain.access import Scope
-from consentry.domain.consent import ConsentAction
 from consentry.domain.model import Channel
 from consentry.services import confirmations
 from consentry.services import consent as service
 from consentry.services.audit import RequestContext
-from consentry.web.deps import ContainerDep, TenantDep, run_short
+from consentry.web.deps import ContainerDep, TenantDep
 from consentry.web.schemas import ConsentEventOut, ConsentIn, Strict
 from consentry.web.scopes import needs
 
@@ -47,38 +45,27 @@ class ResendIn(Strict):
     response_model=RecordedOut,
     summary="Append a consent event with its evidence to the ledger",
 )
-async def record(
-    body: ConsentIn, c: ContainerDep, context: Writer, tenant: TenantDep
-) -> RecordedOut:
+def record(body: ConsentIn, c: ContainerDep, context: Writer, tenant: TenantDep) -> RecordedOut:
     """A ``requested`` event on email or SMS also sends the confirmation request (a link by
     email, a YES reply by SMS); see docs/confirmations.md."""
-    request = service.ConsentRequest(
-        contact=body.contact,
-        topic=body.topic,
-        channel=body.channel,
-        action=body.action,
-        basis=body.basis,
-        evidence=body.evidence.to_evidence(context.principal.actor),
-        occurred_at=body.occurred_at,
+    done = confirmations.request_consent(
+        c.uow(),
+        c.confirmation_tokens(),
+        c.confirmation_config(),
+        c.resend_limits(),
+        c.send_now,
+        tenant,
+        service.ConsentRequest(
+            contact=body.contact,
+            topic=body.topic,
+            channel=body.channel,
+            action=body.action,
+            basis=body.basis,
+            evidence=body.evidence.to_evidence(context.principal.actor),
+            occurred_at=body.occurred_at,
+        ),
+        context=context,
     )
-
-    def call() -> confirmations.Requested:
-        return confirmations.request_consent(
-            c.uow(),
-            c.confirmation_tokens(),
-            c.confirmation_config(),
-            c.resend_limits(),
-            c.send_now,
-            tenant,
-            request,
-            context=context,
-        )
-
-    # A request for confirmation waits on a relay or provider to send it: the thread pool.
-    if body.action is ConsentAction.REQUESTED:
-        done = await run_in_threadpool(call)
-    else:
-        done = await run_short(c, call)
     event, state = done.recorded.event, done.recorded.state
     return RecordedOut(
         event_id=event.id,

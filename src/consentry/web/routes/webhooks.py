@@ -29,7 +29,6 @@ from consentry.services.signals import (
     ingest_provider_events,
     keep_rejected,
 )
-from consentry.web.deps import run_short
 from consentry.web.problems import problem
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -96,7 +95,7 @@ async def twilio_sms(request: Request) -> Response:
         return ingest(c.uow(), parsed, body, content_type, policy=c.signal_policy())
 
     try:
-        result = await run_short(c, apply)  # one message a request
+        result = await run_in_threadpool(apply)
     except InvalidInput as exc:
         await run_in_threadpool(
             keep_rejected, c.uow(), SignalSource.TWILIO, body, content_type, why=str(exc)
