@@ -11,16 +11,14 @@ import pytest
 from tests.e2e.api.conftest import Api, Seeded
 
 
-def test_a_batch_answers_each_item_or_names_its_error(
-    api: Api, acme: Seeded, client: httpx.Client
-) -> None:
-    jane = client.post("/v1/contacts", json={"email": "jane.roe@example.com"}).json()
-    client.post(
+def _consent(acme: Seeded, client: httpx.Client, contact: str, action: str) -> httpx.Response:
+    return client.post(
         "/v1/consent",
         json={
-            "contact": jane["id"],
+            "contact": contact,
             "topic": "offers",
             "channel": "email",
+            "action": action,
             "evidence": {
                 "method": "web_form",
                 "source": "https://acme.example/signup",
@@ -30,6 +28,13 @@ def test_a_batch_answers_each_item_or_names_its_error(
             },
         },
     )
+
+
+def test_a_batch_answers_each_item_or_names_its_error(
+    api: Api, acme: Seeded, client: httpx.Client
+) -> None:
+    jane = client.post("/v1/contacts", json={"email": "jane.roe@example.com"}).json()
+    assert _consent(acme, client, jane["id"], "granted").status_code == 201
     batch = client.post(
         "/v1/decisions/batch",
         json={
@@ -93,25 +98,6 @@ def test_a_decision_names_what_it_could_not_find(
     ).json()
     assert no_consent["verdict"] == "deny"
     assert no_consent["reasons"] == ["NO_CONSENT"]
-
-
-def _consent(acme: Seeded, client: httpx.Client, contact: str, action: str) -> httpx.Response:
-    return client.post(
-        "/v1/consent",
-        json={
-            "contact": contact,
-            "topic": "offers",
-            "channel": "email",
-            "action": action,
-            "evidence": {
-                "method": "web_form",
-                "source": "https://acme.example/signup",
-                "ip_address": "203.0.113.9",
-                "user_agent": "Mozilla/5.0",
-                "policy_document_id": str(acme.disclosure_id),
-            },
-        },
-    )
 
 
 @pytest.mark.parametrize("inline", [True, False], ids=["inline", "thread-pool"])

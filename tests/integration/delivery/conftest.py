@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from consentry.domain.consent import Evidence
 from consentry.domain.model import BusinessProfile, Category, Channel, Contact
 from consentry.persistence.crypto import FileKeyRing
 from consentry.persistence.uow import SqlUnitOfWork
+from consentry.services.campaigns import CampaignInput, create_campaign, launch_campaign
 from consentry.services.messages import TemplateInput, create_template, register_sender_domain
 from consentry.services.tenancy import create_tenant, create_topic
 
@@ -35,6 +37,13 @@ class World:
 
     def opt_in(self, contact: Contact, channel: Channel = Channel.EMAIL) -> None:
         grant(self.new_uow, SLUG, str(contact.id), self.evidence, channel=channel)
+
+    def launch(self, campaign: CampaignInput) -> uuid.UUID:
+        """Create the campaign and launch it now (planned and queued, nothing sent yet)."""
+        created = create_campaign(self.new_uow(), SLUG, campaign, actor="test")
+        review = self.container.composer().reviewer
+        launch_campaign(self.new_uow(), SLUG, str(created.id), review)
+        return created.id
 
 
 @pytest.fixture

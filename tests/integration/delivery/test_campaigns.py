@@ -34,13 +34,7 @@ from consentry.workers.inprocess import drain
 
 
 def _launch(world: World, name: str = "spring-2026", template: str = "spring") -> str:
-    campaign = create_campaign(
-        world.new_uow(), SLUG, CampaignInput(name=name, topic="promotions", template=template),
-        actor="test",
-    )  # fmt: skip
-    review = world.container.composer().reviewer
-    launch_campaign(world.new_uow(), SLUG, str(campaign.id), review)
-    return str(campaign.id)
+    return str(world.launch(CampaignInput(name=name, topic="promotions", template=template)))
 
 
 def test_a_campaign_reaches_exactly_the_people_who_said_yes(world: World) -> None:
@@ -255,17 +249,14 @@ def test_a_message_still_leaving_or_left_unknown_counts_toward_the_frequency_cap
             .where(deliveries.c.campaign_id == uuid.UUID(first))
             .values(status=left.value, updated_at=utcnow())
         )
-    second = create_campaign(
-        world.new_uow(), SLUG,
-        CampaignInput(name="second", topic="promotions", template="spring", frequency_cap="1/24h"),
-        actor="test",
-    )  # fmt: skip
-    launch_campaign(world.new_uow(), SLUG, str(second.id), world.container.composer().reviewer)
-    drain(world.container, second.id)
+    second = world.launch(
+        CampaignInput(name="second", topic="promotions", template="spring", frequency_cap="1/24h")
+    )
+    drain(world.container, second)
     with world.container.engine.connect() as conn:
         row = conn.execute(
             select(deliveries.c.status, deliveries.c.reasons).where(
-                deliveries.c.campaign_id == second.id
+                deliveries.c.campaign_id == second
             )
         ).one()
     assert (row.status, row.reasons) == ("deferred", "FREQUENCY_CAP,")

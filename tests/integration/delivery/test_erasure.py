@@ -9,12 +9,7 @@ from tests.integration.helpers import grant
 
 from consentry.domain.consent import ConsentBasis, ConsentMethod, Evidence
 from consentry.persistence.tables import captured_messages, contact_list_members, deliveries
-from consentry.services.campaigns import (
-    CampaignInput,
-    create_campaign,
-    create_list,
-    launch_campaign,
-)
+from consentry.services.campaigns import CampaignInput, create_list
 from consentry.services.contacts import erase_contact
 from consentry.services.messages import MessageRequest, send_message
 from consentry.workers.inprocess import drain
@@ -39,12 +34,9 @@ def test_erasure_stops_pending_messages_and_drops_their_sealed_data(world: World
     drain(world.container)  # both sent, and captured by the embedded channel
     waiting_ana, waiting_bo = remind(str(ana.id), "Friday 9:00"), remind(str(bo.id), "Friday 10:00")
     create_list(world.new_uow(), SLUG, "regulars", [ana.id, bo.id])
-    campaign = create_campaign(
-        world.new_uow(), SLUG,
-        CampaignInput(name="spring", topic="promotions", template="spring", list="regulars"),
-        actor="test",
-    )  # fmt: skip
-    launch_campaign(world.new_uow(), SLUG, str(campaign.id), world.container.composer().reviewer)
+    world.launch(
+        CampaignInput(name="spring", topic="promotions", template="spring", list="regulars")
+    )
 
     with world.container.engine.connect() as conn:
         captured_before = conn.execute(select(captured_messages.c.delivery_id)).scalars().all()
