@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
 READ_ONLY = "consentry_read_only"
+
+# A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
+# One in steady use is not: a ping on every checkout costs a round trip, two per API request.
+PING_AFTER_IDLE_SECONDS = 2.0
+_IDLE_SINCE = "consentry_idle_since"
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -42,6 +48,37 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(
-        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=10
-    )
+    engine = create_engine(url, echo=echo, hide_parameters=True, pool_size=10, max_overflow=10)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Pessimistic disconnect handling for connections that sat idle in the pool.
+
+    A server restart or an idle timeout drops connections while they wait in the pool; the
+    first checkout after such a pause pings, and a dead connection is replaced before any
+    request sees it. A connection checked in moments ago was alive then and is handed out
+    as it is: should the server go away in between, the statement fails, SQLAlchemy empties
+    the pool, and the next checkout reconnects."""
+
+    def connected(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    def checked_in(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is not None and time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as err:
+            # The pool discards this connection and checks out another (or a new one).
+            raise exc.DisconnectionError(f"pooled connection is gone: {err}") from err
+
+    event.listen(engine, "connect", connected)
+    event.listen(engine, "checkin", checked_in)
+    event.listen(engine, "checkout", checked_out)

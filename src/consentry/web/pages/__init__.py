@@ -35,15 +35,15 @@ def install(app: FastAPI, *, form_posts_per_minute: float) -> None:
     app.state.preference_limits = preferences.EntryLimits()
     app.state.form_limits = forms.FormLimits(form_posts_per_minute)
     app.add_middleware(PageHeaders)
-    for router in (
-        assets,
-        signin.router,
-        outbox.router,
+    for router in (  # the most frequent first (see create_app)
         unsubscribe.router,
+        forms.router,
         preferences.router,
         confirm.router,
         reconfirm.router,
         notices.router,
-        forms.router,
+        signin.router,
+        outbox.router,
+        assets,
     ):
         app.include_router(router)
