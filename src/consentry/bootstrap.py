@@ -37,6 +37,7 @@ from consentry.persistence.crypto import (
 from consentry.persistence.engine import make_engine
 from consentry.persistence.migrate import upgrade
 from consentry.persistence.outbox import SqlOutbox
+from consentry.persistence.refcache import ReferenceCache
 from consentry.persistence.uow import SqlUnitOfWork
 from consentry.services.clock import utcnow
 from consentry.services.compose.confirmation import CONFIRMATION_PURPOSE, ConfirmationTokens
@@ -70,12 +71,14 @@ class Container:
     _keywords: Mapping[str, KeywordLists] | None = field(default=None, repr=False)
     _resend_limits: ResendLimits | None = field(default=None, repr=False)
     _domain_signers: DomainSigners | None = field(default=None, repr=False)
+    # Topics for everyone; API keys and tenants once a server starts listening for changes.
+    refs: ReferenceCache = field(default_factory=ReferenceCache, repr=False)
 
     def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, self.keys)
+        return SqlUnitOfWork(self.engine, self.keys, refs=self.refs)
 
     def read_uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, self.keys, read_only=True)
+        return SqlUnitOfWork(self.engine, self.keys, read_only=True, refs=self.refs)
 
     def outbox(self) -> SqlOutbox:
         return SqlOutbox(self.engine, self.keys)
@@ -257,6 +260,7 @@ class Container:
         )
 
     def close(self) -> None:
+        self.refs.stop()
         self.engine.dispose()
 
 

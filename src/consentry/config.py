@@ -61,6 +61,15 @@ class Settings(BaseSettings):
         "such request at a time, so with a distant database (milliseconds a round trip) turn "
         "it off or run more processes.",
     )
+    http_cache: bool = Field(
+        default=True,
+        description="On PostgreSQL, each server process keeps the API keys and tenants it has "
+        "read and listens for changes to them (LISTEN/NOTIFY on its own connection): a "
+        "revoked key, a suspension or an edited profile is read anew as soon as its "
+        "notification arrives, moments after the change commits. Off: "
+        "both are read from the database on every request. Topics, which never change, are "
+        "kept either way.",
+    )
     audit_seal_seconds: float = Field(
         default=1.0,
         gt=0,

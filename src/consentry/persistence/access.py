@@ -15,6 +15,7 @@ from consentry.domain.access import ApiKeyRecord, Role, Scope, UserRecord
 from consentry.domain.audit import AuditEntry, canonical_audit
 from consentry.domain.chain import ChainLink, link_hash
 from consentry.domain.errors import AlreadyExists, NotFound
+from consentry.persistence.refcache import RefChanges, ReferenceCache
 from consentry.persistence.tables import (
     api_keys,
     audit_log,
@@ -58,8 +59,20 @@ def _key(row: Any) -> ApiKeyRecord:
 
 
 class SqlAccessRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        cache: ReferenceCache | None = None,
+        changes: RefChanges | None = None,
+    ) -> None:
         self._conn = conn
+        # A server process keeps API keys while it hears of every change (persistence/refcache).
+        self._cache = cache
+        self._changes = changes
+
+    def _changed(self) -> None:
+        if self._changes is not None:
+            self._changes.changed()
 
     # users and sessions
     def add_user(self, user: UserRecord) -> None:
@@ -131,6 +144,7 @@ class SqlAccessRepository:
 
     # API keys
     def add_key(self, key: ApiKeyRecord) -> None:
+        self._changed()
         self._conn.execute(
             insert(api_keys).values(
                 id=key.id,
@@ -147,8 +161,23 @@ class SqlAccessRepository:
         )
 
     def key_by_prefix(self, prefix: str) -> ApiKeyRecord | None:
+        cache = self._cache
+        # A transaction that changed keys reads its own writes from the database.
+        if cache is None or (self._changes is not None and self._changes.pending):
+            row = self._conn.execute(
+                select(api_keys).where(api_keys.c.prefix == prefix)
+            ).one_or_none()
+            return None if row is None else _key(row)
+        kept = cache.get(("api-key", prefix))
+        if kept is not None:
+            return kept  # type: ignore[no-any-return]
+        generation = cache.generation
         row = self._conn.execute(select(api_keys).where(api_keys.c.prefix == prefix)).one_or_none()
-        return None if row is None else _key(row)
+        if row is None:
+            return None
+        key = _key(row)
+        cache.put(("api-key", prefix), key, generation)
+        return key
 
     def keys_of(self, tenant_id: uuid.UUID | None) -> list[ApiKeyRecord]:
         query = select(api_keys).order_by(api_keys.c.created_at)
@@ -160,6 +189,7 @@ class SqlAccessRepository:
         return [_key(r) for r in self._conn.execute(query)]
 
     def revoke_key(self, key_id: uuid.UUID, now: datetime) -> None:
+        self._changed()
         self._conn.execute(
             update(api_keys)
             .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
@@ -167,7 +197,13 @@ class SqlAccessRepository:
         )
 
     def touch_key(self, key_id: uuid.UUID, now: datetime) -> None:
+        """Record when a key was last used. Not a change other processes must hear of (each
+        records it at most once a minute); this process reads the key anew next time."""
         self._conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=now))
+        if self._cache is not None:
+            self._cache.drop_where(
+                lambda kept: isinstance(kept, ApiKeyRecord) and kept.id == key_id
+            )
 
 
 class SqlIdempotencyStore:

@@ -29,6 +29,7 @@ from consentry.domain.model import (
     TenantStatus,
     Topic,
 )
+from consentry.persistence.refcache import RefChanges, ReferenceCache
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import chain_heads, policy_documents, tenants, topics
 
@@ -56,18 +57,51 @@ def _tenant(row: Any) -> Tenant:
 
 
 class SqlTenantRepository:
-    def __init__(self, conn: Connection, crypto: FieldCrypto | None = None) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        crypto: FieldCrypto | None = None,
+        cache: ReferenceCache | None = None,
+        changes: RefChanges | None = None,
+    ) -> None:
         self._conn = conn
         # A tenant read here hands its wrapped data key to the unit of work's field crypto,
         # which would otherwise read the row again to open the tenant's personal data.
         self._crypto = crypto
+        # A server process keeps tenants while it hears of every change (persistence/refcache).
+        self._cache = cache
+        self._changes = changes
 
-    def _loaded(self, row: Any) -> Tenant:
+    def _cached(self, key: tuple[str, object]) -> Tenant | None:
+        # A transaction that changed tenants reads its own writes from the database.
+        if self._cache is None or (self._changes is not None and self._changes.pending):
+            return None
+        kept = self._cache.get(key)
+        if kept is None:
+            return None
+        tenant, wrapped = kept
+        if self._crypto is not None:
+            self._crypto.know(tenant.id, wrapped)
+        return tenant  # type: ignore[no-any-return]
+
+    def _loaded(self, row: Any, generation: int | None = None) -> Tenant:
         if self._crypto is not None:
             self._crypto.know(row.id, row.data_key)
-        return _tenant(row)
+        tenant = _tenant(row)
+        # Nothing read by a transaction that changed tenants is kept: it may not commit.
+        unchanged = self._changes is None or not self._changes.pending
+        if self._cache is not None and generation is not None and unchanged:
+            kept = (tenant, bytes(row.data_key))
+            self._cache.put(("tenant", row.id), kept, generation)
+            self._cache.put(("tenant-slug", row.slug), kept, generation)
+        return tenant
+
+    def _changed(self) -> None:
+        if self._changes is not None:
+            self._changes.changed()
 
     def add(self, tenant: Tenant, wrapped_key: bytes) -> None:
+        self._changed()
         p = tenant.profile
         try:
             with self._conn.begin_nested():
@@ -98,16 +132,24 @@ class SqlTenantRepository:
             )
 
     def get(self, tenant_id: uuid.UUID) -> Tenant:
+        kept = self._cached(("tenant", tenant_id))
+        if kept is not None:
+            return kept
+        generation = self._cache.generation if self._cache is not None else None
         row = self._conn.execute(select(tenants).where(tenants.c.id == tenant_id)).one_or_none()
         if row is None:
             raise TenantNotFound(f"tenant {tenant_id} not found")
-        return self._loaded(row)
+        return self._loaded(row, generation)
 
     def by_slug(self, slug: str) -> Tenant:
+        kept = self._cached(("tenant-slug", slug))
+        if kept is not None:
+            return kept
+        generation = self._cache.generation if self._cache is not None else None
         row = self._conn.execute(select(tenants).where(tenants.c.slug == slug)).one_or_none()
         if row is None:
             raise TenantNotFound(f"tenant {slug!r} not found", field="tenant")
-        return self._loaded(row)
+        return self._loaded(row, generation)
 
     def list(self) -> list[Tenant]:
         return [_tenant(r) for r in self._conn.execute(select(tenants).order_by(tenants.c.slug))]
@@ -121,6 +163,7 @@ class SqlTenantRepository:
         return bytes(key)
 
     def set_wrapped_key(self, tenant_id: uuid.UUID, wrapped_key: bytes, at: datetime) -> None:
+        self._changed()
         self._conn.execute(
             update(tenants)
             .where(tenants.c.id == tenant_id)
@@ -128,6 +171,7 @@ class SqlTenantRepository:
         )
 
     def set_profile(self, tenant_id: uuid.UUID, profile: BusinessProfile, at: datetime) -> None:
+        self._changed()
         self._conn.execute(
             update(tenants)
             .where(tenants.c.id == tenant_id)
@@ -144,6 +188,7 @@ class SqlTenantRepository:
         )
 
     def set_status(self, tenant_id: uuid.UUID, status: str, at: datetime) -> None:
+        self._changed()
         self._conn.execute(
             update(tenants).where(tenants.c.id == tenant_id).values(status=status, updated_at=at)
         )
@@ -164,14 +209,18 @@ def _topic(row: Any) -> Topic:
 
 
 class SqlTopicRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, cache: ReferenceCache | None = None) -> None:
         self._conn = conn
         # Topics read by key in this unit of work. A look-up by key also reads the tenant's two
         # umbrella topics, which the gate's intent needs next, in the same statement.
         self._by_key: dict[tuple[uuid.UUID, str], Topic] = {}
+        # Topics never change once created: a process keeps those it has read, by key; but
+        # none read by a transaction that created topics, which may not commit.
+        self._cache = cache
 
     def add(self, topic: Topic) -> None:
         self._by_key.clear()
+        self._cache = None
         try:
             with self._conn.begin_nested():
                 self._conn.execute(
@@ -202,11 +251,18 @@ class SqlTopicRepository:
         found = self._by_key.get((tenant_id, key))
         if found is not None:
             return found
+        cache = self._cache
+        if cache is not None:
+            kept = cache.get_immutable(("topic", tenant_id, key))
+            if kept is not None:
+                return kept  # type: ignore[no-any-return]
         wanted = {key, ALL_MARKETING_KEY, ALL_SERVICE_KEY}
         for row in self._conn.execute(
             select(topics).where(topics.c.tenant_id == tenant_id, topics.c.key.in_(wanted))
         ):
-            self._by_key[(tenant_id, row.key)] = _topic(row)
+            topic = self._by_key[(tenant_id, row.key)] = _topic(row)
+            if cache is not None:
+                cache.put_immutable(("topic", tenant_id, row.key), topic)
         found = self._by_key.get((tenant_id, key))
         if found is None:
             raise TopicNotFound(f"topic {key!r} not found", field="topic")

@@ -25,6 +25,7 @@ from consentry.persistence.keywords import SqlTenantKeywords
 from consentry.persistence.ledger import SqlConsentLedger, SqlConsentStates
 from consentry.persistence.notices import SqlPolicyNotices
 from consentry.persistence.passes import SqlPermissionPasses
+from consentry.persistence.refcache import RefChanges, ReferenceCache
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.signals import SqlSignals
 from consentry.persistence.suppressions import SqlDncRegistry, SqlSuppressionRepository
@@ -65,10 +66,19 @@ class SqlUnitOfWork:
     passes: SqlPermissionPasses
     notices: SqlPolicyNotices
 
-    def __init__(self, engine: Engine, keys: KeyRing, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        keys: KeyRing,
+        *,
+        read_only: bool = False,
+        refs: ReferenceCache | None = None,
+    ) -> None:
         self._engine = engine
         self.keys = keys
         self._read_only = read_only
+        self._refs = refs
+        self._changes: RefChanges | None = None
         self._conn: Connection | None = None
         self._tx: RootTransaction | None = None
 
@@ -85,8 +95,10 @@ class SqlUnitOfWork:
         self._conn = conn
         self._tx = conn.begin()
         crypto = FieldCrypto(conn, self.keys)
-        self.tenants = SqlTenantRepository(conn, crypto)
-        self.topics = SqlTopicRepository(conn)
+        refs = self._refs
+        changes = self._changes = RefChanges(conn, refs)
+        self.tenants = SqlTenantRepository(conn, crypto, refs, changes)
+        self.topics = SqlTopicRepository(conn, refs)
         self.contacts = SqlContactRepository(conn, self.keys, crypto)
         self.policies = SqlPolicyRepository(conn)
         self.ledger = SqlConsentLedger(conn, crypto)
@@ -94,7 +106,7 @@ class SqlUnitOfWork:
         self.suppressions = SqlSuppressionRepository(conn)
         self.dnc = SqlDncRegistry(conn)
         self.gate = SqlGateQueries(conn, self.contacts, self.suppressions, self.dnc)
-        self.access = SqlAccessRepository(conn)
+        self.access = SqlAccessRepository(conn, refs, changes)
         self.idempotency = SqlIdempotencyStore(conn)
         self.audit = SqlAuditLog(conn)
         self.sender_domains = SqlSenderDomains(conn, crypto)
@@ -126,11 +138,14 @@ class SqlUnitOfWork:
                 self._conn.close()
             self._conn = None
             self._tx = None
+            self._changes = None
 
     def commit(self) -> None:
         if self._tx is None:
             raise RuntimeError("nothing to commit")
         self._tx.commit()
+        if self._changes is not None:
+            self._changes.committed()
 
     def checkpoint(self) -> None:
         """Commit and begin a new transaction on the same connection: a long job (an import

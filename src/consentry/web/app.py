@@ -65,9 +65,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             app.state.container.read_uow,
         )
         sealer.start()
+        refs = app.state.container.refs
+        if app.state.container.settings.http_cache:
+            refs.start(app.state.container.engine.url)
         try:
             yield
         finally:
+            refs.stop()
             sealer.stop()
             for limiter in app.state.request_limiters:
                 if isinstance(limiter, RedisRequestLimiter):

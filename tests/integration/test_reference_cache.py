@@ -1,0 +1,189 @@
+"""API keys and tenants kept by a server process: every change is heard of, from any process.
+
+Two containers on one PostgreSQL database stand for two processes: ``server`` listens for
+changes as ``consentry serve`` does, ``other`` (a CLI command, another server) makes them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, text
+
+from consentry.bootstrap import Container, bootstrap
+from consentry.config import Settings
+from consentry.domain.access import Role, Unauthenticated
+from consentry.domain.errors import TenantNotFound
+from consentry.domain.ids import new_id
+from consentry.domain.model import BusinessProfile, Tenant, TenantStatus
+from consentry.persistence.uow import SqlUnitOfWork
+from consentry.services.access import (
+    authenticate_api_key,
+    issue_api_key,
+    local_operator,
+    revoke_api_key,
+)
+from consentry.services.clock import utcnow
+from consentry.services.tenancy import create_tenant, update_profile
+from consentry.services.tenants_ref import find_tenant
+
+DEADLINE = 5.0
+
+
+@pytest.fixture
+def containers(pg_url: str, tmp_path: Path) -> Iterator[tuple[Container, Container]]:
+    settings = Settings(data_dir=tmp_path / "data", database_url=pg_url)
+    server = bootstrap(settings, create_keys=True)
+    other = bootstrap(settings)
+    server.refs.start(server.engine.url)
+    try:
+        assert server.refs.wait_listening(DEADLINE), "the listener never connected"
+        yield server, other
+    finally:
+        other.close()
+        server.close()
+
+
+def _tenant(c: Container) -> str:
+    slug = f"t-{uuid.uuid4().hex[:10]}"
+    create_tenant(
+        c.uow(),
+        slug=slug,
+        name="Cached Ltd",
+        profile=BusinessProfile(legal_name="Cached Ltd", country="GB"),
+    )
+    return slug
+
+
+def _eventually(check: Callable[[], bool]) -> float:
+    """Seconds until ``check`` held; fails after the deadline."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > DEADLINE:
+            pytest.fail("the change was not seen before the deadline")
+        time.sleep(0.005)
+    return time.monotonic() - start
+
+
+def _statements(c: Container) -> list[str]:
+    seen: list[str] = []
+    event.listen(c.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    return seen
+
+
+def test_a_key_revoked_in_another_process_stops_working_there(
+    containers: tuple[Container, Container],
+) -> None:
+    server, other = containers
+    slug = _tenant(other)
+    with other.uow() as uow:
+        tenant_id = find_tenant(uow, slug).id
+    issued = issue_api_key(
+        other.uow(), local_operator(), tenant_slug=slug, name="k", role=Role.TENANT_OWNER
+    )
+    # The first use records when the key was last used and reads it anew; then it is kept.
+    authenticate_api_key(server.uow(), issued.token)
+    authenticate_api_key(server.uow(), issued.token)
+    seen = _statements(server)
+    assert authenticate_api_key(server.uow(), issued.token).id == issued.record.id
+    assert not any("api_keys" in s for s in seen), "a kept key is not read again"
+
+    revoke_api_key(other.uow(), local_operator(), tenant_id, issued.record.prefix)
+
+    def refused() -> bool:
+        try:
+            authenticate_api_key(server.uow(), issued.token)
+        except Unauthenticated:
+            return True
+        return False
+
+    assert _eventually(refused) < 1.0
+
+
+def test_the_process_that_revokes_a_key_refuses_it_at_once(
+    containers: tuple[Container, Container],
+) -> None:
+    server, other = containers
+    slug = _tenant(other)
+    with other.uow() as uow:
+        tenant_id = find_tenant(uow, slug).id
+    issued = issue_api_key(
+        other.uow(), local_operator(), tenant_slug=slug, name="k", role=Role.TENANT_OWNER
+    )
+    authenticate_api_key(server.uow(), issued.token)
+    revoke_api_key(server.uow(), local_operator(), tenant_id, issued.record.prefix)
+    with pytest.raises(Unauthenticated, match="revoked"):
+        authenticate_api_key(server.uow(), issued.token)
+
+
+def test_a_profile_changed_elsewhere_is_read_anew(
+    containers: tuple[Container, Container],
+) -> None:
+    server, other = containers
+    slug = _tenant(other)
+    with server.uow() as uow:
+        assert find_tenant(uow, slug).profile.legal_name == "Cached Ltd"
+    update_profile(other.uow(), slug, BusinessProfile(legal_name="Renamed Ltd", country="GB"))
+
+    def renamed() -> bool:
+        with server.uow() as uow:
+            return find_tenant(uow, slug).profile.legal_name == "Renamed Ltd"
+
+    _eventually(renamed)
+
+
+def test_nothing_is_kept_while_the_listener_is_away(
+    containers: tuple[Container, Container], pg_url: str
+) -> None:
+    """A change made while the listener's connection is down is never hidden by the cache:
+    nothing is kept until it is back, and what was kept before is forgotten."""
+    server, other = containers
+    slug = _tenant(other)
+    with server.uow() as uow:
+        find_tenant(uow, slug)
+    with other.engine.connect() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query LIKE 'LISTEN consentry_refs%' AND pid <> pg_backend_pid()"
+            )
+        )
+        conn.commit()
+    _eventually(lambda: not server.refs.listening)
+    # A change that sends no notification at all (a direct SQL edit) is still seen.
+    with other.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE tenants SET legal_name = 'Edited Ltd' WHERE slug = :s"), {"s": slug}
+        )
+    with server.uow() as uow:
+        assert find_tenant(uow, slug).profile.legal_name == "Edited Ltd"
+    assert server.refs.wait_listening(DEADLINE + 2), "the listener did not reconnect"
+
+
+def test_a_tenant_read_in_a_transaction_that_does_not_commit_is_not_kept(
+    containers: tuple[Container, Container],
+) -> None:
+    server, _ = containers
+    slug = f"t-{uuid.uuid4().hex[:10]}"
+    with server.uow() as uow:
+        create_tenant_in_open_uow(uow, slug)
+        assert find_tenant(uow, slug).slug == slug
+        uow.rollback()
+    with pytest.raises(TenantNotFound), server.uow() as uow:
+        find_tenant(uow, slug)
+
+
+def create_tenant_in_open_uow(uow: SqlUnitOfWork, slug: str) -> None:
+    tenant = Tenant(
+        id=new_id(),
+        slug=slug,
+        name="Phantom",
+        profile=BusinessProfile(legal_name="Phantom", country="GB"),
+        status=TenantStatus.ACTIVE,
+        created_at=utcnow(),
+    )
+    uow.tenants.add(tenant, uow.keys.new_wrapped_data_key(tenant.id))
