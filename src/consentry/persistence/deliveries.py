@@ -336,6 +336,20 @@ class SqlDeliveries:
         )
         return int(stopped)
 
+    def forget_captured_to(self, tenant_id: uuid.UUID, point_keys: Sequence[bytes]) -> int:
+        """The tenant's captured copies of what was sent to these addresses go, also those of
+        messages that belong to no delivery (confirmation requests, preference links)."""
+        if not point_keys:
+            return 0
+        c = captured_messages.c
+        return int(
+            self._conn.execute(
+                captured_messages.delete().where(
+                    c.tenant_id == tenant_id, c.recipient_key.in_(list(point_keys))
+                )
+            ).rowcount
+        )
+
     # -- transactional messages ----------------------------------------------------------------
 
     def add_message(

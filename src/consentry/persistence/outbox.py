@@ -13,7 +13,7 @@ from sqlalchemy import Engine, and_, insert, select, true
 
 from consentry.domain.delivery import EmailMessage, OutboundMessage, SmsMessage
 from consentry.domain.errors import NotFound
-from consentry.domain.model import Channel
+from consentry.domain.model import POINT_KIND, Channel, point_index_value
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import captured_messages
 from consentry.services.ports import CapturedMessage, KeyRing
@@ -58,6 +58,9 @@ class SqlOutbox:
     ) -> int:
         raw = _default_raw(message) if raw is None else raw
         tid = message.tenant_id
+        recipient = _recipient(message)
+        kind = POINT_KIND[message.channel]
+        recipient_key = self._keys.blind_index(kind, point_index_value(kind, recipient))
         with self._engine.begin() as conn:
             crypto = FieldCrypto(conn, self._keys)
             # The raw message is sealed as text: base64 keeps arbitrary bytes exact.
@@ -67,7 +70,8 @@ class SqlOutbox:
                     tenant_id=tid,
                     delivery_id=message.delivery_id,
                     channel=message.channel.value,
-                    recipient_enc=crypto.seal(tid, "outbox.recipient", _recipient(message)),
+                    recipient_enc=crypto.seal(tid, "outbox.recipient", recipient),
+                    recipient_key=recipient_key,
                     summary_enc=crypto.seal(tid, "outbox.summary", _summary(message)),
                     raw_enc=crypto.seal(tid, "outbox.raw", base64.b64encode(raw).decode()),
                     captured_at=captured_at,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +35,7 @@ from consentry.persistence.tables import (
     contacts,
     courtesy_messages,
     deliveries,
+    inbound_event_points,
     inbound_events,
     tenant_alerts,
 )
@@ -149,10 +150,37 @@ class SqlSignals:
         ]
 
     def payload(self, inbound_id: int) -> bytes | None:
+        """The event's payload; None when there is no such event or its payload was erased."""
         sealed = self._conn.execute(
             select(inbound_events.c.payload_enc).where(inbound_events.c.id == inbound_id)
         ).scalar_one_or_none()
-        return None if sealed is None else self._payloads().open(sealed)
+        return None if not sealed else self._payloads().open(sealed)
+
+    def link_points(self, inbound_id: int, point_keys: Iterable[bytes]) -> None:
+        """Record which addresses (blind indexes) this event was about."""
+        rows = [{"point_key": k, "inbound_id": inbound_id} for k in set(point_keys)]
+        if rows:
+            self._conn.execute(insert(inbound_event_points), rows)
+
+    def forget_payloads(self, tenant_id: uuid.UUID, point_keys: Sequence[bytes]) -> int:
+        """Empty the sealed payloads of the tenant's events about these addresses (the person
+        was erased); each event's row stays: when, from which provider, what was applied."""
+        if not point_keys:
+            return 0
+        about = select(inbound_event_points.c.inbound_id).where(
+            inbound_event_points.c.point_key.in_(list(point_keys))
+        )
+        return int(
+            self._conn.execute(
+                update(inbound_events)
+                .where(
+                    inbound_events.c.id.in_(about),
+                    inbound_events.c.tenant_id == tenant_id,
+                    inbound_events.c.payload_enc != b"",
+                )
+                .values(payload_enc=b"")
+            ).rowcount
+        )
 
     # -- email sent outside campaigns -----------------------------------------------------------
 

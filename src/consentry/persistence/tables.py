@@ -487,6 +487,8 @@ captured_messages = Table(
     Column("summary_enc", LargeBinary, nullable=False),
     Column("raw_enc", LargeBinary, nullable=False),
     Column("captured_at", UTCDateTime, nullable=False),
+    # The recipient's blind index: erasure finds copies that belong to no delivery.
+    Column("recipient_key", LargeBinary(16)),
     Index("ix_captured_messages_tenant", "tenant_id", "id"),
 )
 
@@ -510,6 +512,15 @@ inbound_events = Table(
     Column("received_at", UTCDateTime, nullable=False),
     UniqueConstraint("source", "event_id", name="uq_inbound_events_source_event"),
     Index("ix_inbound_events_status", "status", "id"),
+)
+
+# The addresses an inbound event was about, by blind index: erasing a person finds the payloads
+# that named them. (A provider's batch can name several people; each is linked.)
+inbound_event_points = Table(
+    "inbound_event_points",
+    metadata,
+    Column("point_key", LargeBinary(16), primary_key=True),
+    Column("inbound_id", BigInteger, primary_key=True),
 )
 
 complaint_cases = Table(

@@ -262,7 +262,10 @@ def erase_contact(
         uow.ledger.scrub_evidence(tenant.id, contact.id)
         # Which confirmations and notices went to the person, kept for their bounces, goes too.
         uow.signals.forget_courtesy_to(tenant.id, keys)
+        # What they sent (an SMS, a reply) and providers' reports about them: payloads emptied.
+        uow.signals.forget_payloads(tenant.id, keys)
         uow.deliveries.forget_contact(tenant.id, contact.id, now)
+        uow.deliveries.forget_captured_to(tenant.id, keys)
         uow.notices.forget_contact(tenant.id, contact.id, now)
         uow.lists.forget_contact(tenant.id, contact.id)
         uow.contacts.erase(tenant.id, contact.id, now)

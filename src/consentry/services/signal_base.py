@@ -53,6 +53,9 @@ class ApplierBase:
         self.message_id: str | None = None  # the provider's id of the inbound message
         self.reply_to: str | None = None
         self._owners: dict[tuple[Channel, bytes], uuid.UUID | None] = {}
+        # The addresses (blind indexes) this event was found to be about: linked to it, so
+        # that erasing one of them empties its payload.
+        self.points: set[bytes] = set()
 
     def result(self) -> IngestResult:
         if self.review:
@@ -91,6 +94,7 @@ class ApplierBase:
         """Add a suppression unless the same one stands; True if it was added. Takes the opt-out
         fence first: messages to this address already past their final check finish first, and
         none leaves after the commit."""
+        self.points.add(point_key)
         self.uow.fences.exclusive([point_key])
         standing = [
             s
@@ -124,7 +128,9 @@ class ApplierBase:
             e164, _ = normalize_phone(number, None)
         except InvalidInput:
             return None
-        return self.uow.keys.blind_index(PointKind.PHONE, point_index_value(PointKind.PHONE, e164))
+        key = self.uow.keys.blind_index(PointKind.PHONE, point_index_value(PointKind.PHONE, e164))
+        self.points.add(key)
+        return key
 
     def email_key(self, address: str | None) -> bytes | None:
         if not address:
@@ -133,9 +139,11 @@ class ApplierBase:
             normalized = normalize_email(address)
         except InvalidInput:
             return None
-        return self.uow.keys.blind_index(
+        key = self.uow.keys.blind_index(
             PointKind.EMAIL, point_index_value(PointKind.EMAIL, normalized)
         )
+        self.points.add(key)
+        return key
 
     def open_case(self, sent: SentDelivery, channel: Channel, feedback: FeedbackType) -> None:
         self.open_case_for(

@@ -41,6 +41,8 @@ class MailSignals(ApplierBase):
         report's recipient when the report names one."""
         contact = self.uow.contacts.get(sent.tenant_id, sent.contact_id)
         own = self.uow.contacts.point_key(contact, sent.channel)
+        if own is not None:
+            self.points.add(own)
         named = self.email_key(address)
         if named is not None and own is not None and named != own:
             return None  # the report names someone else: do not act on it
@@ -195,6 +197,7 @@ class MailSignals(ApplierBase):
             # next ones start a new run (only soft bounces *in a row* suppress an address).
             point_key = self.uow.signals.contact_point_key(sent.contact_id, Channel.EMAIL)
             if point_key is not None:
+                self.points.add(point_key)
                 self.uow.signals.reset_bounces(point_key)
         if event.signal is ProviderSignal.OPT_OUT:
             contact = self.uow.contacts.get(sent.tenant_id, sent.contact_id)

@@ -119,6 +119,7 @@ def _record_and_apply(  # noqa: PLR0917  (the pipeline's own helper)
         kinds=",".join(sorted({type(s).__name__ for s in parsed.signals})),
         outcome="; ".join(result.applied + result.notes) or "nothing to apply",
     )
+    uow.signals.link_points(inbound_id, applier.points)
     return result
 
 
@@ -152,6 +153,7 @@ def ingest_provider_events(
                 kinds="ProviderEvent",
                 outcome="; ".join(result.applied + result.notes) or "nothing to apply",
             )
+            uow.signals.link_points(inbound_id, applier.points)
             results.append(result)
         uow.commit()
     return results

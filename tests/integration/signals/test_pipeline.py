@@ -26,7 +26,13 @@ from consentry.domain.signals import (
     SignalSource,
 )
 from consentry.domain.suppression import Suppression, SuppressionReason, SuppressionScope
-from consentry.persistence.tables import complaint_cases, contacts, deliveries, inbound_events
+from consentry.persistence.tables import (
+    captured_messages,
+    complaint_cases,
+    contacts,
+    deliveries,
+    inbound_events,
+)
 from consentry.services.campaigns import CampaignInput, create_campaign, launch_campaign
 from consentry.services.clock import utcnow
 from consentry.services.contacts import erase_contact
@@ -402,6 +408,12 @@ def _tenant_id(world: World) -> uuid.UUID:
         return find_tenant(uow, SLUG).id
 
 
+def _captured_to(world: World) -> list[bytes | None]:
+    with world.container.engine.connect() as conn:
+        found = conn.execute(select(captured_messages.c.recipient_key)).scalars()
+        return sorted(bytes(k) if k is not None else None for k in found)  # type: ignore[type-var]
+
+
 def _courtesy_email(world: World, contact: Contact) -> str:
     """A preference link sent to ``contact`` outside any campaign; its Message-ID."""
     settings = world.container.settings
@@ -478,10 +490,45 @@ def test_erasing_a_person_forgets_the_messages_sent_to_them_outside_campaigns(
 ) -> None:
     ana, bo = world.contact(0), world.contact(1)
     ana_message, bo_message = _courtesy_email(world, ana), _courtesy_email(world, bo)
+    with world.new_uow() as uow:
+        keys = {p.id: uow.contacts.point_key(p, Channel.EMAIL) for p in (ana, bo)}
+    assert _captured_to(world) == sorted([keys[ana.id], keys[bo.id]])  # the embedded channel's
     erase_contact(world.new_uow(), SLUG, ana.id)
     with world.new_uow() as uow:
         assert uow.signals.courtesy_by_message_id(ana_message) is None
         assert uow.signals.courtesy_by_message_id(bo_message) is not None
+    # The copy the embedded channel kept of her preference link goes too (it has no delivery).
+    assert _captured_to(world) == [keys[bo.id]]
     # A late bounce of the forgotten message is kept but acts on no one.
     late = Bounce(ana.email, BounceKind.HARD, "5.1.1", original_message_id=ana_message)
     assert _ingest(world, late).status == "unattributed"
+
+
+def test_erasing_a_person_empties_the_payloads_of_what_they_sent(world: World) -> None:
+    """An SMS keeps its provider's payload sealed (the sender's number, the text); erasing the
+    sender empties it, and leaves the event's row and everyone else's payloads."""
+    ana, bo = world.contact(1), world.contact(2)
+    tenant_id = _tenant_id(world)
+    sent = {}
+    for person in (ana, bo):
+        assert person.phone is not None
+        word = Keyword(Channel.SMS, person.phone, "+15005550006", KeywordKind.OPT_OUT, "STOP", "en")
+        parsed = ParsedInput(source=SignalSource.TWILIO, event_id=uuid.uuid4().hex, signals=(word,))
+        payload = f"From={person.phone}&Body=STOP".encode()
+        result = ingest(world.new_uow(), parsed, payload, "application/x-www-form-urlencoded",
+                        policy=POLICY)  # fmt: skip
+        assert result.inbound_id is not None
+        sent[person.id] = (result.inbound_id, payload)
+    with world.new_uow() as uow:
+        events = {e.id: e for e in uow.signals.inbound(tenant_id=tenant_id)}
+        for inbound_id, payload in sent.values():
+            assert events[inbound_id].tenant_id == tenant_id
+            assert uow.signals.payload(inbound_id) == payload
+
+    erase_contact(world.new_uow(), SLUG, ana.id)
+
+    with world.new_uow() as uow:
+        assert uow.signals.payload(sent[ana.id][0]) is None
+        assert uow.signals.payload(sent[bo.id][0]) == sent[bo.id][1]
+        kept = {e.id: e for e in uow.signals.inbound(tenant_id=tenant_id)}
+    assert kept[sent[ana.id][0]].status == events[sent[ana.id][0]].status  # the row stays
