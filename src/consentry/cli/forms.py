@@ -10,7 +10,6 @@ from consentry.domain.errors import UnknownValue
 from consentry.domain.model import Channel, PolicyKind
 from consentry.services import forms
 from consentry.services.form_page import form_path
-from consentry.web.pages.forms import embed_snippet
 
 form_app = typer.Typer(help="Public subscription forms.", no_args_is_help=True)
 TenantOpt = typer.Option(..., "--tenant", "-t", help="Tenant slug.")
@@ -125,6 +124,9 @@ def form_show(ctx: typer.Context, key: str, tenant: str = TenantOpt) -> None:
 @handle_errors
 def form_embed(ctx: typer.Context, key: str, tenant: str = TenantOpt) -> None:
     """Print the HTML to paste into the business's own site."""
+    # The page templates load the web stack, which no other form command needs at start-up.
+    from consentry.web.pages.forms import embed_snippet
+
     c = state(ctx).container()
     print(embed_snippet(c, tenant, key))  # noqa: T201  (plain output, to redirect into a file)
 
