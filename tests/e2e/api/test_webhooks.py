@@ -360,7 +360,8 @@ def test_help_answers_with_the_support_contact_and_changes_nothing(
 
     assert HELP_CONTACT in reply
     assert acme.name in reply
-    assert changed(before, hooks.counts()) == {"inbound_events": 1}  # kept, nothing else
+    # Kept, and linked to the sender's number (for erasure); nothing else.
+    assert changed(before, hooks.counts()) == {"inbound_events": 1, "inbound_event_points": 1}
     assert decide(client, jane["id"], "sms") == []
 
 
