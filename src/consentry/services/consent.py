@@ -216,8 +216,10 @@ def record_consent(
             if affirmative
             else None,
         )
+        # The access is recorded first: appending takes the tenant's ledger chain, which every
+        # other write of the tenant waits for until this transaction commits.
+        audit(uow, context, tenant.id, f"consent.{request.action.value}", "contact", contact.id)
         event, state = append_and_fold(uow, event)
-        audit(uow, context, tenant.id, f"consent.{event.action.value}", "contact", contact.id)
         uow.commit()
     return Recorded(event, state)
 
