@@ -22,6 +22,7 @@ from consentry.domain.ids import new_id
 from consentry.domain.model import BusinessProfile, Tenant, TenantStatus
 from consentry.persistence.uow import SqlUnitOfWork
 from consentry.services.access import (
+    IssuedKey,
     authenticate_api_key,
     issue_api_key,
     local_operator,
@@ -59,6 +60,17 @@ def _tenant(c: Container) -> str:
     return slug
 
 
+def _tenant_with_key(c: Container) -> tuple[uuid.UUID, IssuedKey]:
+    """A new tenant and an owner key for it, made through ``c``."""
+    slug = _tenant(c)
+    with c.uow() as uow:
+        tenant_id = find_tenant(uow, slug).id
+    issued = issue_api_key(
+        c.uow(), local_operator(), tenant_slug=slug, name="k", role=Role.TENANT_OWNER
+    )
+    return tenant_id, issued
+
+
 def _eventually(check: Callable[[], bool]) -> float:
     """Seconds until ``check`` held; fails after the deadline."""
     start = time.monotonic()
@@ -79,12 +91,7 @@ def test_a_key_revoked_in_another_process_stops_working_there(
     containers: tuple[Container, Container],
 ) -> None:
     server, other = containers
-    slug = _tenant(other)
-    with other.uow() as uow:
-        tenant_id = find_tenant(uow, slug).id
-    issued = issue_api_key(
-        other.uow(), local_operator(), tenant_slug=slug, name="k", role=Role.TENANT_OWNER
-    )
+    tenant_id, issued = _tenant_with_key(other)
     # The first use records when the key was last used and reads it anew; then it is kept.
     authenticate_api_key(server.uow(), issued.token)
     authenticate_api_key(server.uow(), issued.token)
@@ -108,12 +115,7 @@ def test_the_process_that_revokes_a_key_refuses_it_at_once(
     containers: tuple[Container, Container],
 ) -> None:
     server, other = containers
-    slug = _tenant(other)
-    with other.uow() as uow:
-        tenant_id = find_tenant(uow, slug).id
-    issued = issue_api_key(
-        other.uow(), local_operator(), tenant_slug=slug, name="k", role=Role.TENANT_OWNER
-    )
+    tenant_id, issued = _tenant_with_key(other)
     authenticate_api_key(server.uow(), issued.token)
     revoke_api_key(server.uow(), local_operator(), tenant_id, issued.record.prefix)
     with pytest.raises(Unauthenticated, match="revoked"):
