@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
-from tests.integration.helpers import UowFactory, disclosure, grant, person, shop
+from tests.integration.helpers import NOW, UowFactory, disclosure, grant, person, shop
 
-from consentry.domain.consent import ConsentAction
+from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentStatus
 from consentry.domain.model import Channel
 from consentry.persistence.guards import CONSENT_EVENT_FROZEN, append_only_ddl
 from consentry.services.access import local_operator
 from consentry.services.audit import RequestContext, record_access
+from consentry.services.consent import (
+    ConsentRequest,
+    append_and_fold,
+    event_about,
+    record_consent,
+)
 from consentry.services.ledger import verify_ledger
 
 
@@ -126,6 +133,47 @@ def test_concurrent_appends_make_one_unbroken_chain(new_uow: UowFactory) -> None
     (report,) = verify_ledger(new_uow(), slug)
     assert report.intact
     assert report.verified == 20
+
+
+@pytest.mark.parametrize("read", ["before", "not"])
+def test_a_state_that_moved_after_it_was_read_is_folded_again(
+    new_uow: UowFactory, read: str
+) -> None:
+    """An append folds into the state it was given only if no other append moved it since;
+    otherwise into the state as it stands once the chain is held."""
+    slug = shop(new_uow)
+    person(new_uow, slug)
+    evidence = disclosure(new_uow, slug)
+    first = grant(new_uow, slug, "ana@example.com", evidence)
+    key = (first.state.tenant_id, first.state.contact_id, first.state.topic_id, Channel.EMAIL)
+    with new_uow() as uow:
+        stale = uow.consent_states.get(*key)
+    assert stale is not None
+    request = ConsentRequest(
+        contact="ana@example.com",
+        topic="promotions",
+        channel=Channel.EMAIL,
+        action=ConsentAction.GRANTED,
+        basis=ConsentBasis.EXPRESS,
+        evidence=evidence,
+    )
+    later = record_consent(new_uow(), slug, request, now=NOW + timedelta(hours=1))
+    assert later.state.granted_at != stale.granted_at
+
+    with new_uow() as uow:
+        event = event_about(
+            stale, ConsentAction.WITHDRAWN, stale.basis, evidence, NOW + timedelta(hours=2)
+        )
+        event, state = append_and_fold(uow, event, stale if read == "before" else None)
+        uow.commit()
+    assert state.status is ConsentStatus.WITHDRAWN
+    assert state.granted_at == later.state.granted_at  # kept from the newer grant
+    assert state.seq == later.event.seq + 1 == event.seq
+    with new_uow() as uow:
+        assert uow.consent_states.get(*key) == state
+    (report,) = verify_ledger(new_uow(), slug)
+    assert report.intact
+    assert not report.projection_mismatches
 
 
 def test_a_projection_edited_behind_the_ledger_is_caught(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, false, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -31,7 +32,7 @@ from consentry.persistence.bulk import bulk_insert
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import chain_heads, consent_events, consent_states
 from consentry.persistence.tenancy import CONSENT_CHAIN
-from consentry.services.ports import SealedEvent
+from consentry.services.ports import UNREAD, SealedEvent, Unread
 
 # Evidence attribute -> sealed column; the column name is also the encryption purpose.
 _PII = (
@@ -111,6 +112,82 @@ def seal_event(seal: Seal, event: ConsentEvent, digests: EvidenceDigests) -> Sea
     return SealedEvent(event, columns, before + ',"seq":', "," + after)
 
 
+Fold = Callable[[ConsentState | None, ConsentEvent], ConsentState]
+
+
+def _event_row(event: ConsentEvent, evidence_columns: Sequence[Any]) -> dict[str, Any]:
+    ev = event.evidence
+    return dict(
+        zip(
+            _EVENT_COLUMNS,
+            (
+                event.id, event.tenant_id, event.seq, event.contact_id, event.point_key,
+                event.topic_id, event.channel.value, event.action.value, event.basis.value,
+                ev.method.value, *evidence_columns, ev.policy_document_id, ev.disclosure_hash,
+                ev.actor, ev.import_batch_id, ev.inbound_message_id,
+                None if ev.relationship is None else ev.relationship.value,
+                event.occurred_at, event.recorded_at, event.expires_at, event.prev_hash,
+                event.hash,
+            ),
+            strict=True,
+        )
+    )  # fmt: skip
+
+
+def _state_values(state: ConsentState) -> dict[str, Any]:
+    """The columns an upsert of ``state`` sets."""
+    return {
+        "tenant_id": state.tenant_id,
+        "point_key": state.point_key,
+        "status": state.status.value,
+        "basis": state.basis.value,
+        "confirmed": state.confirmed,
+        "event_id": state.event_id,
+        "seq": state.seq,
+        "granted_at": state.granted_at,
+        "expires_at": state.expires_at,
+        "updated_at": state.updated_at,
+    }
+
+
+def _folded_append(
+    event: ConsentEvent,
+    evidence_columns: Sequence[Any],
+    state: ConsentState,
+    previous: ConsentState | None,
+) -> Any:
+    """One PostgreSQL statement: insert the chained event, move the chain head to it, and
+    upsert the state folded from ``previous``, which it changes only if it still is that one
+    (no row returned otherwise). The state's key columns come from the event it folds."""
+    moved = (
+        update(chain_heads)
+        .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == event.tenant_id)
+        .values(seq=event.seq, hash=event.hash)
+    )
+    values = _state_values(state)
+    upsert = pg_insert(consent_states).values(
+        contact_id=state.contact_id, topic_id=state.topic_id, channel=state.channel.value, **values
+    )
+    # With none read, a state that appeared since is a conflict the upsert must not overwrite.
+    unchanged = false() if previous is None else consent_states.c.seq == previous.seq
+    return (
+        upsert.on_conflict_do_update(
+            index_elements=[
+                consent_states.c.topic_id,
+                consent_states.c.channel,
+                consent_states.c.contact_id,
+            ],
+            set_=values,
+            where=unchanged,
+        )
+        .returning(consent_states.c.seq)
+        .add_cte(
+            insert(consent_events).values(**_event_row(event, evidence_columns)).cte("appended"),
+            moved.cte("moved"),
+        )
+    )
+
+
 class SqlConsentLedger:
     def __init__(self, conn: Connection, crypto: FieldCrypto) -> None:
         self._conn = conn
@@ -160,6 +237,47 @@ class SqlConsentLedger:
         )
         self._move_head(tid, event.seq, event.hash)
         return event
+
+    def append_folded(
+        self,
+        event: ConsentEvent,
+        digests: EvidenceDigests,
+        fold: Fold,
+        previous: ConsentState | Unread | None = UNREAD,
+    ) -> tuple[ConsentEvent, ConsentState]:
+        """``append``, then fold the event into its state with ``fold(previous, event)`` and
+        store it: the event as chained and the new state.
+
+        The tenant's chain head is held from its lock to the commit, and every write of the
+        tenant waits for it, so as little as possible happens in between. The state is read
+        (unless the caller passes what it read in this transaction) and the evidence sealed
+        before the lock; then, on PostgreSQL, one statement inserts the event, moves the head
+        and stores the state, provided the state is still the one folded (a state only changes
+        with an append, which this lock orders). If another append changed it in the meantime,
+        the state is read again under the lock and folded afresh."""
+        tid = event.tenant_id
+        states = SqlConsentStates(self._conn)
+        if isinstance(previous, Unread):
+            previous = states.get(tid, event.contact_id, event.topic_id, event.channel)
+        if self._conn.dialect.name != "postgresql":
+            # SQLite: the writer already holds the database from BEGIN IMMEDIATE.
+            event = self.append(event, digests)
+            state = fold(states.get(tid, event.contact_id, event.topic_id, event.channel), event)
+            states.put(state)
+            return event, state
+        sealed = seal_event(partial(self._crypto.seal, tid), event, digests)
+        seq, prev = self._lock_head(tid)
+        seq += 1
+        digest = link_hash_of(prev, f"{sealed.before_seq}{seq}{sealed.after_seq}".encode())
+        event = replace(event, seq=seq, prev_hash=prev, hash=digest)
+        state = fold(previous, event)
+        row = self._conn.execute(
+            _folded_append(event, sealed.evidence_columns, state, previous)
+        ).first()
+        if row is None:  # the state moved since it was read: fold it again, under the lock
+            state = fold(states.get(tid, event.contact_id, event.topic_id, event.channel), event)
+            states.put(state)
+        return event, state
 
     def append_many(
         self, events: Sequence[tuple[ConsentEvent, EvidenceDigests]]

@@ -31,7 +31,7 @@ from consentry.domain.rules import pack_for
 from consentry.services.audit import RequestContext, audit
 from consentry.services.clock import utcnow
 from consentry.services.contacts import resolve_contact
-from consentry.services.ports import UnitOfWork
+from consentry.services.ports import UNREAD, UnitOfWork, Unread
 from consentry.services.tenants_ref import TenantRef, find_tenant
 
 # Callers' clocks drift; a few minutes ahead is tolerated, anything later is a mistake.
@@ -93,10 +93,14 @@ def _check_disclosure(uow: UnitOfWork, tenant_id: uuid.UUID, evidence: Evidence)
     return replace(evidence, disclosure_hash=document.content_hash)
 
 
-def append_and_fold(uow: UnitOfWork, event: ConsentEvent) -> tuple[ConsentEvent, ConsentState]:
+def append_and_fold(
+    uow: UnitOfWork, event: ConsentEvent, previous: ConsentState | Unread | None = UNREAD
+) -> tuple[ConsentEvent, ConsentState]:
     """Chain ``event`` onto its tenant's ledger, with the keyed digests of its evidence, and fold
     it into the state projection, in the caller's transaction: the event as chained and the new
-    state. Every single-event writer (API, CLI, opt-out pages, confirmations) goes through it."""
+    state. Every single-event writer (API, CLI, opt-out pages, confirmations) goes through it.
+    ``previous`` is the state the event folds into, when the caller read it in this transaction
+    (it is read otherwise)."""
     ev, digest = event.evidence, uow.keys.digest
     digests = EvidenceDigests(
         source=digest(ev.source),
@@ -104,12 +108,7 @@ def append_and_fold(uow: UnitOfWork, event: ConsentEvent) -> tuple[ConsentEvent,
         user_agent=digest(ev.user_agent),
         note=digest(ev.note),
     )
-    event = uow.ledger.append(event, digests)
-    previous = uow.consent_states.get(event.tenant_id, event.contact_id, event.topic_id,
-                                      event.channel)  # fmt: skip
-    state = apply_event(previous, event)
-    uow.consent_states.put(state)
-    return event, state
+    return uow.ledger.append_folded(event, digests, apply_event, previous)
 
 
 def event_about(

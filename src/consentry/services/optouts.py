@@ -21,6 +21,7 @@ from consentry.domain.consent import (
     ConsentBasis,
     ConsentEvent,
     ConsentMethod,
+    ConsentState,
     ConsentStatus,
     Evidence,
 )
@@ -32,7 +33,7 @@ from consentry.domain.suppression import Suppression, SuppressionReason, Suppres
 from consentry.services.clock import utcnow
 from consentry.services.compose.tokens import InvalidToken, TokenClaims, UnsubscribeTokens
 from consentry.services.consent import append_and_fold
-from consentry.services.ports import UnitOfWork
+from consentry.services.ports import UNREAD, UnitOfWork, Unread
 
 What = Literal["topic", "all_marketing"]
 _OPEN = frozenset({ConsentStatus.ACTIVE, ConsentStatus.PENDING})
@@ -117,8 +118,11 @@ def append_event(  # noqa: PLR0917  (the ledger's coordinates, in their usual or
     basis: ConsentBasis,
     evidence: Evidence,
     now: datetime,
+    *,
+    previous: ConsentState | Unread | None = UNREAD,
 ) -> ConsentEvent:
-    """Append one event and fold it into the state projection (the caller's transaction)."""
+    """Append one event and fold it into the state projection (the caller's transaction);
+    ``previous`` as ``append_and_fold`` takes it."""
     event = ConsentEvent(
         id=new_id(),
         tenant_id=view.tenant.id,
@@ -132,7 +136,7 @@ def append_event(  # noqa: PLR0917  (the ledger's coordinates, in their usual or
         occurred_at=now,
         recorded_at=now,
     )
-    return append_and_fold(uow, event)[0]
+    return append_and_fold(uow, event, previous)[0]
 
 
 def withdraw(  # noqa: PLR0917  (see append_event)
@@ -153,8 +157,9 @@ def withdraw(  # noqa: PLR0917  (see append_event)
     else:
         basis = ConsentBasis.EXPRESS
     append_event(
-        uow, view, topic, channel, point_key, ConsentAction.WITHDRAWN, basis, evidence, now
-    )
+        uow, view, topic, channel, point_key, ConsentAction.WITHDRAWN, basis, evidence, now,
+        previous=state,
+    )  # fmt: skip
     return True
 
 

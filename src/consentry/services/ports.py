@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
@@ -167,9 +167,28 @@ class PolicyRepository(Protocol):
     ) -> PolicyDocument: ...
 
 
+class Unread:
+    """Stands for a consent state the caller has not read."""
+
+
+UNREAD = Unread()
+
+
 class ConsentLedger(Protocol):
     def append(self, event: ConsentEvent, digests: EvidenceDigests) -> ConsentEvent:
         """Assign the next sequence number and chain hash of the tenant, insert, return it."""
+        ...
+
+    def append_folded(
+        self,
+        event: ConsentEvent,
+        digests: EvidenceDigests,
+        fold: Callable[[ConsentState | None, ConsentEvent], ConsentState],
+        previous: ConsentState | Unread | None = UNREAD,
+    ) -> tuple[ConsentEvent, ConsentState]:
+        """``append``, and store the event's state as ``fold(previous, event)`` folds it (the
+        state is read unless ``previous`` is given), holding the tenant's chain for as short a
+        time as the database allows: the event as chained and its new state."""
         ...
 
     def append_many(
