@@ -8,7 +8,19 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, false, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Text,
+    cast,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -150,42 +162,80 @@ def _state_values(state: ConsentState) -> dict[str, Any]:
     }
 
 
-def _folded_append(
+def _chained_append(
     event: ConsentEvent,
-    evidence_columns: Sequence[Any],
+    sealed: SealedEvent,
     state: ConsentState,
     previous: ConsentState | None,
 ) -> Any:
-    """One PostgreSQL statement: insert the chained event, move the chain head to it, and
-    upsert the state folded from ``previous``, which it changes only if it still is that one
-    (no row returned otherwise). The state's key columns come from the event it folds."""
+    """One PostgreSQL statement that appends ``event`` to its tenant's chain and folds it: lock
+    the head, link the event to it (the SHA-256 of ``link_hash_of``, computed by the server over
+    the canonical JSON with the next sequence number spliced in), insert the event, move the
+    head, and upsert the state folded from ``previous``, which it changes only if it still is
+    that one. One row: the event's ``seq``, ``prev_hash`` and ``hash``, and whether the state
+    was stored (``folded``). ``state`` was folded from the unchained event; its ``seq`` is set
+    here."""
+    tid = event.tenant_id
+    head = (
+        select(chain_heads.c.seq, chain_heads.c.hash)
+        .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tid)
+        .with_for_update()
+        .cte("head")
+    )
+    seq = head.c.seq + 1
+    canonical = func.convert_to(
+        head.c.hash
+        + literal("\n")
+        + literal(sealed.before_seq)
+        + cast(seq, Text)
+        + literal(sealed.after_seq),
+        literal_column("'UTF8'"),
+    )
+    link = select(
+        seq.label("seq"),
+        head.c.hash.label("prev_hash"),
+        func.encode(func.sha256(canonical), literal_column("'hex'")).label("hash"),
+    ).cte("link")
+    new_seq, new_prev, new_hash = (
+        select(link.c.seq).scalar_subquery(),
+        select(link.c.prev_hash).scalar_subquery(),
+        select(link.c.hash).scalar_subquery(),
+    )
+    row = _event_row(event, sealed.evidence_columns)
+    row.update(seq=new_seq, prev_hash=new_prev, hash=new_hash)
+    appended = insert(consent_events).values(**row).cte("appended")
     moved = (
         update(chain_heads)
-        .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == event.tenant_id)
-        .values(seq=event.seq, hash=event.hash)
+        .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tid)
+        .values(seq=new_seq, hash=new_hash)
+        .cte("moved")
     )
     values = _state_values(state)
+    values["seq"] = new_seq
     upsert = pg_insert(consent_states).values(
         contact_id=state.contact_id, topic_id=state.topic_id, channel=state.channel.value, **values
     )
     # With none read, a state that appeared since is a conflict the upsert must not overwrite.
     unchanged = false() if previous is None else consent_states.c.seq == previous.seq
-    return (
+    folded = (
         upsert.on_conflict_do_update(
             index_elements=[
                 consent_states.c.topic_id,
                 consent_states.c.channel,
                 consent_states.c.contact_id,
             ],
-            set_=values,
+            set_={name: upsert.excluded[name] for name in values},
             where=unchanged,
         )
         .returning(consent_states.c.seq)
-        .add_cte(
-            insert(consent_events).values(**_event_row(event, evidence_columns)).cte("appended"),
-            moved.cte("moved"),
-        )
+        .cte("folded")
     )
+    return select(
+        link.c.seq,
+        link.c.prev_hash,
+        link.c.hash,
+        exists(select(folded.c.seq)).label("folded"),
+    ).add_cte(appended, moved)
 
 
 class SqlConsentLedger:
@@ -266,17 +316,14 @@ class SqlConsentLedger:
             states.put(state)
             return event, state
         sealed = seal_event(partial(self._crypto.seal, tid), event, digests)
-        seq, prev = self._lock_head(tid)
-        seq += 1
-        digest = link_hash_of(prev, f"{sealed.before_seq}{seq}{sealed.after_seq}".encode())
-        event = replace(event, seq=seq, prev_hash=prev, hash=digest)
         state = fold(previous, event)
-        row = self._conn.execute(
-            _folded_append(event, sealed.evidence_columns, state, previous)
-        ).first()
-        if row is None:  # the state moved since it was read: fold it again, under the lock
-            state = fold(states.get(tid, event.contact_id, event.topic_id, event.channel), event)
-            states.put(state)
+        row = self._conn.execute(_chained_append(event, sealed, state, previous)).one()
+        event = replace(event, seq=row.seq, prev_hash=row.prev_hash, hash=row.hash)
+        if row.folded:
+            return event, replace(state, seq=row.seq)
+        # The state moved since it was read: fold it again, under the lock now held.
+        state = fold(states.get(tid, event.contact_id, event.topic_id, event.channel), event)
+        states.put(state)
         return event, state
 
     def append_many(
