@@ -11,18 +11,18 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Text,
+    bindparam,
     cast,
     exists,
-    false,
     func,
     insert,
-    literal,
     literal_column,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
 
 from consentry.domain.chain import ChainLink, link_hash, link_hash_of
 from consentry.domain.consent import (
@@ -162,33 +162,29 @@ def _state_values(state: ConsentState) -> dict[str, Any]:
     }
 
 
-def _chained_append(
-    event: ConsentEvent,
-    sealed: SealedEvent,
-    state: ConsentState,
-    previous: ConsentState | None,
-) -> Any:
-    """One PostgreSQL statement that appends ``event`` to its tenant's chain and folds it: lock
+def _chained_append_statement() -> Any:
+    """One PostgreSQL statement that appends an event to its tenant's chain and folds it: lock
     the head, link the event to it (the SHA-256 of ``link_hash_of``, computed by the server over
-    the canonical JSON with the next sequence number spliced in), insert the event, move the
-    head, and upsert the state folded from ``previous``, which it changes only if it still is
-    that one. One row: the event's ``seq``, ``prev_hash`` and ``hash``, and whether the state
-    was stored (``folded``). ``state`` was folded from the unchained event; its ``seq`` is set
-    here."""
-    tid = event.tenant_id
+    the canonical JSON with the next sequence number spliced in between ``before`` and
+    ``after``), insert the event, move the head, and upsert the folded state, which it changes
+    only if its ``seq`` still is ``expected`` (NULL, when no state was read, never matches). One
+    row: the event's ``seq``, ``prev_hash`` and ``hash``, and whether the state was stored
+    (``folded``). Parameters: ``tenant_id``, ``before``, ``after``, ``expected``, ``e_<column>``
+    for the event and ``s_<column>`` for the state, chain columns and ``seq`` excepted."""
+    tenant = bindparam("tenant_id", type_=chain_heads.c.tenant_id.type)
     head = (
         select(chain_heads.c.seq, chain_heads.c.hash)
-        .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tid)
+        .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tenant)
         .with_for_update()
         .cte("head")
     )
     seq = head.c.seq + 1
     canonical = func.convert_to(
         head.c.hash
-        + literal("\n")
-        + literal(sealed.before_seq)
+        + func.chr(10)
+        + bindparam("before", type_=Text)
         + cast(seq, Text)
-        + literal(sealed.after_seq),
+        + bindparam("after", type_=Text),
         literal_column("'UTF8'"),
     )
     link = select(
@@ -201,31 +197,39 @@ def _chained_append(
         select(link.c.prev_hash).scalar_subquery(),
         select(link.c.hash).scalar_subquery(),
     )
-    row = _event_row(event, sealed.evidence_columns)
-    row.update(seq=new_seq, prev_hash=new_prev, hash=new_hash)
-    appended = insert(consent_events).values(**row).cte("appended")
+    chained = {"seq": new_seq, "prev_hash": new_prev, "hash": new_hash}
+    appended = (
+        insert(consent_events)
+        .values(
+            {
+                name: chained.get(name)
+                if name in chained
+                else bindparam(f"e_{name}", type_=consent_events.c[name].type)
+                for name in _EVENT_COLUMNS
+            }
+        )
+        .cte("appended")
+    )
     moved = (
         update(chain_heads)
-        .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tid)
+        .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tenant)
         .values(seq=new_seq, hash=new_hash)
         .cte("moved")
     )
-    values = _state_values(state)
-    values["seq"] = new_seq
     upsert = pg_insert(consent_states).values(
-        contact_id=state.contact_id, topic_id=state.topic_id, channel=state.channel.value, **values
+        {
+            name: new_seq
+            if name == "seq"
+            else bindparam(f"s_{name}", type_=consent_states.c[name].type)
+            for name in _STATE_COLUMNS
+        }
     )
-    # With none read, a state that appeared since is a conflict the upsert must not overwrite.
-    unchanged = false() if previous is None else consent_states.c.seq == previous.seq
+    keys = ("topic_id", "channel", "contact_id")
     folded = (
         upsert.on_conflict_do_update(
-            index_elements=[
-                consent_states.c.topic_id,
-                consent_states.c.channel,
-                consent_states.c.contact_id,
-            ],
-            set_={name: upsert.excluded[name] for name in values},
-            where=unchanged,
+            index_elements=[consent_states.c[k] for k in keys],
+            set_={name: upsert.excluded[name] for name in _STATE_COLUMNS if name not in keys},
+            where=consent_states.c.seq == bindparam("expected", type_=consent_states.c.seq.type),
         )
         .returning(consent_states.c.seq)
         .cte("folded")
@@ -236,6 +240,40 @@ def _chained_append(
         link.c.hash,
         exists(select(folded.c.seq)).label("folded"),
     ).add_cte(appended, moved)
+
+
+_COMPILED: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
+
+
+def _chained_append_sql(dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """The statement above as the driver takes it, compiled once, with the values of its
+    constant parameters: it runs while the tenant's chain is held, and building it each time
+    cost more than running it."""
+    key = (dialect.name, dialect.driver, dialect.paramstyle)
+    found = _COMPILED.get(key)
+    if found is None:
+        compiled = _chained_append_statement().compile(dialect=dialect)
+        found = _COMPILED[key] = (str(compiled), dict(compiled.params))
+    return found
+
+
+def _chained_append_params(
+    event: ConsentEvent, sealed: SealedEvent, state: ConsentState, previous: ConsentState | None
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "tenant_id": event.tenant_id,
+        "before": sealed.before_seq,
+        "after": sealed.after_seq,
+        "expected": None if previous is None else previous.seq,
+    }
+    for name, value in _event_row(event, sealed.evidence_columns).items():
+        params[f"e_{name}"] = value
+    for name, value in _state_values(state).items():
+        params[f"s_{name}"] = value
+    params.update(
+        s_contact_id=state.contact_id, s_topic_id=state.topic_id, s_channel=state.channel.value
+    )
+    return params
 
 
 class SqlConsentLedger:
@@ -317,7 +355,9 @@ class SqlConsentLedger:
             return event, state
         sealed = seal_event(partial(self._crypto.seal, tid), event, digests)
         state = fold(previous, event)
-        row = self._conn.execute(_chained_append(event, sealed, state, previous)).one()
+        sql, constants = _chained_append_sql(self._conn.dialect)
+        params = constants | _chained_append_params(event, sealed, state, previous)
+        row = self._conn.exec_driver_sql(sql, params).one()
         event = replace(event, seq=row.seq, prev_hash=row.prev_hash, hash=row.hash)
         if row.folded:
             return event, replace(state, seq=row.seq)
