@@ -267,6 +267,9 @@ class SqlIdempotencyStore:
         )
 
 
+_AUDIT_INSERT = insert(audit_log)  # built once: every request that reads personal data runs it
+
+
 class SqlAuditLog:
     """The audit log: entries are inserted as they happen, with no lock, and chained in batches
     by ``seal`` under the tenant's audit chain head (one lock and one commit per batch)."""
@@ -277,17 +280,18 @@ class SqlAuditLog:
     def append(self, entry: AuditEntry) -> AuditEntry:
         entry = replace(entry, seq=None, prev_hash=None, hash=None)
         self._conn.execute(
-            insert(audit_log).values(
-                id=entry.id,
-                tenant_id=entry.tenant_id,
-                actor=entry.actor,
-                action=entry.action,
-                object_type=entry.object_type,
-                object_id=entry.object_id,
-                ip_digest=entry.ip_digest,
-                request_id=entry.request_id,
-                at=entry.at,
-            )
+            _AUDIT_INSERT,
+            {
+                "id": entry.id,
+                "tenant_id": entry.tenant_id,
+                "actor": entry.actor,
+                "action": entry.action,
+                "object_type": entry.object_type,
+                "object_id": entry.object_id,
+                "ip_digest": entry.ip_digest,
+                "request_id": entry.request_id,
+                "at": entry.at,
+            },
         )
         return entry
 

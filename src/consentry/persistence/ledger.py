@@ -488,11 +488,7 @@ class SqlConsentLedger:
         return [self._full(r) for r in rows]
 
     def get(self, tenant_id: uuid.UUID, event_id: uuid.UUID) -> ConsentEvent:
-        row = self._conn.execute(
-            select(consent_events).where(
-                consent_events.c.tenant_id == tenant_id, consent_events.c.id == event_id
-            )
-        ).one_or_none()
+        row = self._conn.execute(_EVENT_BY_ID, {"tenant": tenant_id, "id": event_id}).one_or_none()
         if row is None:
             raise NotFound(f"consent event {event_id} not found")
         return self._full(row)
@@ -582,6 +578,18 @@ def state_from_row(row: Any) -> ConsentState:
     )
 
 
+# Hot reads are built once: building a statement costs about as much CPU as running it.
+_STATE_BY_KEY = select(consent_states).where(
+    consent_states.c.tenant_id == bindparam("tenant"),
+    consent_states.c.contact_id == bindparam("contact"),
+    consent_states.c.topic_id == bindparam("topic"),
+    consent_states.c.channel == bindparam("channel"),
+)
+_EVENT_BY_ID = select(consent_events).where(
+    consent_events.c.tenant_id == bindparam("tenant"), consent_events.c.id == bindparam("id")
+)
+
+
 class SqlConsentStates:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -590,12 +598,13 @@ class SqlConsentStates:
         self, tenant_id: uuid.UUID, contact_id: uuid.UUID, topic_id: uuid.UUID, channel: Channel
     ) -> ConsentState | None:
         row = self._conn.execute(
-            select(consent_states).where(
-                consent_states.c.tenant_id == tenant_id,
-                consent_states.c.contact_id == contact_id,
-                consent_states.c.topic_id == topic_id,
-                consent_states.c.channel == channel.value,
-            )
+            _STATE_BY_KEY,
+            {
+                "tenant": tenant_id,
+                "contact": contact_id,
+                "topic": topic_id,
+                "channel": channel.value,
+            },
         ).one_or_none()
         return None if row is None else state_from_row(row)
 

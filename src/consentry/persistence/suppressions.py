@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from consentry.domain.errors import SuppressionNotFound
 from consentry.domain.ids import new_id
@@ -39,6 +39,24 @@ def _visible_to(tenant_id: uuid.UUID | None) -> Any:
     return or_(suppressions.c.tenant_id == tenant_id, suppressions.c.tenant_id.is_(None))
 
 
+# Read for every decision and every message checked, so built once: building a statement costs
+# about as much CPU as running it.
+_ACTIVE = select(suppressions).where(
+    suppressions.c.point_key == bindparam("point_key"),
+    suppressions.c.channel == bindparam("channel"),
+    suppressions.c.lifted_at.is_(None),
+)
+_ACTIVE_PLATFORM = _ACTIVE.where(suppressions.c.tenant_id.is_(None))
+_ACTIVE_FOR_TENANT = _ACTIVE.where(
+    or_(suppressions.c.tenant_id == bindparam("tenant"), suppressions.c.tenant_id.is_(None))
+)
+_DNC_LISTED = (
+    select(dnc_entries.c.id)
+    .where(dnc_entries.c.point_key == bindparam("point_key"), dnc_entries.c.removed_at.is_(None))
+    .limit(1)
+)
+
+
 class SqlSuppressionRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -62,14 +80,11 @@ class SqlSuppressionRepository:
     def active_for(
         self, tenant_id: uuid.UUID | None, point_key: bytes, channel: Channel
     ) -> list[Suppression]:
-        rows = self._conn.execute(
-            select(suppressions).where(
-                suppressions.c.point_key == point_key,
-                suppressions.c.channel == channel.value,
-                suppressions.c.lifted_at.is_(None),
-                _visible_to(tenant_id),
-            )
-        )
+        params: dict[str, Any] = {"point_key": point_key, "channel": channel.value}
+        if tenant_id is None:
+            rows = self._conn.execute(_ACTIVE_PLATFORM, params)
+        else:
+            rows = self._conn.execute(_ACTIVE_FOR_TENANT, {**params, "tenant": tenant_id})
         return [_suppression(r) for r in rows]
 
     def list(self, tenant_id: uuid.UUID, include_lifted: bool = False) -> list[Suppression]:
@@ -135,9 +150,5 @@ class SqlDncRegistry:
         return result.rowcount > 0
 
     def listed(self, point_key: bytes) -> bool:
-        row = self._conn.execute(
-            select(dnc_entries.c.id)
-            .where(dnc_entries.c.point_key == point_key, dnc_entries.c.removed_at.is_(None))
-            .limit(1)
-        ).first()
+        row = self._conn.execute(_DNC_LISTED, {"point_key": point_key}).first()
         return row is not None
