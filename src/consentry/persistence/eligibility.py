@@ -37,7 +37,7 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import ColumnElement, CompoundSelect, Select
 
 from consentry.domain.consent import EXPRESS_BASES, ConsentBasis, ConsentStatus
 from consentry.domain.gate import (
@@ -69,9 +69,14 @@ from consentry.domain.rules import (
     pack_for,
     quiet_until,
 )
-from consentry.domain.suppression import REASON_PRIORITY, REASON_RANK, reason_code
+from consentry.domain.suppression import (
+    REASON_PRIORITY,
+    REASON_RANK,
+    SuppressionReason,
+    SuppressionScope,
+    reason_code,
+)
 from consentry.persistence.contacts import SqlContactRepository, key_column
-from consentry.persistence.suppressions import SqlDncRegistry, SqlSuppressionRepository
 from consentry.persistence.tables import consent_states, contacts, dnc_entries, suppressions
 from consentry.persistence.types import UTCDateTime, uuid_among, uuid_among_value
 from consentry.services.ports import EligibilityRow, EligibilitySummary
@@ -152,9 +157,26 @@ def _address_invalid(channel: Channel, phone_type: PhoneType | None) -> bool:
     return channel is Channel.SMS and phone_type is PhoneType.FIXED_LINE
 
 
-# Read for every decision, so built once: building a statement costs about as much CPU as
-# running it.
-_FACT_STATES = select(consent_states).where(
+# What the gate reads about one contact point besides the contact, in one statement built once
+# (each statement costs a round trip and, built per call, as much CPU as it takes to run): the
+# consent states of the topic and its umbrella (kind "c"), the active suppressions the tenant
+# sees (kind "s") and, for phone channels, whether the number is on a do-not-contact list
+# (kind "d").
+_S = suppressions
+_FACT_STATES = select(
+    literal("c").label("kind"),
+    consent_states.c.topic_id,
+    consent_states.c.point_key,
+    consent_states.c.status,
+    consent_states.c.basis,
+    consent_states.c.confirmed,
+    consent_states.c.event_id,
+    consent_states.c.seq,
+    consent_states.c.expires_at,
+    null().label("reason"),
+    null().label("scope"),
+    null().label("platform"),
+).where(
     consent_states.c.tenant_id == bindparam("tenant"),
     consent_states.c.contact_id == bindparam("contact"),
     consent_states.c.channel == bindparam("channel"),
@@ -163,20 +185,27 @@ _FACT_STATES = select(consent_states).where(
         consent_states.c.topic_id == bindparam("umbrella"),
     ),
 )
+_FACT_SUPPRESSIONS = select(
+    literal("s"), *(null() for _ in range(8)), _S.c.reason, _S.c.scope, _S.c.tenant_id.is_(None)
+).where(
+    _S.c.point_key == bindparam("point_key"),
+    _S.c.channel == bindparam("channel"),
+    _S.c.lifted_at.is_(None),
+    or_(_S.c.tenant_id == bindparam("tenant"), _S.c.tenant_id.is_(None)),
+)
+_FACT_DNC = select(literal("d"), *(null() for _ in range(11))).where(
+    select(dnc_entries.c.id)
+    .where(dnc_entries.c.point_key == bindparam("point_key"), dnc_entries.c.removed_at.is_(None))
+    .exists()
+)
+_FACTS: CompoundSelect[Any] = union_all(_FACT_STATES, _FACT_SUPPRESSIONS)
+_FACTS_WITH_DNC: CompoundSelect[Any] = union_all(_FACT_STATES, _FACT_SUPPRESSIONS, _FACT_DNC)
 
 
 class SqlGateQueries:
-    def __init__(
-        self,
-        conn: Connection,
-        contacts_repo: SqlContactRepository,
-        suppressions_repo: SqlSuppressionRepository,
-        dnc: SqlDncRegistry,
-    ) -> None:
+    def __init__(self, conn: Connection, contacts_repo: SqlContactRepository) -> None:
         self._conn = conn
         self._contacts = contacts_repo
-        self._suppressions = suppressions_repo
-        self._dnc = dnc
 
     # -- one recipient, at dispatch or for an explanation ------------------------------------
 
@@ -199,17 +228,18 @@ class SqlGateQueries:
         )
         if point_key is None:
             return base
-        found = self._suppressions.active_for(tenant.id, point_key, intent.channel)
+        phone = intent.channel in PHONE_CHANNELS
         rows = self._conn.execute(
-            _FACT_STATES,
+            _FACTS_WITH_DNC if phone else _FACTS,
             {
                 "tenant": tenant.id,
                 "contact": contact.id,
                 "channel": intent.channel.value,
                 "topic": intent.topic_id,
                 "umbrella": intent.umbrella_topic_id,
+                "point_key": point_key,
             },
-        )
+        ).all()
         consents = tuple(
             ConsentFact(
                 topic_id=r.topic_id,
@@ -222,6 +252,7 @@ class SqlGateQueries:
                 expires_at=r.expires_at,
             )
             for r in rows
+            if r.kind == "c"
         )
         return RecipientFacts(
             contact_id=base.contact_id,
@@ -233,10 +264,14 @@ class SqlGateQueries:
             time_zone=base.time_zone,
             adult_on=base.adult_on,
             suppressions=tuple(
-                SuppressionFact(s.reason, s.scope, s.tenant_id is None) for s in found
+                SuppressionFact(
+                    SuppressionReason(r.reason), SuppressionScope(r.scope), bool(r.platform)
+                )
+                for r in rows
+                if r.kind == "s"
             ),
             consents=consents,
-            dnc_listed=intent.channel in PHONE_CHANNELS and self._dnc.listed(point_key),
+            dnc_listed=any(r.kind == "d" for r in rows),
             last_inbound_at=base.last_inbound_at,
         )
 

@@ -105,7 +105,7 @@ class SqlUnitOfWork:
         self.consent_states = SqlConsentStates(conn)
         self.suppressions = SqlSuppressionRepository(conn)
         self.dnc = SqlDncRegistry(conn)
-        self.gate = SqlGateQueries(conn, self.contacts, self.suppressions, self.dnc)
+        self.gate = SqlGateQueries(conn, self.contacts)
         self.access = SqlAccessRepository(conn, refs, changes)
         self.idempotency = SqlIdempotencyStore(conn)
         self.audit = SqlAuditLog(conn)
