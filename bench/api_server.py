@@ -3,7 +3,9 @@
 The database ``consentry_api_bench`` holds the demo tenant plus ``contacts`` people, each with
 service consent by email and every second one with express marketing consent, all written
 through the real services (the ledger and its hash chain are what the writes contend on). It is
-built once and reused while its spec matches; its data directory (the key file that seals the
+built once, copied to ``consentry_api_bench_seeded``, and restored from that copy before each
+run while its spec matches, so that every run starts from the seeded state (a one-click run
+withdraws real consents only while they stand); its data directory (the key file that seals the
 contacts) lives beside it in ``bench/.data/api``. The server is ``consentry serve`` in a
 subprocess of its own, with the rate limit lifted.
 """
@@ -74,6 +76,32 @@ def _recreate_database() -> None:
     admin.dispose()
 
 
+TEMPLATE = f"{DATABASE}_seeded"
+
+
+def _copy_database(source: str, target: str) -> None:
+    """``target`` dropped and made again as a copy of ``source`` (a file copy in the server)."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
+            {"d": source},
+        )
+        conn.execute(text(f'CREATE DATABASE "{target}" TEMPLATE "{source}"'))
+    admin.dispose()
+
+
+def _database_exists(name: str) -> bool:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        found = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": name}
+        ).first()
+    admin.dispose()
+    return found is not None
+
+
 def _no_synchronous_commit(dbapi_connection: Any, _record: Any) -> None:
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SET synchronous_commit TO off")
@@ -132,8 +160,10 @@ class Seeded:
     rows: dict[str, int]
 
 
-def prepare(contacts_count: int, *, rebuild: bool, log: Log) -> Seeded:
-    """The seeded database (built or reused) and a fresh tenant-operator API key for the run."""
+def prepare(contacts_count: int, *, rebuild: bool, log: Log, restore: bool = True) -> Seeded:
+    """The seeded database (built, or restored as seeded from its template copy, or with
+    ``restore`` false reused as the last run left it) and a fresh tenant-operator API key for
+    the run."""
     wanted = _spec(contacts_count)
     reused = not rebuild and META.exists() and json.loads(META.read_text()) == wanted
     if reused:
@@ -152,9 +182,20 @@ def prepare(contacts_count: int, *, rebuild: bool, log: Log) -> Seeded:
         event.listen(container.engine, "connect", _no_synchronous_commit)
         container.engine.dispose()
         _seed(container, contacts_count, log)
+        container.close()
+        # Kept as a template: every later run starts from the seeded state, so the opt-outs
+        # and consent writes of one run do not change what the next one measures.
+        _copy_database(DATABASE, TEMPLATE)
+        container = bootstrap(_settings())
         META.write_text(json.dumps(wanted))
+    elif restore and _database_exists(TEMPLATE):
+        container.close()
+        _copy_database(TEMPLATE, DATABASE)
+        container = bootstrap(_settings())
+        log(f"restored {DATABASE} from {TEMPLATE}, as seeded (pass --rebuild to seed again)")
     else:
-        log(f"reusing {DATABASE} (delete {META.relative_to(BENCH_DIR)} or pass --rebuild)")
+        log(f"reusing {DATABASE} as the last run left it (delete {META.relative_to(BENCH_DIR)} "
+            "or pass --rebuild)")  # fmt: skip
     try:
         issued = issue_api_key(
             container.uow(),

@@ -289,6 +289,15 @@ class Run:
         used = {k: api_server.cpu_between(cpu0[k], cpu1[k]) for k in ("server", "postgres")}
         result["cpu_ms_per_request"] = {k: round(1000 * v / sent, 2) for k, v in used.items()}
         mark = "[green]met[/]" if result["met"] else "[red]missed[/]"
+        withdrew = result["rows_added"].get("consent_events", 0)
+        if scenario == "one-click" and withdrew < 0.95 * sent:
+            # A link withdraws once; repeats append nothing and cost less than a withdrawal.
+            result["links_used_up"] = True
+            console.log(
+                f"[yellow]only {withdrew:,} of {sent:,} one-clicks withdrew a consent: the run's "
+                "links are used up, so this step measured repeats (shorten --duration and "
+                "--warmup, or seed more --contacts)[/]"
+            )
         console.log(
             f"{scenario} @ {events_per_second:,.0f} events/s: "
             f"{result['achieved_events_per_second']:,} events/s ok, p50 "
