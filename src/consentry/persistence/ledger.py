@@ -345,14 +345,15 @@ class SqlConsentLedger:
         the state is read again under the lock and folded afresh."""
         tid = event.tenant_id
         states = SqlConsentStates(self._conn)
-        if isinstance(previous, Unread):
-            previous = states.get(tid, event.contact_id, event.topic_id, event.channel)
         if self._conn.dialect.name != "postgresql":
-            # SQLite: the writer already holds the database from BEGIN IMMEDIATE.
+            # SQLite: the writer holds the whole database from BEGIN IMMEDIATE; the state is
+            # read once, after the append, whatever the caller read.
             event = self.append(event, digests)
             state = fold(states.get(tid, event.contact_id, event.topic_id, event.channel), event)
             states.put(state)
             return event, state
+        if isinstance(previous, Unread):
+            previous = states.get(tid, event.contact_id, event.topic_id, event.channel)
         sealed = seal_event(partial(self._crypto.seal, tid), event, digests)
         state = fold(previous, event)
         sql, constants = _chained_append_sql(self._conn.dialect)
