@@ -46,14 +46,6 @@ from consentry.persistence.tables import chain_heads, consent_events, consent_st
 from consentry.persistence.tenancy import CONSENT_CHAIN
 from consentry.services.ports import UNREAD, SealedEvent, Unread
 
-# Evidence attribute -> sealed column; the column name is also the encryption purpose.
-_PII = (
-    ("source", "source_enc"),
-    ("ip_address", "ip_enc"),
-    ("user_agent", "user_agent_enc"),
-    ("note", "note_enc"),
-)
-
 
 def _event(row: Any, evidence: Evidence) -> ConsentEvent:
     return ConsentEvent(
@@ -114,36 +106,38 @@ def seal_event(seal: Seal, event: ConsentEvent, digests: EvidenceDigests) -> Sea
     if event.seq != 0:
         raise ValueError("only an unchained event is sealed for appending")
     before, _, after = canonical_event_json(event, digests).partition(_SEQ)
-    ev = event.evidence
-    columns = (
+    columns = _evidence_columns(seal, event.evidence, digests)
+    return SealedEvent(event, columns, before + ',"seq":', "," + after)
+
+
+def _evidence_columns(seal: Seal, ev: Evidence, digests: EvidenceDigests) -> tuple[Any, ...]:
+    """The sealed evidence and its digests, in the order of ``_EVENT_COLUMNS``."""
+    return (
         seal("consent_events.source_enc", ev.source), digests.source,
         seal("consent_events.ip_enc", ev.ip_address), digests.ip_address,
         seal("consent_events.user_agent_enc", ev.user_agent), digests.user_agent,
         seal("consent_events.note_enc", ev.note), digests.note,
     )  # fmt: skip
-    return SealedEvent(event, columns, before + ',"seq":', "," + after)
 
 
 Fold = Callable[[ConsentState | None, ConsentEvent], ConsentState]
 
 
-def _event_row(event: ConsentEvent, evidence_columns: Sequence[Any]) -> dict[str, Any]:
+def _event_values(event: ConsentEvent, evidence_columns: Sequence[Any]) -> tuple[Any, ...]:
+    """A chained event's row, in the order of ``_EVENT_COLUMNS``."""
     ev = event.evidence
-    return dict(
-        zip(
-            _EVENT_COLUMNS,
-            (
-                event.id, event.tenant_id, event.seq, event.contact_id, event.point_key,
-                event.topic_id, event.channel.value, event.action.value, event.basis.value,
-                ev.method.value, *evidence_columns, ev.policy_document_id, ev.disclosure_hash,
-                ev.actor, ev.import_batch_id, ev.inbound_message_id,
-                None if ev.relationship is None else ev.relationship.value,
-                event.occurred_at, event.recorded_at, event.expires_at, event.prev_hash,
-                event.hash,
-            ),
-            strict=True,
-        )
+    return (
+        event.id, event.tenant_id, event.seq, event.contact_id, event.point_key, event.topic_id,
+        event.channel.value, event.action.value, event.basis.value, ev.method.value,
+        *evidence_columns, ev.policy_document_id, ev.disclosure_hash, ev.actor,
+        ev.import_batch_id, ev.inbound_message_id,
+        None if ev.relationship is None else ev.relationship.value,
+        event.occurred_at, event.recorded_at, event.expires_at, event.prev_hash, event.hash,
     )  # fmt: skip
+
+
+def _event_row(event: ConsentEvent, evidence_columns: Sequence[Any]) -> dict[str, Any]:
+    return dict(zip(_EVENT_COLUMNS, _event_values(event, evidence_columns), strict=True))
 
 
 def _state_values(state: ConsentState) -> dict[str, Any]:
@@ -287,42 +281,9 @@ class SqlConsentLedger:
         seq, prev = self._lock_head(event.tenant_id)
         event = replace(event, seq=seq + 1, prev_hash=prev)
         event = replace(event, hash=link_hash(event.prev_hash, canonical_event(event, digests)))
-        ev = event.evidence
         tid = event.tenant_id
-        sealed = {
-            column: self._crypto.seal(tid, f"consent_events.{column}", getattr(ev, attr))
-            for attr, column in _PII
-        }
-        self._conn.execute(
-            insert(consent_events).values(
-                id=event.id,
-                tenant_id=tid,
-                seq=event.seq,
-                contact_id=event.contact_id,
-                point_key=event.point_key,
-                topic_id=event.topic_id,
-                channel=event.channel.value,
-                action=event.action.value,
-                basis=event.basis.value,
-                method=ev.method.value,
-                source_digest=digests.source,
-                ip_digest=digests.ip_address,
-                user_agent_digest=digests.user_agent,
-                note_digest=digests.note,
-                policy_document_id=ev.policy_document_id,
-                disclosure_hash=ev.disclosure_hash,
-                actor=ev.actor,
-                import_batch_id=ev.import_batch_id,
-                inbound_message_id=ev.inbound_message_id,
-                relationship=None if ev.relationship is None else ev.relationship.value,
-                occurred_at=event.occurred_at,
-                recorded_at=event.recorded_at,
-                expires_at=event.expires_at,
-                prev_hash=event.prev_hash,
-                hash=event.hash,
-                **sealed,
-            )
-        )
+        columns = _evidence_columns(partial(self._crypto.seal, tid), event.evidence, digests)
+        self._conn.execute(insert(consent_events).values(_event_row(event, columns)))
         self._move_head(tid, event.seq, event.hash)
         return event
 
@@ -378,7 +339,7 @@ class SqlConsentLedger:
         seq, prev = self._lock_head(tid)
         chained: list[ConsentEvent] = []
         rows: list[tuple[Any, ...]] = []
-        seal = self._crypto.seal
+        seal = partial(self._crypto.seal, tid)
         for original, digests in events:
             if original.tenant_id != tid:
                 raise ValueError("one batch appends to one tenant's chain")
@@ -389,22 +350,7 @@ class SqlConsentLedger:
             event = replace(original, seq=seq, prev_hash=prev, hash=digest)
             prev = digest
             chained.append(event)
-            ev = event.evidence
-            rows.append(
-                (
-                    event.id, tid, event.seq, event.contact_id, event.point_key, event.topic_id,
-                    event.channel.value, event.action.value, event.basis.value, ev.method.value,
-                    seal(tid, "consent_events.source_enc", ev.source), digests.source,
-                    seal(tid, "consent_events.ip_enc", ev.ip_address), digests.ip_address,
-                    seal(tid, "consent_events.user_agent_enc", ev.user_agent),
-                    digests.user_agent, seal(tid, "consent_events.note_enc", ev.note),
-                    digests.note, ev.policy_document_id, ev.disclosure_hash, ev.actor,
-                    ev.import_batch_id, ev.inbound_message_id,
-                    None if ev.relationship is None else ev.relationship.value,
-                    event.occurred_at, event.recorded_at, event.expires_at, event.prev_hash,
-                    event.hash,
-                )
-            )  # fmt: skip
+            rows.append(_event_values(event, _evidence_columns(seal, event.evidence, digests)))
         bulk_insert(self._conn, consent_events, _EVENT_COLUMNS, rows)
         self._move_head(tid, seq, prev)
         return chained
@@ -424,23 +370,12 @@ class SqlConsentLedger:
                 raise ValueError("one batch appends to one tenant's chain")
             seq += 1
             digest = link_hash_of(prev, f"{sealed.before_seq}{seq}{sealed.after_seq}".encode())
-            ev = e.evidence
-            rows.append(
-                (
-                    e.id, tid, seq, e.contact_id, e.point_key, e.topic_id, e.channel.value,
-                    e.action.value, e.basis.value, ev.method.value, *sealed.evidence_columns,
-                    ev.policy_document_id, ev.disclosure_hash, ev.actor, ev.import_batch_id,
-                    ev.inbound_message_id,
-                    None if ev.relationship is None else ev.relationship.value,
-                    e.occurred_at, e.recorded_at, e.expires_at, prev, digest,
-                )
+            event = ConsentEvent(
+                e.id, tid, e.contact_id, e.point_key, e.topic_id, e.channel, e.action, e.basis,
+                e.evidence, e.occurred_at, e.recorded_at, e.expires_at, seq, prev, digest,
             )  # fmt: skip
-            chained.append(
-                ConsentEvent(
-                    e.id, tid, e.contact_id, e.point_key, e.topic_id, e.channel, e.action,
-                    e.basis, ev, e.occurred_at, e.recorded_at, e.expires_at, seq, prev, digest,
-                )
-            )  # fmt: skip
+            chained.append(event)
+            rows.append(_event_values(event, sealed.evidence_columns))
             prev = digest
         bulk_insert(self._conn, consent_events, _EVENT_COLUMNS, rows)
         self._move_head(tid, seq, prev)
@@ -610,18 +545,7 @@ class SqlConsentStates:
         return None if row is None else state_from_row(row)
 
     def put(self, state: ConsentState) -> None:
-        values = {
-            "tenant_id": state.tenant_id,
-            "point_key": state.point_key,
-            "status": state.status.value,
-            "basis": state.basis.value,
-            "confirmed": state.confirmed,
-            "event_id": state.event_id,
-            "seq": state.seq,
-            "granted_at": state.granted_at,
-            "expires_at": state.expires_at,
-            "updated_at": state.updated_at,
-        }
+        values = _state_values(state)
         # One statement, whether the state is new or not (both dialects have ON CONFLICT).
         dialect_insert = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
         upsert = dialect_insert(consent_states).values(
