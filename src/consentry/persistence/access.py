@@ -15,6 +15,7 @@ from consentry.domain.access import ApiKeyRecord, Role, Scope, UserRecord
 from consentry.domain.audit import AuditEntry, canonical_audit
 from consentry.domain.chain import ChainLink, link_hash
 from consentry.domain.errors import AlreadyExists, NotFound
+from consentry.persistence.driver import DriverStatement
 from consentry.persistence.refcache import RefChanges, ReferenceCache
 from consentry.persistence.tables import (
     api_keys,
@@ -267,7 +268,25 @@ class SqlIdempotencyStore:
         )
 
 
-_AUDIT_INSERT = insert(audit_log)  # built once: every request that reads personal data runs it
+# Built once: every request that reads personal data runs it.
+_AUDIT_INSERT = DriverStatement(
+    insert(audit_log).values(
+        {
+            name: bindparam(name, type_=audit_log.c[name].type)
+            for name in (
+                "id",
+                "tenant_id",
+                "actor",
+                "action",
+                "object_type",
+                "object_id",
+                "ip_digest",
+                "request_id",
+                "at",
+            )
+        }
+    )
+)
 
 
 class SqlAuditLog:
@@ -279,8 +298,8 @@ class SqlAuditLog:
 
     def append(self, entry: AuditEntry) -> AuditEntry:
         entry = replace(entry, seq=None, prev_hash=None, hash=None)
-        self._conn.execute(
-            _AUDIT_INSERT,
+        _AUDIT_INSERT.execute(
+            self._conn,
             {
                 "id": entry.id,
                 "tenant_id": entry.tenant_id,

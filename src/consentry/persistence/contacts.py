@@ -18,6 +18,7 @@ from consentry.domain.model import (
     PointKind,
     point_index_value,
 )
+from consentry.persistence.driver import DriverStatement
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import contacts
 from consentry.persistence.types import uuid_among
@@ -39,10 +40,12 @@ def key_column(channel: Channel) -> Any:
 
 # Read for every decision and consent write, so built once: building a statement costs about
 # as much CPU as running it.
-_CONTACT_BY_ID = select(contacts).where(
-    contacts.c.tenant_id == bindparam("tenant"),
-    contacts.c.id == bindparam("id"),
-    contacts.c.erased_at.is_(None),
+_CONTACT_BY_ID = DriverStatement(
+    select(contacts).where(
+        contacts.c.tenant_id == bindparam("tenant"),
+        contacts.c.id == bindparam("id"),
+        contacts.c.erased_at.is_(None),
+    )
 )
 
 
@@ -141,9 +144,7 @@ class SqlContactRepository:
         )
 
     def get(self, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> Contact:
-        row = self._conn.execute(
-            _CONTACT_BY_ID, {"tenant": tenant_id, "id": contact_id}
-        ).one_or_none()
+        row = _CONTACT_BY_ID.one_or_none(self._conn, {"tenant": tenant_id, "id": contact_id})
         if row is None:
             raise ContactNotFound(f"contact {contact_id} not found", field="contact")
         return self._contact(row)

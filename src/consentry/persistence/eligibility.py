@@ -37,7 +37,7 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.sql import ColumnElement, CompoundSelect, Select
+from sqlalchemy.sql import ColumnElement, Select
 
 from consentry.domain.consent import EXPRESS_BASES, ConsentBasis, ConsentStatus
 from consentry.domain.gate import (
@@ -77,6 +77,7 @@ from consentry.domain.suppression import (
     reason_code,
 )
 from consentry.persistence.contacts import SqlContactRepository, key_column
+from consentry.persistence.driver import DriverStatement
 from consentry.persistence.tables import consent_states, contacts, dnc_entries, suppressions
 from consentry.persistence.types import UTCDateTime, uuid_among, uuid_among_value
 from consentry.services.ports import EligibilityRow, EligibilitySummary
@@ -198,8 +199,8 @@ _FACT_DNC = select(literal("d"), *(null() for _ in range(11))).where(
     .where(dnc_entries.c.point_key == bindparam("point_key"), dnc_entries.c.removed_at.is_(None))
     .exists()
 )
-_FACTS: CompoundSelect[Any] = union_all(_FACT_STATES, _FACT_SUPPRESSIONS)
-_FACTS_WITH_DNC: CompoundSelect[Any] = union_all(_FACT_STATES, _FACT_SUPPRESSIONS, _FACT_DNC)
+_FACTS = DriverStatement(union_all(_FACT_STATES, _FACT_SUPPRESSIONS))
+_FACTS_WITH_DNC = DriverStatement(union_all(_FACT_STATES, _FACT_SUPPRESSIONS, _FACT_DNC))
 
 
 class SqlGateQueries:
@@ -229,8 +230,8 @@ class SqlGateQueries:
         if point_key is None:
             return base
         phone = intent.channel in PHONE_CHANNELS
-        rows = self._conn.execute(
-            _FACTS_WITH_DNC if phone else _FACTS,
+        rows = (_FACTS_WITH_DNC if phone else _FACTS).rows(
+            self._conn,
             {
                 "tenant": tenant.id,
                 "contact": contact.id,
@@ -239,7 +240,7 @@ class SqlGateQueries:
                 "umbrella": intent.umbrella_topic_id,
                 "point_key": point_key,
             },
-        ).all()
+        )
         consents = tuple(
             ConsentFact(
                 topic_id=r.topic_id,

@@ -41,6 +41,7 @@ from consentry.domain.consent import (
 from consentry.domain.errors import NotFound
 from consentry.domain.model import Channel
 from consentry.persistence.bulk import bulk_insert
+from consentry.persistence.driver import DriverStatement
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import chain_heads, consent_events, consent_states
 from consentry.persistence.tenancy import CONSENT_CHAIN
@@ -515,11 +516,13 @@ def state_from_row(row: Any) -> ConsentState:
 
 
 # Hot reads are built once: building a statement costs about as much CPU as running it.
-_STATE_BY_KEY = select(consent_states).where(
-    consent_states.c.tenant_id == bindparam("tenant"),
-    consent_states.c.contact_id == bindparam("contact"),
-    consent_states.c.topic_id == bindparam("topic"),
-    consent_states.c.channel == bindparam("channel"),
+_STATE_BY_KEY = DriverStatement(
+    select(consent_states).where(
+        consent_states.c.tenant_id == bindparam("tenant"),
+        consent_states.c.contact_id == bindparam("contact"),
+        consent_states.c.topic_id == bindparam("topic"),
+        consent_states.c.channel == bindparam("channel"),
+    )
 )
 _EVENT_BY_ID = select(consent_events).where(
     consent_events.c.tenant_id == bindparam("tenant"), consent_events.c.id == bindparam("id")
@@ -533,15 +536,15 @@ class SqlConsentStates:
     def get(
         self, tenant_id: uuid.UUID, contact_id: uuid.UUID, topic_id: uuid.UUID, channel: Channel
     ) -> ConsentState | None:
-        row = self._conn.execute(
-            _STATE_BY_KEY,
+        row = _STATE_BY_KEY.one_or_none(
+            self._conn,
             {
                 "tenant": tenant_id,
                 "contact": contact_id,
                 "topic": topic_id,
                 "channel": channel.value,
             },
-        ).one_or_none()
+        )
         return None if row is None else state_from_row(row)
 
     def put(self, state: ConsentState) -> None:

@@ -1,0 +1,130 @@
+"""The hottest statements, run on the driver's own cursor on PostgreSQL.
+
+A decision or a consent write runs a handful of small statements (the contact, its consent
+states and suppressions, the audit entry). Through ``Connection.execute`` each costs about
+210 µs of Python on the machines of docs/performance.md, of which the round trip and psycopg's
+own work are 135 µs: the rest is SQLAlchemy's execution context and result metadata, built
+afresh for every call. A ``DriverStatement`` compiles its statement once per dialect, with the
+type conversions SQLAlchemy would apply (``UTCDateTime`` and the like), and on PostgreSQL runs
+it on the psycopg cursor of the same connection, inside the same transaction. Errors are
+psycopg's own (the callers only read, or insert a fresh row). On SQLite it is an ordinary
+``Connection.execute``: its writers hold the whole database, and the saving would not matter.
+
+Only for statements whose parameters are plain bound values (``bindparam`` or ``insert``
+columns): no expanding ``IN`` lists, no literal rendering.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import CompoundSelect, Insert, Select
+from sqlalchemy.sql.elements import ColumnElement
+
+Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    constants: dict[str, Any]  # values fixed in the statement (``literal``)
+    binds: tuple[tuple[str, Processor], ...]  # parameters that need converting
+    results: tuple[tuple[int, Processor], ...]  # result columns that need converting
+    row: Any  # a namedtuple class over the result columns, or None for DML
+
+
+class DriverStatement:
+    """``statement`` compiled once per dialect and run as described in the module docstring."""
+
+    def __init__(
+        self,
+        statement: Select[Any] | CompoundSelect[Any] | Insert,
+        columns: Sequence[ColumnElement[Any]] = (),
+    ) -> None:
+        self.statement = statement
+        self._columns = tuple(columns) or tuple(getattr(statement, "selected_columns", ()))
+        self._compiled: dict[tuple[str, str], _Compiled] = {}
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        key = (dialect.name, dialect.driver)
+        found = self._compiled.get(key)
+        if found is not None:
+            return found
+        compiled = self.statement.compile(dialect=dialect)
+        binds = []
+        for name, param in compiled.binds.items():
+            process = param.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                binds.append((name, process))
+        results = []
+        for i, column in enumerate(self._columns):
+            process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+            if process is not None:
+                results.append((i, process))
+        row = (
+            namedtuple("Row", [str(c.key) for c in self._columns], rename=True)
+            if self._columns
+            else None
+        )
+        constants = {k: v for k, v in compiled.params.items() if v is not None}
+        found = _Compiled(compiled.string, constants, tuple(binds), tuple(results), row)
+        self._compiled[key] = found
+        return found
+
+    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
+        """Every row, each with its columns as attributes (like SQLAlchemy's rows)."""
+        if conn.dialect.name != "postgresql":
+            return list(conn.execute(self.statement, dict(params)).all())
+        c = self._compile(conn.dialect)
+        cursor = self._run(conn, c, params)
+        try:
+            fetched = cursor.fetchall()
+        finally:
+            cursor.close()
+        make = c.row._make
+        if not c.results:
+            return [make(r) for r in fetched]
+        out = []
+        for r in fetched:
+            values = list(r)
+            for i, process in c.results:
+                values[i] = process(values[i])
+            out.append(make(values))
+        return out
+
+    def one_or_none(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+        found = self.rows(conn, params)
+        if len(found) > 1:
+            raise LookupError("more than one row where at most one was expected")
+        return found[0] if found else None
+
+    def execute(self, conn: Connection, params: Mapping[str, Any]) -> None:
+        """Run a statement that returns no rows (an insert)."""
+        if conn.dialect.name != "postgresql":
+            conn.execute(self.statement, dict(params))
+            return
+        self._run(conn, self._compile(conn.dialect), params).close()
+
+    @staticmethod
+    def _run(conn: Connection, c: _Compiled, params: Mapping[str, Any]) -> Any:
+        params = c.constants | dict(params) if c.constants else dict(params)
+        for name, process in c.binds:
+            if name in params:
+                params[name] = process(params[name])
+        if not conn.in_transaction():
+            conn.begin()  # as ``Connection.execute`` would: its commit and rollback end this
+        driver = conn.connection.driver_connection
+        if driver is None:
+            raise RuntimeError("the connection has no driver connection")
+        cursor = driver.cursor()
+        try:
+            cursor.execute(c.sql, params)
+        except BaseException:
+            cursor.close()
+            raise
+        return cursor

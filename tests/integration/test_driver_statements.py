@@ -1,0 +1,88 @@
+"""Statements run on the driver's cursor read and write exactly what SQLAlchemy would."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import Engine, bindparam, insert, literal, select
+from sqlalchemy.exc import StatementError
+
+from consentry.persistence.driver import DriverStatement
+from consentry.persistence.tables import audit_log
+
+_COLUMNS = ("id", "tenant_id", "actor", "action", "object_type", "object_id", "at")
+_INSERT = DriverStatement(
+    insert(audit_log).values(
+        {name: bindparam(name, type_=audit_log.c[name].type) for name in _COLUMNS}
+    )
+)
+_BY_TENANT = DriverStatement(
+    select(literal("a").label("kind"), audit_log.c.id, audit_log.c.actor, audit_log.c.at)
+    .where(audit_log.c.tenant_id == bindparam("tenant"))
+    .order_by(audit_log.c.at)
+)
+
+
+def _entry(tenant: uuid.UUID, at: datetime, actor: str) -> dict[str, object]:
+    return {
+        "id": uuid.uuid4(),
+        "tenant_id": tenant,
+        "actor": actor,
+        "action": "contact.read",
+        "object_type": "contact",
+        "object_id": None,
+        "at": at,
+    }
+
+
+def test_rows_written_and_read_on_the_driver_match_sqlalchemys(engine: Engine) -> None:
+    tenant = uuid.uuid4()
+    india = timezone(timedelta(hours=5, minutes=30))
+    first = _entry(tenant, datetime(2026, 12, 7, 14, 0, 0, 123456, tzinfo=india), "key:a")
+    second = _entry(tenant, datetime(2026, 12, 7, 9, 0, tzinfo=UTC), "key:b ünï")
+    with engine.begin() as conn:
+        _INSERT.execute(conn, first)
+        _INSERT.execute(conn, second)
+    with engine.connect() as conn:
+        mine = _BY_TENANT.rows(conn, {"tenant": tenant})
+        theirs = conn.execute(_BY_TENANT.statement, {"tenant": tenant}).all()
+        nobody = _BY_TENANT.one_or_none(conn, {"tenant": uuid.uuid4()})
+    assert [tuple(r) for r in mine] == [tuple(r) for r in theirs]
+    assert [(r.kind, r.id, r.actor) for r in mine] == [
+        ("a", first["id"], "key:a"),
+        ("a", second["id"], "key:b ünï"),
+    ]
+    # Stored in UTC and read back as aware UTC instants, whatever zone they were given in.
+    assert mine[0].at == datetime(2026, 12, 7, 8, 30, 0, 123456, tzinfo=UTC)
+    assert mine[0].at.utcoffset() == timedelta(0)
+    assert nobody is None
+
+
+def test_more_than_one_row_where_one_was_expected_is_an_error(engine: Engine) -> None:
+    tenant = uuid.uuid4()
+    with engine.begin() as conn:
+        for actor in ("key:a", "key:b"):
+            _INSERT.execute(conn, _entry(tenant, datetime.now(UTC), actor))
+    with engine.connect() as conn, pytest.raises(LookupError):
+        _BY_TENANT.one_or_none(conn, {"tenant": tenant})
+
+
+def test_a_naive_instant_is_refused_and_nothing_written(engine: Engine) -> None:
+    tenant = uuid.uuid4()
+    with engine.connect() as conn:
+        # The driver's own error on PostgreSQL; SQLAlchemy wraps it on SQLite.
+        with pytest.raises((ValueError, StatementError), match="naive"):
+            _INSERT.execute(conn, _entry(tenant, datetime(2026, 12, 7, 9, 0), "key:a"))
+        conn.rollback()
+        assert _BY_TENANT.rows(conn, {"tenant": tenant}) == []
+
+
+def test_a_write_on_the_driver_belongs_to_the_connections_transaction(engine: Engine) -> None:
+    tenant = uuid.uuid4()
+    with engine.connect() as conn:
+        _INSERT.execute(conn, _entry(tenant, datetime.now(UTC), "key:a"))
+        assert len(_BY_TENANT.rows(conn, {"tenant": tenant})) == 1
+        conn.rollback()
+        assert _BY_TENANT.rows(conn, {"tenant": tenant}) == []
