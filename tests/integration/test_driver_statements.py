@@ -6,10 +6,12 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Engine, bindparam, insert, literal, select
-from sqlalchemy.exc import StatementError
+from sqlalchemy import Engine, bindparam, create_engine, insert, literal, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 
+from consentry.persistence import engine as engine_module
 from consentry.persistence.driver import DriverStatement
+from consentry.persistence.engine import make_engine
 from consentry.persistence.tables import audit_log
 
 _COLUMNS = ("id", "tenant_id", "actor", "action", "object_type", "object_id", "at")
@@ -86,3 +88,36 @@ def test_a_write_on_the_driver_belongs_to_the_connections_transaction(engine: En
         assert len(_BY_TENANT.rows(conn, {"tenant": tenant})) == 1
         conn.rollback()
         assert _BY_TENANT.rows(conn, {"tenant": tenant}) == []
+
+
+def test_a_constraint_violation_is_sqlalchemys_integrity_error(engine: Engine) -> None:
+    tenant = uuid.uuid4()
+    entry = _entry(tenant, datetime.now(UTC), "key:a")
+    with engine.connect() as conn:
+        _INSERT.execute(conn, entry)
+        with pytest.raises(IntegrityError):
+            _INSERT.execute(conn, entry)  # the same id again
+
+
+def test_a_lost_connection_is_invalidated_and_the_next_checkout_reconnects(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 3600.0)  # no ping first
+    eng = make_engine(pg_url)
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with eng.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with admin.connect() as a:
+            a.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        with eng.connect() as conn:
+            with pytest.raises(OperationalError) as raised:
+                _BY_TENANT.rows(conn, {"tenant": uuid.uuid4()})
+            assert raised.value.connection_invalidated
+            assert conn.invalidated
+        with eng.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+            assert _BY_TENANT.rows(conn, {"tenant": uuid.uuid4()}) == []
+    finally:
+        admin.dispose()
+        eng.dispose()

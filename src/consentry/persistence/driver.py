@@ -6,9 +6,10 @@ states and suppressions, the audit entry). Through ``Connection.execute`` each c
 own work are 135 µs: the rest is SQLAlchemy's execution context and result metadata, built
 afresh for every call. A ``DriverStatement`` compiles its statement once per dialect, with the
 type conversions SQLAlchemy would apply (``UTCDateTime`` and the like), and on PostgreSQL runs
-it on the psycopg cursor of the same connection, inside the same transaction. Errors are
-psycopg's own (the callers only read, or insert a fresh row). On SQLite it is an ordinary
-``Connection.execute``: its writers hold the whole database, and the saving would not matter.
+it on the psycopg cursor of the same connection, inside the same transaction. Its errors are
+raised as SQLAlchemy's, and a lost connection is invalidated, as ``Connection.execute`` does.
+On SQLite it is an ordinary ``Connection.execute``: its writers hold the whole database, and
+the saving would not matter.
 
 Only for statements whose parameters are plain bound values (``bindparam`` or ``insert``
 columns): no expanding ``IN`` lists, no literal rendering.
@@ -23,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import CompoundSelect, Insert, Select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -124,6 +126,22 @@ class DriverStatement:
         cursor = driver.cursor()
         try:
             cursor.execute(c.sql, params)
+        except conn.dialect.loaded_dbapi.Error as err:
+            # As SQLAlchemy would: a lost connection is invalidated (the pool replaces it), and
+            # the error is its DBAPIError subclass (IntegrityError, OperationalError, ...).
+            gone = conn.dialect.is_disconnect(err, driver, cursor)
+            cursor.close()
+            if gone:
+                conn.invalidate(err)
+            raise DBAPIError.instance(
+                c.sql,
+                params,
+                err,
+                conn.dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                connection_invalidated=gone,
+                dialect=conn.dialect,
+            ) from err
         except BaseException:
             cursor.close()
             raise
