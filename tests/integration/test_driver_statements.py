@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Engine, bindparam, create_engine, insert, literal, select, text
+from sqlalchemy import Engine, bindparam, create_engine, event, insert, literal, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 
 from consentry.persistence import engine as engine_module
@@ -121,3 +121,24 @@ def test_a_lost_connection_is_invalidated_and_the_next_checkout_reconnects(
     finally:
         admin.dispose()
         eng.dispose()
+
+
+def test_statements_stay_visible_to_whoever_watches_sqlalchemys(engine: Engine) -> None:
+    """A tracer listening to cursor events still sees every statement, and the rows are
+    the same."""
+    tenant = uuid.uuid4()
+    seen: list[str] = []
+
+    def watch(_c: object, _cur: object, statement: str, *_: object) -> None:
+        seen.append(statement)
+
+    with engine.begin() as conn:
+        _INSERT.execute(conn, _entry(tenant, datetime.now(UTC), "key:a"))
+    event.listen(engine, "before_cursor_execute", watch)
+    try:
+        with engine.connect() as conn:
+            rows = _BY_TENANT.rows(conn, {"tenant": tenant})
+    finally:
+        event.remove(engine, "before_cursor_execute", watch)
+    assert [r.actor for r in rows] == ["key:a"]
+    assert any("FROM audit_log" in s for s in seen), seen

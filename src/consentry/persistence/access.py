@@ -15,7 +15,7 @@ from consentry.domain.access import ApiKeyRecord, Role, Scope, UserRecord
 from consentry.domain.audit import AuditEntry, canonical_audit
 from consentry.domain.chain import ChainLink, link_hash
 from consentry.domain.errors import AlreadyExists, NotFound
-from consentry.persistence.driver import DriverStatement
+from consentry.persistence.driver import DriverStatement, insert_of
 from consentry.persistence.refcache import RefChanges, ReferenceCache
 from consentry.persistence.tables import (
     api_keys,
@@ -270,21 +270,19 @@ class SqlIdempotencyStore:
 
 # Built once: every request that reads personal data runs it.
 _AUDIT_INSERT = DriverStatement(
-    insert(audit_log).values(
-        {
-            name: bindparam(name, type_=audit_log.c[name].type)
-            for name in (
-                "id",
-                "tenant_id",
-                "actor",
-                "action",
-                "object_type",
-                "object_id",
-                "ip_digest",
-                "request_id",
-                "at",
-            )
-        }
+    insert_of(
+        audit_log,
+        (
+            "id",
+            "tenant_id",
+            "actor",
+            "action",
+            "object_type",
+            "object_id",
+            "ip_digest",
+            "request_id",
+            "at",
+        ),
     )
 )
 

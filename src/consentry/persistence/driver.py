@@ -9,7 +9,9 @@ type conversions SQLAlchemy would apply (``UTCDateTime`` and the like), and on P
 it on the psycopg cursor of the same connection, inside the same transaction. Its errors are
 raised as SQLAlchemy's, and a lost connection is invalidated, as ``Connection.execute`` does.
 On SQLite it is an ordinary ``Connection.execute``: its writers hold the whole database, and
-the saving would not matter.
+the saving would not matter. So it is whenever something watches SQLAlchemy's statements (a
+``before_cursor_execute`` or ``after_cursor_execute`` listener, such as a tracer, or an engine
+echoing its SQL): they see every statement, as before.
 
 Only for statements whose parameters are plain bound values (``bindparam`` or ``insert``
 columns): no expanding ``IN`` lists, no literal rendering.
@@ -22,13 +24,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table, bindparam, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import CompoundSelect, Insert, Select
+from sqlalchemy.sql import CompoundSelect, Insert, Select, TextClause, Update
 from sqlalchemy.sql.elements import ColumnElement
 
 Processor = Callable[[Any], Any]
+
+
+def insert_of(table: Table, names: Sequence[str]) -> Insert:
+    """``INSERT`` of these columns of ``table``, each bound by its own name and type."""
+    return insert(table).values({n: bindparam(n, type_=table.c[n].type) for n in names})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +47,23 @@ class _Compiled:
     row: Any  # a namedtuple class over the result columns, or None for DML
 
 
+def _direct(conn: Connection) -> bool:
+    """Whether to go to the driver: PostgreSQL, and nobody watching SQLAlchemy's statements."""
+    watched = conn.dispatch
+    return (
+        conn.dialect.name == "postgresql"
+        and not conn.engine.echo
+        and not watched.before_cursor_execute
+        and not watched.after_cursor_execute
+    )
+
+
 class DriverStatement:
     """``statement`` compiled once per dialect and run as described in the module docstring."""
 
     def __init__(
         self,
-        statement: Select[Any] | CompoundSelect[Any] | Insert,
+        statement: Select[Any] | CompoundSelect[Any] | Insert | Update | TextClause,
         columns: Sequence[ColumnElement[Any]] = (),
     ) -> None:
         self.statement = statement
@@ -80,7 +98,7 @@ class DriverStatement:
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
         """Every row, each with its columns as attributes (like SQLAlchemy's rows)."""
-        if conn.dialect.name != "postgresql":
+        if not _direct(conn):
             return list(conn.execute(self.statement, dict(params)).all())
         c = self._compile(conn.dialect)
         cursor = self._run(conn, c, params)
@@ -106,8 +124,8 @@ class DriverStatement:
         return found[0] if found else None
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> None:
-        """Run a statement that returns no rows (an insert)."""
-        if conn.dialect.name != "postgresql":
+        """Run a statement for its effect (an insert, an update, a lock)."""
+        if not _direct(conn):
             conn.execute(self.statement, dict(params))
             return
         self._run(conn, self._compile(conn.dialect), params).close()

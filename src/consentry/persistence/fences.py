@@ -18,6 +18,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, text
 
+from consentry.persistence.driver import DriverStatement
 from consentry.persistence.types import pg_ints
 
 
@@ -27,9 +28,13 @@ def lock_key(point_key: bytes) -> int:
 
 
 _ORDERED_KEYS = "FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS o"
-_LOCK_SQL = {
-    "pg_advisory_xact_lock": "SELECT pg_advisory_xact_lock(k) " + _ORDERED_KEYS,
-    "pg_advisory_xact_lock_shared": "SELECT pg_advisory_xact_lock_shared(k) " + _ORDERED_KEYS,
+_LOCKS = {
+    "pg_advisory_xact_lock": DriverStatement(
+        text("SELECT pg_advisory_xact_lock(k) " + _ORDERED_KEYS)
+    ),
+    "pg_advisory_xact_lock_shared": DriverStatement(
+        text("SELECT pg_advisory_xact_lock_shared(k) " + _ORDERED_KEYS)
+    ),
 }
 
 
@@ -45,7 +50,7 @@ class SqlFences:
         if not keys:
             return
         # Sorted, one statement: two dispatchers never wait on each other in a cycle.
-        self._conn.execute(text(_LOCK_SQL[function]), {"keys": pg_ints(keys)})
+        _LOCKS[function].execute(self._conn, {"keys": pg_ints(keys)})
 
     def exclusive(self, point_keys: Iterable[bytes]) -> None:
         """Before an opt-out writes: wait for dispatches in flight to these addresses."""

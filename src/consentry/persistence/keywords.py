@@ -7,9 +7,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
+from consentry.persistence.driver import DriverStatement
 from consentry.persistence.tables import tenant_keywords
+
+# Read for every SMS or WhatsApp keyword that reaches a tenant's number.
+_CONFIG = DriverStatement(
+    select(tenant_keywords.c.config).where(tenant_keywords.c.tenant_id == bindparam("tenant"))
+)
 
 
 class SqlTenantKeywords:
@@ -17,9 +23,7 @@ class SqlTenantKeywords:
         self._conn = conn
 
     def get(self, tenant_id: uuid.UUID) -> dict[str, Any] | None:
-        row = self._conn.execute(
-            select(tenant_keywords.c.config).where(tenant_keywords.c.tenant_id == tenant_id)
-        ).one_or_none()
+        row = _CONFIG.one_or_none(self._conn, {"tenant": tenant_id})
         return None if row is None else dict(json.loads(row.config))
 
     def put(

@@ -16,7 +16,17 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from consentry.domain.delivery import DeliveryStatus
@@ -29,6 +39,7 @@ from consentry.domain.signals import (
     SentDelivery,
     SignalSource,
 )
+from consentry.persistence.driver import DriverStatement, insert_of
 from consentry.persistence.tables import (
     bounce_streaks,
     complaint_cases,
@@ -49,6 +60,36 @@ _POINT_COLUMN = {
     Channel.VOICE: contacts.c.phone_key,
     Channel.WHATSAPP: contacts.c.whatsapp_key,
 }
+# Run for every inbound event (a Twilio keyword is one event a request), so built once.
+_RECORD_COLUMNS = ("source", "event_id", "status", "kinds", "outcome", "content_type",
+                   "payload_enc", "received_at")  # fmt: skip
+_RECORD_PG = DriverStatement(
+    postgresql.insert(inbound_events)
+    .values({n: bindparam(n, type_=inbound_events.c[n].type) for n in _RECORD_COLUMNS})
+    .on_conflict_do_nothing(index_elements=["source", "event_id"])
+    .returning(inbound_events.c.id),
+    columns=(inbound_events.c.id,),
+)
+_SETTLE = DriverStatement(
+    update(inbound_events)
+    .where(inbound_events.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        tenant_id=bindparam("b_tenant"),
+        kinds=bindparam("b_kinds"),
+        outcome=bindparam("b_outcome"),
+    )
+)
+_LINK_POINT = DriverStatement(insert_of(inbound_event_points, ("point_key", "inbound_id")))
+_WITH_POINT = {
+    channel: DriverStatement(
+        select(contacts.c.tenant_id, contacts.c.id).where(
+            column == bindparam("point_key"), contacts.c.erased_at.is_(None)
+        )
+    )
+    for channel, column in _POINT_COLUMN.items()
+}
+
 # A report may move a sent message on; it never moves one back.
 _REPORTABLE = {
     DeliveryStatus.DELIVERED: ("sent", "unknown"),
@@ -102,10 +143,12 @@ class SqlSignals:
             "payload_enc": self._payloads().seal(payload),
             "received_at": received_at,
         }
-        dialect = self._conn.dialect.name
-        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(inbound_events)
+        if self._conn.dialect.name == "postgresql":
+            found = _RECORD_PG.rows(self._conn, values)
+            return int(found[0].id) if found else None
         row = self._conn.execute(
-            stmt.values(values)
+            sqlite.insert(inbound_events)
+            .values(values)
             .on_conflict_do_nothing(index_elements=["source", "event_id"])
             .returning(inbound_events.c.id)
         ).first()
@@ -120,10 +163,15 @@ class SqlSignals:
         kinds: str,
         outcome: str,
     ) -> None:
-        self._conn.execute(
-            update(inbound_events)
-            .where(inbound_events.c.id == inbound_id)
-            .values(status=status, tenant_id=tenant_id, kinds=kinds[:200], outcome=outcome[:500])
+        _SETTLE.execute(
+            self._conn,
+            {
+                "b_id": inbound_id,
+                "b_status": status,
+                "b_tenant": tenant_id,
+                "b_kinds": kinds[:200],
+                "b_outcome": outcome[:500],
+            },
         )
 
     def inbound(
@@ -158,9 +206,8 @@ class SqlSignals:
 
     def link_points(self, inbound_id: int, point_keys: Iterable[bytes]) -> None:
         """Record which addresses (blind indexes) this event was about."""
-        rows = [{"point_key": k, "inbound_id": inbound_id} for k in set(point_keys)]
-        if rows:
-            self._conn.execute(insert(inbound_event_points), rows)
+        for key in set(point_keys):
+            _LINK_POINT.execute(self._conn, {"point_key": key, "inbound_id": inbound_id})
 
     def forget_payloads(self, tenant_id: uuid.UUID, point_keys: Sequence[bytes]) -> int:
         """Empty the sealed payloads of the tenant's events about these addresses (the person
@@ -300,11 +347,8 @@ class SqlSignals:
         self, channel: Channel, point_key: bytes
     ) -> list[tuple[uuid.UUID, uuid.UUID]]:
         """(tenant id, contact id) of every contact, in any tenant, with this address."""
-        column = _POINT_COLUMN[channel]
-        query = select(contacts.c.tenant_id, contacts.c.id).where(
-            column == point_key, contacts.c.erased_at.is_(None)
-        )
-        return [(r.tenant_id, r.id) for r in self._conn.execute(query)]
+        rows = _WITH_POINT[channel].rows(self._conn, {"point_key": point_key})
+        return [(r.tenant_id, r.id) for r in rows]
 
     def open_service_window(self, point_key: bytes, at: datetime) -> int:
         """Every contact with this WhatsApp number: the person wrote at ``at``."""

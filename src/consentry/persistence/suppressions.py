@@ -12,6 +12,7 @@ from consentry.domain.errors import SuppressionNotFound
 from consentry.domain.ids import new_id
 from consentry.domain.model import Channel
 from consentry.domain.suppression import Suppression, SuppressionReason, SuppressionScope
+from consentry.persistence.driver import DriverStatement, insert_of
 from consentry.persistence.tables import dnc_entries, suppressions
 
 
@@ -46,9 +47,33 @@ _ACTIVE = select(suppressions).where(
     suppressions.c.channel == bindparam("channel"),
     suppressions.c.lifted_at.is_(None),
 )
-_ACTIVE_PLATFORM = _ACTIVE.where(suppressions.c.tenant_id.is_(None))
-_ACTIVE_FOR_TENANT = _ACTIVE.where(
-    or_(suppressions.c.tenant_id == bindparam("tenant"), suppressions.c.tenant_id.is_(None))
+_ACTIVE_PLATFORM = DriverStatement(_ACTIVE.where(suppressions.c.tenant_id.is_(None)))
+_ACTIVE_FOR_TENANT = DriverStatement(
+    _ACTIVE.where(
+        or_(suppressions.c.tenant_id == bindparam("tenant"), suppressions.c.tenant_id.is_(None))
+    )
+)
+_ADD = DriverStatement(
+    insert_of(
+        suppressions,
+        (
+            "id",
+            "tenant_id",
+            "point_key",
+            "channel",
+            "scope",
+            "reason",
+            "source",
+            "note",
+            "actor",
+            "created_at",
+        ),
+    )
+)
+_LIFT = DriverStatement(
+    update(suppressions)
+    .where(suppressions.c.id == bindparam("b_id"), suppressions.c.lifted_at.is_(None))
+    .values(lifted_at=bindparam("b_at"), lifted_by=bindparam("b_by"))
 )
 _DNC_LISTED = (
     select(dnc_entries.c.id)
@@ -62,19 +87,20 @@ class SqlSuppressionRepository:
         self._conn = conn
 
     def add(self, suppression: Suppression) -> None:
-        self._conn.execute(
-            insert(suppressions).values(
-                id=suppression.id,
-                tenant_id=suppression.tenant_id,
-                point_key=suppression.point_key,
-                channel=suppression.channel.value,
-                scope=suppression.scope.value,
-                reason=suppression.reason.value,
-                source=suppression.source,
-                note=suppression.note,
-                actor=suppression.actor,
-                created_at=suppression.created_at,
-            )
+        _ADD.execute(
+            self._conn,
+            {
+                "id": suppression.id,
+                "tenant_id": suppression.tenant_id,
+                "point_key": suppression.point_key,
+                "channel": suppression.channel.value,
+                "scope": suppression.scope.value,
+                "reason": suppression.reason.value,
+                "source": suppression.source,
+                "note": suppression.note,
+                "actor": suppression.actor,
+                "created_at": suppression.created_at,
+            },
         )
 
     def active_for(
@@ -82,9 +108,9 @@ class SqlSuppressionRepository:
     ) -> list[Suppression]:
         params: dict[str, Any] = {"point_key": point_key, "channel": channel.value}
         if tenant_id is None:
-            rows = self._conn.execute(_ACTIVE_PLATFORM, params)
+            rows = _ACTIVE_PLATFORM.rows(self._conn, params)
         else:
-            rows = self._conn.execute(_ACTIVE_FOR_TENANT, {**params, "tenant": tenant_id})
+            rows = _ACTIVE_FOR_TENANT.rows(self._conn, {**params, "tenant": tenant_id})
         return [_suppression(r) for r in rows]
 
     def list(self, tenant_id: uuid.UUID, include_lifted: bool = False) -> list[Suppression]:
@@ -103,11 +129,7 @@ class SqlSuppressionRepository:
         return _suppression(row)
 
     def lift(self, suppression_id: uuid.UUID, at: datetime, by: str) -> None:
-        self._conn.execute(
-            update(suppressions)
-            .where(suppressions.c.id == suppression_id, suppressions.c.lifted_at.is_(None))
-            .values(lifted_at=at, lifted_by=by)
-        )
+        _LIFT.execute(self._conn, {"b_id": suppression_id, "b_at": at, "b_by": by})
 
 
 class SqlDncRegistry:
