@@ -28,6 +28,7 @@ from consentry.domain.keywords import (
     extend_keywords,
 )
 from consentry.domain.model import Channel
+from consentry.persistence.access import CachedKeys
 from consentry.persistence.crypto import (
     FileKeyRing,
     create_key_file,
@@ -79,6 +80,10 @@ class Container:
 
     def read_uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self.keys, read_only=True, refs=self.refs)
+
+    def kept_keys(self) -> CachedKeys:
+        """The API keys this process keeps, checked without a connection."""
+        return CachedKeys(self.refs)
 
     def outbox(self) -> SqlOutbox:
         return SqlOutbox(self.engine, self.keys)

@@ -16,7 +16,7 @@ from sqlalchemy import event, text
 
 from consentry.bootstrap import Container, bootstrap
 from consentry.config import Settings
-from consentry.domain.access import Role, Unauthenticated
+from consentry.domain.access import Principal, Role, Unauthenticated
 from consentry.domain.errors import TenantNotFound
 from consentry.domain.ids import new_id
 from consentry.domain.model import BusinessProfile, Tenant, TenantStatus
@@ -87,23 +87,30 @@ def _statements(c: Container) -> list[str]:
     return seen
 
 
+def _authenticate(server: Container, token: str, *, kept: bool) -> Principal:
+    """As a request does: with the keys the process keeps (``kept``), or through the unit of
+    work alone."""
+    return authenticate_api_key(server.uow(), token, kept=server.kept_keys() if kept else None)
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["through the unit of work", "kept keys"])
 def test_a_key_revoked_in_another_process_stops_working_there(
-    containers: tuple[Container, Container],
+    containers: tuple[Container, Container], kept: bool
 ) -> None:
     server, other = containers
     tenant_id, issued = _tenant_with_key(other)
     # The first use records when the key was last used and reads it anew; then it is kept.
-    authenticate_api_key(server.uow(), issued.token)
-    authenticate_api_key(server.uow(), issued.token)
+    _authenticate(server, issued.token, kept=kept)
+    _authenticate(server, issued.token, kept=kept)
     seen = _statements(server)
-    assert authenticate_api_key(server.uow(), issued.token).id == issued.record.id
+    assert _authenticate(server, issued.token, kept=kept).id == issued.record.id
     assert not any("api_keys" in s for s in seen), "a kept key is not read again"
 
     revoke_api_key(other.uow(), local_operator(), tenant_id, issued.record.prefix)
 
     def refused() -> bool:
         try:
-            authenticate_api_key(server.uow(), issued.token)
+            _authenticate(server, issued.token, kept=kept)
         except Unauthenticated:
             return True
         return False
@@ -111,15 +118,45 @@ def test_a_key_revoked_in_another_process_stops_working_there(
     assert _eventually(refused) < 1.0
 
 
+@pytest.mark.parametrize("kept", [False, True], ids=["through the unit of work", "kept keys"])
 def test_the_process_that_revokes_a_key_refuses_it_at_once(
-    containers: tuple[Container, Container],
+    containers: tuple[Container, Container], kept: bool
 ) -> None:
     server, other = containers
     tenant_id, issued = _tenant_with_key(other)
-    authenticate_api_key(server.uow(), issued.token)
+    _authenticate(server, issued.token, kept=kept)
+    _authenticate(server, issued.token, kept=kept)
     revoke_api_key(server.uow(), local_operator(), tenant_id, issued.record.prefix)
     with pytest.raises(Unauthenticated, match="revoked"):
-        authenticate_api_key(server.uow(), issued.token)
+        _authenticate(server, issued.token, kept=kept)
+
+
+def test_a_kept_key_is_checked_without_a_connection_and_its_secret_still_counts(
+    containers: tuple[Container, Container],
+) -> None:
+    server, other = containers
+    _, issued = _tenant_with_key(other)
+    _authenticate(server, issued.token, kept=True)  # records the use, drops the kept copy
+    _authenticate(server, issued.token, kept=True)  # reads it anew and keeps it
+    checkouts: list[object] = []
+    event.listen(server.engine, "checkout", lambda *a: checkouts.append(a))
+    assert _authenticate(server, issued.token, kept=True).id == issued.record.id
+    assert checkouts == []
+    forged = issued.token[: issued.token.rindex("_") + 1] + "not-the-secret"
+    with pytest.raises(Unauthenticated, match="unknown"):
+        _authenticate(server, forged, kept=True)
+    assert checkouts == []
+
+
+def test_nothing_is_kept_by_a_process_that_does_not_listen(pg_url: str, tmp_path: Path) -> None:
+    c = bootstrap(Settings(data_dir=tmp_path / "data", database_url=pg_url), create_keys=True)
+    try:
+        _, issued = _tenant_with_key(c)
+        for _ in range(3):
+            _authenticate(c, issued.token, kept=True)
+        assert c.kept_keys().api_key(issued.record.prefix) is None
+    finally:
+        c.close()
 
 
 def test_a_profile_changed_elsewhere_is_read_anew(

@@ -169,7 +169,7 @@ class SqlAccessRepository:
                 select(api_keys).where(api_keys.c.prefix == prefix)
             ).one_or_none()
             return None if row is None else _key(row)
-        kept = cache.get(("api-key", prefix))
+        kept = cache.get(_key_ref(prefix))
         if kept is not None:
             return kept  # type: ignore[no-any-return]
         generation = cache.generation
@@ -177,7 +177,7 @@ class SqlAccessRepository:
         if row is None:
             return None
         key = _key(row)
-        cache.put(("api-key", prefix), key, generation)
+        cache.put(_key_ref(prefix), key, generation)
         return key
 
     def keys_of(self, tenant_id: uuid.UUID | None) -> list[ApiKeyRecord]:
@@ -205,6 +205,22 @@ class SqlAccessRepository:
             self._cache.drop_where(
                 lambda kept: isinstance(kept, ApiKeyRecord) and kept.id == key_id
             )
+
+
+def _key_ref(prefix: str) -> tuple[str, str]:
+    return ("api-key", prefix)
+
+
+class CachedKeys:
+    """The API keys this process keeps (``KeptKeys``): what ``key_by_prefix`` put in the
+    reference cache, while it listens for changes; nothing otherwise."""
+
+    def __init__(self, cache: ReferenceCache) -> None:
+        self._cache = cache
+
+    def api_key(self, prefix: str) -> ApiKeyRecord | None:
+        kept = self._cache.get(_key_ref(prefix))
+        return kept if isinstance(kept, ApiKeyRecord) else None
 
 
 class SqlIdempotencyStore:

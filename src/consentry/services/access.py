@@ -36,7 +36,7 @@ from consentry.domain.errors import NotFound, UnknownValue
 from consentry.domain.ids import new_id
 from consentry.services.addresses import normalize_email
 from consentry.services.clock import utcnow
-from consentry.services.ports import UnitOfWork
+from consentry.services.ports import KeptKeys, UnitOfWork
 from consentry.services.tenants_ref import TenantRef, find_tenant
 
 KEY_PREFIX = "csk_"
@@ -210,23 +210,43 @@ def parse_key(token: str) -> tuple[str, str]:
     return prefix, secret
 
 
-def authenticate_api_key(uow: UnitOfWork, token: str, now: datetime | None = None) -> Principal:
-    """The principal of a valid, unrevoked key; records when it was last used."""
+def authenticate_api_key(
+    uow: UnitOfWork, token: str, now: datetime | None = None, *, kept: KeptKeys | None = None
+) -> Principal:
+    """The principal of a valid, unrevoked key; records when it was last used.
+
+    A key this process keeps (``kept``) is checked without opening ``uow`` unless its last use
+    is due to be recorded; the keeping process hears of every revocation before it may keep a
+    key at all (docs/security.md)."""
     prefix, secret = parse_key(token)
     now = now or utcnow()
-    with uow:
-        record = uow.access.key_by_prefix(prefix)
-        candidate = record.secret_hash if record else _sha256("")
-        if not hmac.compare_digest(candidate, _sha256(secret)) or record is None:
-            raise Unauthenticated("unknown API key")
-        if record.revoked_at is not None:
-            raise Unauthenticated("this API key was revoked")
-        if record.last_used_at is None or now - record.last_used_at >= LAST_USED_RESOLUTION:
-            uow.access.touch_key(record.id, now)
-            uow.commit()
+    record = kept.api_key(prefix) if kept is not None else None
+    if record is not None and not _use_due(record, now):
+        record = _checked(record, secret)
+    else:
+        with uow:
+            record = _checked(uow.access.key_by_prefix(prefix), secret)
+            if _use_due(record, now):
+                uow.access.touch_key(record.id, now)
+                uow.commit()
     return Principal(
         PrincipalKind.API_KEY, record.id, record.name, record.role, record.tenant_id, record.scopes
     )
+
+
+def _use_due(record: ApiKeyRecord, now: datetime) -> bool:
+    return record.last_used_at is None or now - record.last_used_at >= LAST_USED_RESOLUTION
+
+
+def _checked(record: ApiKeyRecord | None, secret: str) -> ApiKeyRecord:
+    """``record``, unless ``secret`` is not the unrevoked key's (Unauthenticated); an unknown
+    prefix takes as long to refuse as a wrong secret."""
+    candidate = record.secret_hash if record else _sha256("")
+    if not hmac.compare_digest(candidate, _sha256(secret)) or record is None:
+        raise Unauthenticated("unknown API key")
+    if record.revoked_at is not None:
+        raise Unauthenticated("this API key was revoked")
+    return record
 
 
 def list_api_keys(

@@ -293,6 +293,13 @@ class AccessRepository(Protocol):
     def touch_key(self, key_id: uuid.UUID, now: datetime) -> None: ...
 
 
+class KeptKeys(Protocol):
+    """API keys a server process keeps between requests (persistence/refcache.py): a key found
+    here is checked without a database connection."""
+
+    def api_key(self, prefix: str) -> ApiKeyRecord | None: ...
+
+
 class IdempotencyStore(Protocol):
     def get(self, principal: str, key: str) -> IdempotencyRecord | None: ...
     def reserve(self, record: IdempotencyRecord) -> bool:

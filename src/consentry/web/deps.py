@@ -62,7 +62,7 @@ def principal_of(request: Request, c: Container) -> Principal:
     if scheme.lower() == "bearer" and token:
         token = token.strip()
         if token.startswith(access.KEY_PREFIX):
-            return access.authenticate_api_key(c.uow(), token)
+            return access.authenticate_api_key(c.uow(), token, kept=c.kept_keys())
         return access.authenticate_session(c.read_uow(), token)  # an operator's session token
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
