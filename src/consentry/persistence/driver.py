@@ -9,9 +9,9 @@ type conversions SQLAlchemy would apply (``UTCDateTime`` and the like), and on P
 it on the psycopg cursor of the same connection, inside the same transaction. Its errors are
 raised as SQLAlchemy's, and a lost connection is invalidated, as ``Connection.execute`` does.
 On SQLite it is an ordinary ``Connection.execute``: its writers hold the whole database, and
-the saving would not matter. So it is whenever something watches SQLAlchemy's statements (a
-``before_cursor_execute`` or ``after_cursor_execute`` listener, such as a tracer, or an engine
-echoing its SQL): they see every statement, as before.
+the saving would not matter. It is one as well whenever something watches SQLAlchemy's
+statements (a ``before_cursor_execute`` or ``after_cursor_execute`` listener, such as a tracer,
+or an engine echoing its SQL), so that they see every statement, as before.
 
 Only for statements whose parameters are plain bound values (``bindparam`` or ``insert``
 columns): no expanding ``IN`` lists, no literal rendering.
