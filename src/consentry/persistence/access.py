@@ -16,6 +16,7 @@ from consentry.domain.audit import AuditEntry, canonical_audit
 from consentry.domain.chain import ChainLink, link_hash
 from consentry.domain.errors import AlreadyExists, NotFound
 from consentry.persistence.driver import DriverStatement, insert_of
+from consentry.persistence.guards import AUDIT_CONTENT
 from consentry.persistence.refcache import RefChanges, ReferenceCache
 from consentry.persistence.tables import (
     api_keys,
@@ -285,22 +286,7 @@ class SqlIdempotencyStore:
 
 
 # Built once: every request that reads personal data runs it.
-_AUDIT_INSERT = DriverStatement(
-    insert_of(
-        audit_log,
-        (
-            "id",
-            "tenant_id",
-            "actor",
-            "action",
-            "object_type",
-            "object_id",
-            "ip_digest",
-            "request_id",
-            "at",
-        ),
-    )
-)
+_AUDIT_INSERT = DriverStatement(insert_of(audit_log, AUDIT_CONTENT))
 
 
 class SqlAuditLog:

@@ -22,7 +22,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Dialect
 
 from consentry.domain.chain import ChainLink, link_hash, link_hash_of
 from consentry.domain.consent import (
@@ -237,19 +236,9 @@ def _chained_append_statement() -> Any:
     ).add_cte(appended, moved)
 
 
-_COMPILED: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
-
-
-def _chained_append_sql(dialect: Dialect) -> tuple[str, dict[str, Any]]:
-    """The statement above as the driver takes it, compiled once, with the values of its
-    constant parameters: it runs while the tenant's chain is held, and building it each time
-    cost more than running it."""
-    key = (dialect.name, dialect.driver, dialect.paramstyle)
-    found = _COMPILED.get(key)
-    if found is None:
-        compiled = _chained_append_statement().compile(dialect=dialect)
-        found = _COMPILED[key] = (str(compiled), dict(compiled.params))
-    return found
+# Compiled once and run on the driver: it runs while the tenant's chain is held, and building
+# it each time cost more than running it.
+_CHAINED_APPEND = DriverStatement(_chained_append_statement())
 
 
 def _chained_append_params(
@@ -318,9 +307,8 @@ class SqlConsentLedger:
             previous = states.get(tid, event.contact_id, event.topic_id, event.channel)
         sealed = seal_event(partial(self._crypto.seal, tid), event, digests)
         state = fold(previous, event)
-        sql, constants = _chained_append_sql(self._conn.dialect)
-        params = constants | _chained_append_params(event, sealed, state, previous)
-        row = self._conn.exec_driver_sql(sql, params).one()
+        params = _chained_append_params(event, sealed, state, previous)
+        row = _CHAINED_APPEND.rows(self._conn, params)[0]
         event = replace(event, seq=row.seq, prev_hash=row.prev_hash, hash=row.hash)
         if row.folded:
             return event, replace(state, seq=row.seq)
@@ -425,7 +413,7 @@ class SqlConsentLedger:
         return [self._full(r) for r in rows]
 
     def get(self, tenant_id: uuid.UUID, event_id: uuid.UUID) -> ConsentEvent:
-        row = self._conn.execute(_EVENT_BY_ID, {"tenant": tenant_id, "id": event_id}).one_or_none()
+        row = _EVENT_BY_ID.one_or_none(self._conn, {"tenant": tenant_id, "id": event_id})
         if row is None:
             raise NotFound(f"consent event {event_id} not found")
         return self._full(row)
@@ -524,8 +512,10 @@ _STATE_BY_KEY = DriverStatement(
         consent_states.c.channel == bindparam("channel"),
     )
 )
-_EVENT_BY_ID = select(consent_events).where(
-    consent_events.c.tenant_id == bindparam("tenant"), consent_events.c.id == bindparam("id")
+_EVENT_BY_ID = DriverStatement(
+    select(consent_events).where(
+        consent_events.c.tenant_id == bindparam("tenant"), consent_events.c.id == bindparam("id")
+    )
 )
 
 
