@@ -152,6 +152,7 @@ def child(path: Path) -> dict[str, Any]:
         scanned = import_file.scan(
             stream, channel=spec.channel, mapping=spec.mapping, max_bytes=1 << 40
         )
+    cpu_before, busy_before = _own_cpu(), machine.busy_seconds()
     with _phase(phases, "import"):
         record = imports.start_import(new_uow(), TENANT, spec, scanned)
 
@@ -162,6 +163,8 @@ def child(path: Path) -> dict[str, Any]:
 
         outcome = imports.run_import(new_uow, TENANT, record.id, opener)
         outcome.close()
+    own_cpu = _own_cpu() - cpu_before
+    busy = machine.busy_seconds() - busy_before
     phases["total"] = round(time.perf_counter() - total, 2)
     with engine.connect() as conn:
         rows = {
@@ -179,8 +182,22 @@ def child(path: Path) -> dict[str, Any]:
         "phases_s": phases,
         "db_rows": rows,
         "chain_head_seq": head_seq,
+        # CPU of the import phase: this process and its helpers, and the whole machine (the
+        # difference is PostgreSQL's, and whatever else ran), in microseconds a row.
+        "cpu_us_per_row": {
+            "importer": round(own_cpu / scanned.rows * 1e6, 1),
+            "machine": round(busy / scanned.rows * 1e6, 1),
+        },
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+def _own_cpu() -> float:
+    """User and system CPU seconds of this process and of the helper processes it has
+    reaped."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    helpers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + helpers.ru_utime + helpers.ru_stime
 
 
 def run_child(path: Path) -> dict[str, Any]:
@@ -215,13 +232,15 @@ def main() -> None:
             runs.append(result)
             path.unlink()
     table = Table("rows", "file MB", "scan s", "import s", "total s", "rows/s", "imported",
-                  "errors", "skipped", "peak RSS MB", title="imports into PostgreSQL")  # fmt: skip
+                  "errors", "skipped", "peak RSS MB", "importer CPU µs/row",
+                  "machine CPU µs/row", title="imports into PostgreSQL")  # fmt: skip
     for r in runs:
         table.add_row(
             f"{r['rows']:,}", f"{r['file_bytes'] / 1e6:.0f}", f"{r['phases_s']['scan']:.1f}",
             f"{r['phases_s']['import']:.1f}", f"{r['phases_s']['total']:.1f}",
             f"{r['rows'] / r['phases_s']['total']:,.0f}", f"{r['counts']['imported']:,}",
             f"{r['counts']['errors']:,}", f"{r['counts']['skipped']:,}", f"{r['peak_rss_mb']}",
+            f"{r['cpu_us_per_row']['importer']:.0f}", f"{r['cpu_us_per_row']['machine']:.0f}",
         )  # fmt: skip
     console.print(table)
     big = runs[-1]

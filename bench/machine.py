@@ -98,3 +98,12 @@ def postgres_version(engine: Engine) -> dict[str, str]:
                 "jit",
             )
         }
+
+
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (user, nice, system, irq) since boot."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()[1:]
+    ticks = [int(f) for f in fields]
+    busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]
+    return busy / os.sysconf("SC_CLK_TCK")
