@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Table, insert, text
 _TYPES = "copy_column_types"  # key of the per-connection cache in Connection.info
 
 
-def _column_types(conn: Connection, table: Table, columns: Sequence[str]) -> list[int]:
+def column_types(conn: Connection, table: Table, columns: Sequence[str]) -> list[int]:
     """The type oids of ``columns`` as the server declares them, read once per connection and
     table: binary COPY sends values in the exact binary form of their column's type."""
     cache: dict[str, dict[str, int]] = conn.info.setdefault(_TYPES, {})
@@ -41,7 +41,7 @@ def bulk_insert(
         driver = conn.connection.driver_connection
         if driver is None:
             raise RuntimeError("the connection has no driver connection")
-        types = _column_types(conn, table, columns)
+        types = column_types(conn, table, columns)
         names = ", ".join(columns)
         with (
             driver.cursor() as cursor,
@@ -53,3 +53,19 @@ def bulk_insert(
                 write(row)
         return
     conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def copy_raw(conn: Connection, table: Table, columns: Sequence[str], data: bytes) -> None:
+    """``COPY`` rows already encoded in the binary format (``copy_binary``, header and trailer
+    included) into ``table`` on the connection's own transaction; PostgreSQL only."""
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("the connection has no driver connection")
+    if not conn.in_transaction():
+        conn.begin()
+    names = ", ".join(columns)
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.write(data)

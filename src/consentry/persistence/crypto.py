@@ -123,6 +123,13 @@ class FileKeyRing:
                 "ciphertext does not authenticate for this tenant and purpose"
             ) from exc
 
+    def sealing_keys(self, tenant_id: uuid.UUID, wrapped_key: bytes) -> SealingKeys:
+        """One tenant's keys for sealing many values: what ``encrypt``, ``blind_index`` and
+        ``digest`` give, without their per-call look-ups; picklable for a helper process."""
+        return SealingKeys(
+            tenant_id, self._unwrap(tenant_id, wrapped_key), self._index_key, self._digest_key
+        )
+
     def blind_index(self, kind: PointKind, normalized: str) -> bytes:
         """Truncated HMAC-SHA256 of ``kind:normalized`` under the index key; deterministic."""
         message = f"{kind.value}:{normalized}".encode()
@@ -186,6 +193,54 @@ class FileKeyRing:
     def _data_aad(tenant_id: uuid.UUID, purpose: str) -> bytes:
         # The tenant id has a fixed length, so the purpose that follows cannot be confused with it.
         return _DATA_AAD + bytes([_DATA_FORMAT]) + tenant_id.bytes + purpose.encode("utf-8")
+
+
+class SealingKeys:
+    """One tenant's data key with the platform's index and digest keys: seals, indexes and
+    digests exactly as ``FileKeyRing`` does, with the cipher and each purpose's associated data
+    built once. Pickled (to a helper process of the same installation) as its raw keys."""
+
+    def __init__(
+        self, tenant_id: uuid.UUID, data_key: bytes, index_key: bytes, digest_key: bytes
+    ) -> None:
+        self.tenant_id = tenant_id
+        self._data_key = data_key
+        self._index_key = index_key
+        self._digest_key = digest_key
+        self._cipher = AESGCM(data_key)
+        self._aads: dict[str, bytes] = {}
+
+    def __getstate__(self) -> tuple[uuid.UUID, bytes, bytes, bytes]:
+        return self.tenant_id, self._data_key, self._index_key, self._digest_key
+
+    def __setstate__(self, state: tuple[uuid.UUID, bytes, bytes, bytes]) -> None:
+        self.__init__(*state)  # type: ignore[misc]
+
+    def seal(self, purpose: str, plaintext: str | None) -> bytes | None:
+        """``FileKeyRing.encrypt`` for this tenant; None stays None."""
+        if plaintext is None:
+            return None
+        aad = self._aads.get(purpose)
+        if aad is None:
+            aad = self._aads[purpose] = FileKeyRing._data_aad(self.tenant_id, purpose)
+        try:
+            data = plaintext.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInput("text is not valid Unicode", field=purpose) from exc
+        nonce = os.urandom(NONCE_BYTES)
+        return _DATA_PREFIX + nonce + self._cipher.encrypt(nonce, data, aad)
+
+    def blind_index(self, kind: PointKind, normalized: str) -> bytes:
+        message = f"{kind.value}:{normalized}".encode()
+        return hmac.digest(self._index_key, message, "sha256")[:BLIND_INDEX_BYTES]
+
+    def digest(self, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return hmac.digest(self._digest_key, value.encode("utf-8"), "sha256").hex()
+
+
+_DATA_PREFIX = bytes([_DATA_FORMAT])
 
 
 def create_key_file(path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType
 
-from consentry.domain.consent import ConsentEvent, ConsentState, ConsentStatus, EvidenceDigests
+from consentry.domain.consent import ConsentEvent, ConsentState, ConsentStatus, apply_event
 from consentry.domain.imports import (
     Acquisition,
     Attestation,
@@ -37,10 +37,29 @@ from consentry.domain.imports import (
     RowIssue,
     Severity,
 )
-from consentry.domain.model import Channel, Contact, PointKind, point_index_value
-from consentry.persistence.bulk import bulk_insert
+from consentry.domain.model import Channel
+from consentry.persistence import copy_binary
+from consentry.persistence.bulk import bulk_insert, column_types, copy_raw
 from consentry.persistence.contacts import key_column
-from consentry.persistence.ledger import seal_event, state_from_row
+from consentry.persistence.import_prep import (
+    CONTACT,
+    EVENT_HEAD,
+    STATE_HEAD,
+    STATE_TAIL,
+    ContactSealer,
+    Oids,
+    ProcessPreparer,
+    RowEncoder,
+    ThreadPreparer,
+    preparer,
+)
+from consentry.persistence.ledger import (
+    EVENT_COLUMNS,
+    STATE_COLUMNS,
+    SqlConsentLedger,
+    SqlConsentStates,
+    state_from_row,
+)
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import (
     consent_events,
@@ -52,12 +71,15 @@ from consentry.persistence.tables import (
     topics,
 )
 from consentry.persistence.types import pg_bytes, uuid_among
+from consentry.services.import_rows import ExistingConsent, RowContext
 from consentry.services.ports import (
     ExistingPoint,
     ImportLookup,
     KeyRing,
     SealedEvent,
     SealedRow,
+    SealingKeys,
+    Written,
 )
 
 _ISSUE_BATCH = 2000
@@ -263,57 +285,12 @@ class SqlImports:
             result.close()
 
 
-_CONTACT_COLUMNS = (
+CONTACT_COLUMNS = (
     "id", "tenant_id", "created_at", "updated_at", "external_ref", "name_enc", "email_enc",
     "email_key", "phone_enc", "phone_key", "phone_type", "whatsapp_enc", "whatsapp_key",
     "postal_enc", "postal_key", "country", "time_zone", "locale", "dob_enc", "adult_on",
     "age_attested", "whatsapp_last_inbound_at", "erased_at",
 )  # fmt: skip
-
-
-class SqlImportSealer:
-    """Seals one tenant's import rows with its data key, read beforehand: no connection, so
-    it may run on another thread (the key ring is thread-safe)."""
-
-    def __init__(self, keys: KeyRing, tenant_id: uuid.UUID, wrapped_key: bytes) -> None:
-        self._keys = keys
-        self._tenant_id = tenant_id
-        self._wrapped = wrapped_key
-
-    def _seal(self, purpose: str, value: str | None) -> bytes | None:
-        if value is None:
-            return None
-        return self._keys.encrypt(self._tenant_id, self._wrapped, purpose, value)
-
-    def _index(self, kind: PointKind, value: str | None) -> bytes | None:
-        return (
-            None if value is None else self._keys.blind_index(kind, point_index_value(kind, value))
-        )
-
-    def contact(self, contact: Contact, email_key: bytes | None) -> SealedRow:
-        """The columns ``SqlContactRepository.columns`` gives, in ``_CONTACT_COLUMNS`` order."""
-        if contact.tenant_id != self._tenant_id:
-            raise ValueError("a sealer seals one tenant's rows")
-        seal, index = self._seal, self._index
-        dob = None if contact.date_of_birth is None else contact.date_of_birth.isoformat()
-        return (
-            contact.id, contact.tenant_id, contact.created_at, contact.created_at,
-            contact.external_ref, seal("contacts.name", contact.name),
-            seal("contacts.email", contact.email),
-            index(PointKind.EMAIL, contact.email) if email_key is None else email_key,
-            seal("contacts.phone", contact.phone), index(PointKind.PHONE, contact.phone),
-            None if contact.phone_type is None else contact.phone_type.value,
-            seal("contacts.whatsapp", contact.whatsapp), index(PointKind.PHONE, contact.whatsapp),
-            seal("contacts.postal", contact.postal_address),
-            index(PointKind.POSTAL, contact.postal_address), contact.country, contact.time_zone,
-            contact.locale, seal("contacts.dob", dob), contact.adult_on, contact.age_attested,
-            contact.whatsapp_last_inbound_at, contact.erased_at,
-        )  # fmt: skip
-
-    def event(self, event: ConsentEvent, digests: EvidenceDigests) -> SealedEvent:
-        if event.tenant_id != self._tenant_id:
-            raise ValueError("a sealer seals one tenant's rows")
-        return seal_event(self._seal, event, digests)
 
 
 class SqlImportRows:
@@ -325,8 +302,92 @@ class SqlImportRows:
         self._crypto = crypto
         self._pg = conn.dialect.name == "postgresql"
 
-    def sealer(self, tenant_id: uuid.UUID) -> SqlImportSealer:
-        return SqlImportSealer(self._keys, tenant_id, self._crypto.wrapped_key(tenant_id))
+    def sealing_keys(self, tenant_id: uuid.UUID) -> SealingKeys:
+        return self._keys.sealing_keys(tenant_id, self._crypto.wrapped_key(tenant_id))
+
+    def sealer(self, tenant_id: uuid.UUID) -> ContactSealer:
+        return ContactSealer(self.sealing_keys(tenant_id), tenant_id)
+
+    def preparer(
+        self, ctx: RowContext, keys: SealingKeys, *, rows: int
+    ) -> ThreadPreparer | ProcessPreparer:
+        return preparer(ctx, keys, self._oids() if self._pg else None, rows=rows)
+
+    def _oids(self) -> Oids:
+        return Oids(
+            tuple(column_types(self._conn, contacts, CONTACT_COLUMNS)),
+            tuple(column_types(self._conn, consent_events, EVENT_COLUMNS)),
+            tuple(column_types(self._conn, consent_states, STATE_COLUMNS)),
+        )
+
+    def write(self, tenant_id: uuid.UUID, items: Sequence[Any]) -> Written:
+        if not items:
+            return Written(0, 0)
+        ledger = SqlConsentLedger(self._conn, self._crypto)
+        states = SqlConsentStates(self._conn)
+        sealer = self.sealer(tenant_id)
+        if self._pg:
+            return self._write_encoded(tenant_id, items, ledger, states, sealer)
+        new_contacts: list[SealedRow] = []
+        events: list[SealedEvent] = []
+        existing: set[int] = set()
+        for position, item in enumerate(items):
+            if isinstance(item, ExistingConsent):
+                existing.add(position)
+                events.append(sealer.event(item.event, item.digests))
+            else:
+                contact, event = item
+                new_contacts.append(contact)
+                events.append(event)
+        bulk_insert(self._conn, contacts, CONTACT_COLUMNS, new_contacts)
+        chained = ledger.append_sealed(events)
+        fresh: list[ConsentState] = []
+        for position, event in enumerate(chained):
+            state = apply_event(None, event)  # a request or grant starts a fresh state
+            if position in existing:
+                states.put(state)
+            else:
+                fresh.append(state)
+        states.add_many(fresh)
+        return Written(len(new_contacts), len(chained))
+
+    def _write_encoded(
+        self,
+        tenant_id: uuid.UUID,
+        items: Sequence[Any],
+        ledger: SqlConsentLedger,
+        states: SqlConsentStates,
+        sealer: ContactSealer,
+    ) -> Written:
+        encoder = RowEncoder(self._oids())
+        new_contacts = [copy_binary.HEADER]
+        added = 0
+        events: list[Sequence[Any]] = []
+        existing: dict[int, ConsentEvent] = {}
+        for position, item in enumerate(items):
+            if isinstance(item, ExistingConsent):
+                existing[position] = item.event
+                events.append(encoder.event(sealer.event(item.event, item.digests)))
+            else:  # the payload import_prep.prepare encoded
+                new_contacts.append(item[CONTACT])
+                events.append(item[EVENT_HEAD:])
+                added += 1
+        if added:
+            new_contacts.append(copy_binary.TRAILER)
+            copy_raw(self._conn, contacts, CONTACT_COLUMNS, b"".join(new_contacts))
+        links = ledger.append_encoded(tenant_id, events)
+        fresh = [copy_binary.HEADER]
+        for position, (item, (seq, prev, digest)) in enumerate(zip(items, links, strict=True)):
+            event = existing.get(position)
+            if event is None:
+                fresh += (item[STATE_HEAD], copy_binary.int8_field(seq), item[STATE_TAIL])
+            else:
+                chained = replace(event, seq=seq, prev_hash=prev, hash=digest)
+                states.put(apply_event(None, chained))  # a request or grant: a fresh state
+        if len(fresh) > 1:
+            fresh.append(copy_binary.TRAILER)
+            copy_raw(self._conn, consent_states, STATE_COLUMNS, b"".join(fresh))
+        return Written(added, len(links))
 
     def _in(self, column: Any, values: Sequence[Any], name: str) -> ColumnElement[bool]:
         """``column IN values``; on PostgreSQL one array literal (``= ANY``), since a query
@@ -417,5 +478,5 @@ class SqlImportRows:
         return ImportLookup(found, emails, suppressed)
 
     def add_contacts(self, new: Sequence[SealedRow]) -> None:
-        """Insert new contacts sealed by ``SqlImportSealer.contact``."""
-        bulk_insert(self._conn, contacts, _CONTACT_COLUMNS, new)
+        """Insert new contacts sealed by ``ContactSealer.contact``."""
+        bulk_insert(self._conn, contacts, CONTACT_COLUMNS, new)

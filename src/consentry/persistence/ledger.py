@@ -39,7 +39,8 @@ from consentry.domain.consent import (
 )
 from consentry.domain.errors import NotFound
 from consentry.domain.model import Channel
-from consentry.persistence.bulk import bulk_insert
+from consentry.persistence import copy_binary
+from consentry.persistence.bulk import bulk_insert, copy_raw
 from consentry.persistence.driver import DriverStatement
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import chain_heads, consent_events, consent_states
@@ -134,6 +135,26 @@ def _event_values(event: ConsentEvent, evidence_columns: Sequence[Any]) -> tuple
         None if ev.relationship is None else ev.relationship.value,
         event.occurred_at, event.recorded_at, event.expires_at, event.prev_hash, event.hash,
     )  # fmt: skip
+
+
+# An unchained event in binary ``COPY`` form around its chain fields: the field count and the
+# columns before ``seq``, the columns between ``seq`` and ``prev_hash``, and its canonical JSON
+# before and after the sequence number (``seal_event``). A plain tuple: a bulk import passes a
+# million of them between processes.
+EncodedEvent = tuple[bytes, bytes, str, str]
+
+
+def state_values(s: ConsentState) -> tuple[Any, ...]:
+    """A state's row, in the order of ``STATE_COLUMNS``."""
+    return (
+        s.tenant_id, s.topic_id, s.channel.value, s.contact_id, s.point_key, s.status.value,
+        s.basis.value, s.confirmed, s.event_id, s.seq, s.granted_at, s.expires_at, s.updated_at,
+    )  # fmt: skip
+
+
+EVENT_COLUMNS = _EVENT_COLUMNS
+STATE_COLUMNS = _STATE_COLUMNS
+event_values = _event_values
 
 
 def _event_row(event: ConsentEvent, evidence_columns: Sequence[Any]) -> dict[str, Any]:
@@ -370,6 +391,30 @@ class SqlConsentLedger:
         self._move_head(tid, seq, prev)
         return chained
 
+    def append_encoded(
+        self, tenant_id: uuid.UUID, events: Sequence[Sequence[Any]]
+    ) -> list[tuple[int, str, str]]:
+        """``append_sealed`` for events already in binary ``COPY`` form but for their chain
+        fields (PostgreSQL only), each an ``EncodedEvent`` (further items ignored): each is
+        linked (one SHA-256), spliced and copied; returns each event's
+        ``(seq, prev_hash, hash)``."""
+        if not events:
+            return []
+        seq, prev = self._lock_head(tenant_id)
+        links: list[tuple[int, str, str]] = []
+        out = [copy_binary.HEADER]
+        for head, middle, before, after, *_ in events:
+            seq += 1
+            digest = link_hash_of(prev, f"{before}{seq}{after}".encode())
+            out += (head, copy_binary.int8_field(seq), middle,
+                    copy_binary.text_field(prev), copy_binary.text_field(digest))  # fmt: skip
+            links.append((seq, prev, digest))
+            prev = digest
+        out.append(copy_binary.TRAILER)
+        copy_raw(self._conn, consent_events, _EVENT_COLUMNS, b"".join(out))
+        self._move_head(tenant_id, seq, prev)
+        return links
+
     def _lock_head(self, tenant_id: uuid.UUID) -> tuple[int, str]:
         """The tenant's chain head (seq, hash), locked until the transaction ends: appends to
         one tenant's ledger wait for each other here."""
@@ -560,19 +605,7 @@ class SqlConsentStates:
 
     def add_many(self, states: Sequence[ConsentState]) -> None:
         """Insert states known not to exist yet (contact points new to the tenant), in bulk."""
-        bulk_insert(
-            self._conn,
-            consent_states,
-            _STATE_COLUMNS,
-            [
-                (
-                    s.tenant_id, s.topic_id, s.channel.value, s.contact_id, s.point_key,
-                    s.status.value, s.basis.value, s.confirmed, s.event_id, s.seq, s.granted_at,
-                    s.expires_at, s.updated_at,
-                )
-                for s in states
-            ],
-        )  # fmt: skip
+        bulk_insert(self._conn, consent_states, _STATE_COLUMNS, [state_values(s) for s in states])
 
     def for_tenant(self, tenant_id: uuid.UUID) -> list[ConsentState]:
         rows = self._conn.execute(

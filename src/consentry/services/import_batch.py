@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from consentry.domain.consent import (
-    ConsentAction,
-    ConsentBasis,
-    ConsentEvent,
-    ConsentState,
-    ConsentStatus,
-    Evidence,
-    EvidenceDigests,
-    apply_event,
-)
-from consentry.domain.ids import new_id
+from consentry.domain.consent import ConsentAction, ConsentStatus, Evidence
 from consentry.domain.imports import (
     ADDRESS_FIELD,
     CONSENT_MINOR,
@@ -37,25 +27,21 @@ from consentry.domain.imports import (
     Severity,
     neutralise_cell,
 )
-from consentry.domain.model import (
-    POINT_KIND,
-    Category,
-    Contact,
-    PointKind,
-    Tenant,
-    Topic,
-    point_index_value,
-)
-from consentry.services.import_file import Columns, RawRow, csv_rows, decoded_lines, map_columns
+from consentry.domain.model import Category, Tenant, Topic
+from consentry.services.import_file import RawRow, csv_rows, decoded_lines, map_columns
 from consentry.services.import_report import IssueSpool
-from consentry.services.import_rows import ParsedRow, RowRules, parse_row
-from consentry.services.ports import (
-    ImportLookup,
-    ImportSealer,
-    SealedEvent,
-    SealedRow,
-    UnitOfWork,
+from consentry.services.import_rows import (
+    Duplicate,
+    ExistingConsent,
+    ParsedRow,
+    PreparedBatch,
+    ReadyRow,
+    RowContext,
+    RowRules,
+    parse_row,
+    row_event,
 )
+from consentry.services.ports import ImportLookup, SealingKeys, UnitOfWork
 
 BATCH_ROWS = 5000
 NO_LIMIT = 1 << 62  # the size limit was enforced when the file was scanned
@@ -82,6 +68,8 @@ class ImportRun:
     action: ConsentAction
     spool: IssueSpool
     now: datetime
+    keys: SealingKeys
+    ctx: RowContext = field(init=False)  # set once the header is read
     imported: int = 0
     pending: int = 0
     created: int = 0
@@ -100,92 +88,28 @@ class ImportRun:
         )
 
 
-def _skip(run: ImportRun, row: ParsedRow, code: str, message: str) -> None:
+def _skip(run: ImportRun, row: ReadyRow, code: str, message: str) -> None:
     field = ADDRESS_FIELD[run.record.channel]
     run.spool.add(RowIssue(row.line, field, code, Severity.SKIPPED, message))
     run.skipped_rows += 1
 
 
-def _fail(run: ImportRun, row: ParsedRow, fld: str, code: str, message: str) -> None:
+def _fail(run: ImportRun, row: ReadyRow, fld: str, code: str, message: str) -> None:
     value = {"email": row.email}.get(fld, row.address)
     run.spool.add(RowIssue(row.line, fld, code, Severity.ERROR, message, value))
     run.error_rows += 1
 
 
-@dataclass(frozen=True, slots=True)
-class _Duplicate:
-    row: ParsedRow
-    first_line: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Ready:
-    """A row that parsed, sealed as a new contact and its event, before the look-ups say
-    whether the contact point exists already."""
-
-    row: ParsedRow
-    key: bytes
-    email_key: bytes | None
-    contact_id: uuid.UUID
-    contact: SealedRow
-    event: SealedEvent
-    digests: EvidenceDigests
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedBatch:
-    """One batch read, parsed and sealed, without the database: what it reports before any
-    look-up (rows with errors, repeats within the batch) and the rows to look up, in file
-    order."""
-
-    rows: int
-    early: list[list[RowIssue] | _Duplicate]
-    ready: list[_Ready]
-
-
-def prepare_batch(
-    run: ImportRun, sealer: ImportSealer, columns: Columns, raw: list[RawRow]
-) -> PreparedBatch:
-    """Parse, normalise, index and seal one batch; touches neither the connection nor the
-    report, so it runs on its own thread while the batch before it is written."""
-    kind = POINT_KIND[run.record.channel]
-    index = run.uow.keys.blind_index
-    early: list[list[RowIssue] | _Duplicate] = []
-    ready: list[_Ready] = []
-    seen: dict[bytes, int] = {}
-    for parsed in (parse_row(r, columns, run.rules) for r in raw):
-        if isinstance(parsed, list):
-            early.append(parsed)
-            continue
-        key = index(kind, point_index_value(kind, parsed.address))
-        first = seen.get(key)
-        if first is not None:
-            early.append(_Duplicate(parsed, first))
-            continue
-        seen[key] = parsed.line
-        if parsed.email is None:
-            email_key = None
-        elif kind is PointKind.EMAIL:
-            email_key = key  # the address is the email address
-        else:
-            email_key = index(PointKind.EMAIL, point_index_value(PointKind.EMAIL, parsed.email))
-        contact_id = new_id()
-        event, digests = _event(run, parsed, contact_id, key)
-        ready.append(
-            _Ready(
-                parsed, key, email_key, contact_id,
-                sealer.contact(_contact(run, parsed, contact_id), email_key),
-                sealer.event(event, digests), digests,
-            )
-        )  # fmt: skip
-    return PreparedBatch(len(raw), early, ready)
-
-
-def write_batch(run: ImportRun, sealer: ImportSealer, batch: PreparedBatch) -> None:
+def write_batch(run: ImportRun, batch: PreparedBatch) -> None:
     uow, record, tenant = run.uow, run.record, run.tenant
     for item in batch.early:
-        if isinstance(item, _Duplicate):
-            _skip(run, item.row, DUPLICATE_IN_FILE, f"the same address as line {item.first_line}")
+        if isinstance(item, Duplicate):
+            field = ADDRESS_FIELD[record.channel]
+            run.spool.add(
+                RowIssue(item.line, field, DUPLICATE_IN_FILE, Severity.SKIPPED,
+                         f"the same address as line {item.first_line}")
+            )  # fmt: skip
+            run.skipped_rows += 1
             continue
         for issue in item:
             run.spool.add(issue)
@@ -198,65 +122,66 @@ def write_batch(run: ImportRun, sealer: ImportSealer, batch: PreparedBatch) -> N
         email_keys=[r.email_key for r in batch.ready if r.email_key is not None],
         import_id=record.id,
     )
-    new_contacts: list[SealedRow] = []
-    events: list[SealedEvent] = []
-    existing_ids: set[uuid.UUID] = set()
+    items: list[Any] = []
     new_emails: set[bytes] = set()
+    raw_by_line: dict[int, RawRow] | None = None
     for ready in batch.ready:
-        contact_id = _contact_for(run, found, ready, new_emails=new_emails)
-        if contact_id is None:
+        owner = _contact_for(run, found, ready, new_emails=new_emails)
+        if owner is None:
             continue
-        if contact_id == ready.contact_id:
-            new_contacts.append(ready.contact)
-            events.append(ready.event)
-        else:  # the contact point exists: its consent goes to the contact that has it
-            existing_ids.add(contact_id)
-            event = replace(ready.event.event, contact_id=contact_id)
-            events.append(sealer.event(event, ready.digests))
-    uow.import_rows.add_contacts(new_contacts)
-    chained = uow.ledger.append_sealed(events)
-    fresh: list[ConsentState] = []
-    for event in chained:
-        state = apply_event(None, event)  # a request or grant starts a fresh state
-        if event.contact_id in existing_ids:
-            uow.consent_states.put(state)
-        else:
-            fresh.append(state)
-    uow.consent_states.add_many(fresh)
-    run.created += len(new_contacts)
-    run.imported += len(chained)
+        if isinstance(owner, _New):
+            items.append(ready.payload)
+            continue
+        # The contact point exists: its consent goes to the contact that has it, prepared
+        # again here for that contact (rare in a large import, and never in a helper).
+        if raw_by_line is None:
+            raw_by_line = {r.line: r for r in batch.raw}
+        parsed = parse_row(raw_by_line[ready.line], run.ctx.columns, run.ctx.rules)
+        if not isinstance(parsed, ParsedRow):  # it parsed when prepared
+            raise TypeError(f"line {ready.line} no longer parses")
+        items.append(ExistingConsent(*row_event(run.ctx, run.keys, parsed, owner, ready.key)))
+    written = uow.import_rows.write(tenant.id, items)
+    run.created += written.contacts
+    run.imported += written.events
     if run.action is ConsentAction.REQUESTED:
-        run.pending += len(chained)
+        run.pending += written.events
+
+
+class _New:
+    """The row's own new contact (``_contact_for``)."""
+
+
+_NEW = _New()
 
 
 def _contact_for(
-    run: ImportRun, found: ImportLookup, ready: _Ready, *, new_emails: set[bytes]
-) -> uuid.UUID | None:
-    """The contact the row's consent belongs to (an existing one, or the new id it was
-    sealed with), or None when the row is skipped or refused (reported here)."""
-    row, key, email_key = ready.row, ready.key, ready.email_key
+    run: ImportRun, found: ImportLookup, ready: ReadyRow, *, new_emails: set[bytes]
+) -> uuid.UUID | _New | None:
+    """The existing contact the row's consent belongs to, ``_NEW`` for the row's own new
+    contact, or None when the row is skipped or refused (reported here)."""
+    key, email_key = ready.key, ready.email_key
     channel_field = ADDRESS_FIELD[run.record.channel]
     reason = found.suppressed.get(key)
     if reason is not None:
         why = f"the address is suppressed ({reason}); an import never lifts a suppression"
-        _skip(run, row, SKIPPED_SUPPRESSED, why)
+        _skip(run, ready, SKIPPED_SUPPRESSED, why)
         return None
     existing = found.existing.get(key)
     if existing is None:
         if email_key is not None and (email_key in found.email_owners or email_key in new_emails):
             why = f"another contact has this email address and a different {channel_field}"
-            _fail(run, row, "email", EMAIL_TAKEN, why)
+            _fail(run, ready, "email", EMAIL_TAKEN, why)
             return None
         if email_key is not None:
             new_emails.add(email_key)
-        return ready.contact_id
+        return _NEW
     if any(this_import for _, _, _, this_import in existing.states):
-        _skip(run, row, DUPLICATE_IN_FILE, "the same address as an earlier row of this file")
+        _skip(run, ready, DUPLICATE_IN_FILE, "the same address as an earlier row of this file")
         return None
     refused = [status for _, status, _, _ in existing.states if status in _NO]
     if refused:
         why = f"consent was {refused[0].value}; re-opting in needs a new affirmative act"
-        _skip(run, row, SKIPPED_WITHDRAWN, why)
+        _skip(run, ready, SKIPPED_WITHDRAWN, why)
         return None
     own = [(status, confirmed) for t, status, confirmed, _ in existing.states if t == run.topic.id]
     for status, confirmed in own:
@@ -264,7 +189,7 @@ def _contact_for(
             status is ConsentStatus.ACTIVE and (confirmed or not run.topic.requires_double_opt_in)
         ) or (status is ConsentStatus.PENDING and run.action is ConsentAction.REQUESTED):
             why = f"consent to {run.topic.key} is already {status.value}"
-            _skip(run, row, SKIPPED_ALREADY_CONSENTED, why)
+            _skip(run, ready, SKIPPED_ALREADY_CONSENTED, why)
             return None
     if (
         run.topic.category is Category.MARKETING
@@ -272,74 +197,9 @@ def _contact_for(
         and run.now.date() < existing.adult_on
     ):
         why = "marketing consent cannot be taken from a person under the age threshold"
-        _fail(run, row, channel_field, CONSENT_MINOR, why)
+        _fail(run, ready, channel_field, CONSENT_MINOR, why)
         return None
     return existing.contact_id
-
-
-def _contact(run: ImportRun, row: ParsedRow, contact_id: uuid.UUID) -> Contact:
-    return Contact(
-        id=contact_id,
-        tenant_id=run.tenant.id,
-        name=row.name,
-        email=row.email,
-        phone=row.phone,
-        phone_type=row.phone_type,
-        whatsapp=row.whatsapp,
-        country=row.country,
-        time_zone=row.time_zone,
-        locale=row.locale,
-        external_ref=row.external_ref,
-        created_at=run.now,
-        updated_at=run.now,
-    )
-
-
-def _event(
-    run: ImportRun, row: ParsedRow, contact_id: uuid.UUID, key: bytes
-) -> tuple[ConsentEvent, EvidenceDigests]:
-    base = run.evidence
-    occurred_at = row.signup_at or run.now
-    note = base.note
-    if run.action is ConsentAction.REQUESTED:
-        # The request for confirmation is made now, by the import: the confirmation window
-        # counts from here. When the person signed up stays in the evidence.
-        occurred_at = run.now
-        if row.signup_at is not None:
-            note = f"signed up at {row.signup_at.isoformat()}"
-    evidence = Evidence(
-        method=base.method,
-        source=base.source,
-        ip_address=base.ip_address if row.signup_ip is None else row.signup_ip,
-        user_agent=base.user_agent,
-        policy_document_id=base.policy_document_id,
-        disclosure_hash=base.disclosure_hash,
-        actor=base.actor,
-        import_batch_id=base.import_batch_id,
-        inbound_message_id=base.inbound_message_id,
-        relationship=base.relationship,
-        note=note,
-    )
-    event = ConsentEvent(
-        id=new_id(),
-        tenant_id=run.tenant.id,
-        contact_id=contact_id,
-        point_key=key,
-        topic_id=run.topic.id,
-        channel=run.record.channel,
-        action=run.action,
-        basis=ConsentBasis.EXPRESS,
-        evidence=evidence,
-        occurred_at=occurred_at,
-        recorded_at=run.now,
-    )
-    digests = EvidenceDigests(
-        source=run.source_digest,
-        ip_address=run.uow.keys.digest(row.signup_ip),
-        user_agent=None,
-        note=run.uow.keys.digest(evidence.note),
-    )
-    return event, digests
 
 
 def read_all(run: ImportRun, open_file: Opener, encoding: str, progress: Progress | None) -> None:
@@ -357,22 +217,30 @@ def read_all(run: ImportRun, open_file: Opener, encoding: str, progress: Progres
         # ledger chain is locked for one batch at a time, and its opt-outs and consent writes
         # wait seconds, not the whole import. An atomic import holds it to the end.
         per_batch = record.keep_good_rows and not record.dry_run
-        sealer = run.uow.import_rows.sealer(run.tenant.id)
+        run.ctx = RowContext(
+            tenant_id=run.tenant.id, topic_id=run.topic.id, channel=record.channel,
+            action=run.action, evidence=run.evidence, source_digest=run.source_digest,
+            rules=run.rules, columns=columns, now=run.now,
+        )  # fmt: skip
 
-        def next_batch() -> PreparedBatch | None:
-            raw = list(itertools.islice(rows, BATCH_ROWS))
-            return prepare_batch(run, sealer, columns, raw) if raw else None
+        # The store's preparer parses, indexes and seals the rows (for a large import on
+        # PostgreSQL, in a helper process that also encodes them for COPY), and the next batch
+        # is prepared on a second thread while this one is written: the database, and the
+        # helper, work on the other core meanwhile. A file error in the next batch surfaces
+        # only once this one is written, as it would reading in turn.
+        def raw_batches() -> Iterator[list[RawRow]]:
+            while raw := list(itertools.islice(rows, BATCH_ROWS)):
+                yield raw
 
-        # The next batch is read, parsed and sealed on a second thread while this one is
-        # written: the database works on the other core meanwhile. A file error in the next
-        # batch surfaces only once this one is written, as it would reading in turn.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-rows") as reader:
-            upcoming = reader.submit(next_batch)
-            while (batch := upcoming.result()) is not None:
-                upcoming = reader.submit(next_batch)
-                write_batch(run, sealer, batch)
-                run.done += batch.rows
-                if per_batch:
-                    run.uow.checkpoint()
-                if progress is not None:
-                    progress(run.done, record.rows_total)
+        with run.uow.import_rows.preparer(run.ctx, run.keys, rows=record.rows_total) as preparer:
+            prepared = preparer.batches(raw_batches())
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-rows") as reader:
+                upcoming = reader.submit(next, prepared, None)
+                while (batch := upcoming.result()) is not None:
+                    upcoming = reader.submit(next, prepared, None)
+                    write_batch(run, batch)
+                    run.done += batch.rows
+                    if per_batch:
+                        run.uow.checkpoint()
+                    if progress is not None:
+                        progress(run.done, record.rows_total)

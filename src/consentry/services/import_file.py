@@ -155,7 +155,7 @@ def csv_rows(lines: Iterable[str]) -> tuple[list[str], Iterator[RawRow]]:
                 return
             except csv.Error as exc:
                 raise ImportHeader(f"line {start}: {exc}", field="file") from exc
-            if cells and any(c.strip() for c in cells):
+            if "".join(cells).strip():  # not a blank line
                 yield RawRow(start, cells)
 
     return header, rows()

@@ -335,6 +335,7 @@ def _prepare(
     return ImportRun(
         uow, tenant, topic, topic_ids, record, rules, evidence,
         uow.keys.digest(evidence.source), action, spool, now,
+        uow.import_rows.sealing_keys(tenant.id),
     )  # fmt: skip
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from consentry.domain.access import ApiKeyRecord, UserRecord
 from consentry.domain.audit import AuditEntry
@@ -55,6 +55,10 @@ from consentry.domain.signals import (
 from consentry.domain.suppression import Suppression
 from consentry.domain.templates import Template
 
+if TYPE_CHECKING:
+    from consentry.services.import_file import RawRow
+    from consentry.services.import_rows import PreparedBatch, RowContext
+
 
 class KeyRing(Protocol):
     """Keys for personal data at rest: per-tenant data keys wrapped by a master key, and a
@@ -91,6 +95,19 @@ class KeyRing(Protocol):
     def digest(self, value: str | None) -> str | None:
         """A keyed hash (hex) of a piece of personal data, for hash chains and evidence."""
         ...
+
+    def sealing_keys(self, tenant_id: uuid.UUID, wrapped_key: bytes) -> SealingKeys:
+        """One tenant's keys for sealing many values (a bulk import), picklable for a helper
+        process: the same ciphertext format, blind indexes and digests as the methods above."""
+        ...
+
+
+class SealingKeys(Protocol):
+    """One tenant's data key and the platform's index and digest keys (``KeyRing.sealing_keys``)."""
+
+    def seal(self, purpose: str, plaintext: str | None) -> bytes | None: ...
+    def blind_index(self, kind: PointKind, normalized: str) -> bytes: ...
+    def digest(self, value: str | None) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -695,16 +712,30 @@ class SealedEvent:
     after_seq: str
 
 
-class ImportSealer(Protocol):
-    """Seals one tenant's import rows without touching the database, so that a batch can be
-    sealed on another thread while the batch before it is written."""
+class BatchPreparer(Protocol):
+    """Prepares an import's batches for the store without touching the database: parsed,
+    indexed and sealed (possibly in a helper process). A context manager: leaving it ends any
+    helper."""
 
-    def contact(self, contact: Contact, email_key: bytes | None) -> SealedRow:
-        """The new contact's row, sealed and indexed as ``ContactRepository.add`` stores it;
-        ``email_key`` is the blind index of its email address, already computed."""
+    def batches(self, raws: Iterable[list[RawRow]]) -> Iterator[PreparedBatch]:
+        """Each raw batch prepared, in order (a helper may work ahead on the next)."""
         ...
 
-    def event(self, event: ConsentEvent, digests: EvidenceDigests) -> SealedEvent: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What ``ImportRows.write`` stored: new contacts and consent events."""
+
+    contacts: int
+    events: int
 
 
 class ImportRows(Protocol):
@@ -720,8 +751,17 @@ class ImportRows(Protocol):
         email_keys: Sequence[bytes],
         import_id: uuid.UUID,
     ) -> ImportLookup: ...
-    def sealer(self, tenant_id: uuid.UUID) -> ImportSealer: ...
-    def add_contacts(self, new: Sequence[SealedRow]) -> None: ...
+    def sealing_keys(self, tenant_id: uuid.UUID) -> SealingKeys: ...
+    def preparer(self, ctx: RowContext, keys: SealingKeys, *, rows: int) -> BatchPreparer:
+        """A preparer for an import of about ``rows`` rows."""
+        ...
+
+    def write(self, tenant_id: uuid.UUID, items: Sequence[Any]) -> Written:
+        """Store a batch, in order: each item is the ``payload`` of a ready row whose new
+        contact is added with its consent event, or an ``ExistingConsent`` of a contact the
+        tenant has already. Events are chained onto the ledger in order and their states
+        folded."""
+        ...
 
 
 class PermissionPasses(Protocol):

@@ -290,13 +290,11 @@ def test_an_import_keeping_good_rows_commits_batch_by_batch(
     original = import_batch.write_batch
     calls: list[int] = []
 
-    def second_breaks(
-        run_: import_batch.ImportRun, sealer: object, batch: import_batch.PreparedBatch
-    ) -> None:
+    def second_breaks(run_: import_batch.ImportRun, batch: import_batch.PreparedBatch) -> None:
         calls.append(batch.rows)
         if len(calls) == 2:
             raise RuntimeError("the database went away")
-        original(run_, sealer, batch)  # type: ignore[arg-type]
+        original(run_, batch)
 
     monkeypatch.setattr(import_batch, "BATCH_ROWS", 2)
     monkeypatch.setattr(import_batch, "write_batch", second_breaks)
