@@ -51,6 +51,9 @@ from consentry.services.ports import SealedEvent, SealedRow, SealingKeys
 # A large import prepares in a helper process: below this many rows the start of the helper
 # (about a third of a second) costs more than it saves.
 HELPER_MIN_ROWS = 20_000
+# One helper a core, up to three: the importing process and its database backend need a core's
+# worth between them. On one core a helper would only add the cost of the pipe.
+MAX_HELPERS = 3
 
 _FRAME = struct.Struct(">Q")
 _SOURCE = "consent_events.source_enc"
@@ -383,9 +386,11 @@ def _serve(source: IO[bytes], sink: IO[bytes]) -> None:
 def preparer(
     ctx: RowContext, keys: SealingKeys, oids: Oids | None, *, rows: int
 ) -> ThreadPreparer | ProcessPreparer:
-    """A helper process for a large import on PostgreSQL (``oids`` given), else a thread."""
-    if oids is not None and rows >= HELPER_MIN_ROWS:
-        return ProcessPreparer(ctx, keys, oids)
+    """Helper processes for a large import on PostgreSQL (``oids`` given) on a machine with
+    cores to spare, else a thread."""
+    helpers = min(MAX_HELPERS, os.cpu_count() or 1)
+    if oids is not None and rows >= HELPER_MIN_ROWS and helpers > 1:
+        return ProcessPreparer(ctx, keys, oids, helpers=helpers)
     return ThreadPreparer(ctx, keys, oids)
 
 

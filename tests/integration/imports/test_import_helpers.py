@@ -64,6 +64,7 @@ def _tenant(new_uow: UowFactory, slug: str) -> Any:
 def _imported(new_uow: UowFactory, slug: str, helpers: bool, monkeypatch: Any) -> dict[str, Any]:
     cites = _tenant(new_uow, slug)
     monkeypatch.setattr(import_prep, "HELPER_MIN_ROWS", 1 if helpers else 1 << 40)
+    monkeypatch.setattr(import_prep.os, "cpu_count", lambda: 2)  # two helpers on any machine
     outcome = run(new_uow, slug, FILE, spec(attestation(cites.policy_document_id),
                                             keep_good_rows=True))  # fmt: skip
     issues = [(i.line, i.field, i.code, i.severity, i.value) for i in outcome.issues]
@@ -86,6 +87,20 @@ def _imported(new_uow: UowFactory, slug: str, helpers: bool, monkeypatch: Any) -
         "intact": report.intact,
         "verified": report.verified,
     }
+
+
+def test_one_core_prepares_in_the_importing_process(
+    new_uow: UowFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cites = _tenant(new_uow, "shop")
+    monkeypatch.setattr(import_prep, "HELPER_MIN_ROWS", 1)
+    monkeypatch.setattr(import_prep.os, "cpu_count", lambda: 1)
+    started: list[object] = []
+    monkeypatch.setattr(import_prep, "ProcessPreparer", lambda *a, **k: started.append(a))
+    outcome = run(new_uow, "shop", FILE, spec(attestation(cites.policy_document_id)))
+    outcome.close()
+    assert started == []
+    assert outcome.counts.imported == 5
 
 
 def test_helpers_write_what_the_importing_process_would(
@@ -138,6 +153,7 @@ def test_a_helper_that_dies_fails_the_import_and_writes_nothing(
 ) -> None:
     cites = _tenant(new_uow, "shop")
     monkeypatch.setattr(import_prep, "HELPER_MIN_ROWS", 1)
+    monkeypatch.setattr(import_prep.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(import_batch, "BATCH_ROWS", 3)
     original = import_prep._Helper.result
     results: list[int] = []
