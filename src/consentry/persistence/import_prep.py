@@ -241,7 +241,10 @@ class _Helper:
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115  (closed in close())
         package_root = str(Path(__file__).resolve().parents[2])
         path = os.environ.get("PYTHONPATH")
-        env = {**os.environ, "PYTHONPATH": package_root + (os.pathsep + path if path else "")}
+        # Not consentry's own settings: the master key may be among them, and a helper needs
+        # only what it is sent.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
+        env["PYTHONPATH"] = package_root + (os.pathsep + path if path else "")
         self._process = subprocess.Popen(
             [sys.executable, "-m", "consentry.persistence.import_prep"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors, env=env,
@@ -286,17 +289,17 @@ class _Helper:
         return self._failed("stopped")
 
     def close(self) -> None:
-        """Close its input, so it ends; a helper that does not is killed."""
-        if self._process.stdin is not None:
-            with contextlib.suppress(OSError):
-                self._process.stdin.close()
+        """Close its pipes, so it ends (a batch it was still sending back is not wanted any
+        more); a helper that does not end is killed."""
+        for pipe in (self._process.stdin, self._process.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
         try:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
         self._errors.close()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 import pytest
@@ -177,3 +178,34 @@ def test_a_helper_that_dies_fails_the_import_and_writes_nothing(
             select(imports.c.status, imports.c.error_code)
         ).one()
     assert (status, code) == (ImportStatus.FAILED.value, "IMPORT_FAILED")
+
+
+def test_a_failed_write_ends_the_helpers_at_once(
+    new_uow: UowFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The importing process stops on an error while the helpers still hold batches for it:
+    they are ended, not waited for."""
+    cites = _tenant(new_uow, "shop")
+    monkeypatch.setattr(import_prep, "HELPER_MIN_ROWS", 1)
+    monkeypatch.setattr(import_prep.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(import_batch, "BATCH_ROWS", 1)  # ten batches, three in flight
+    started: list[int] = []
+    original = import_prep._Helper.__init__
+
+    def counted(self: import_prep._Helper, *args: Any) -> None:
+        original(self, *args)
+        started.append(self._process.pid)
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(import_prep._Helper, "__init__", counted)
+    monkeypatch.setattr(import_batch, "write_batch", broken)
+    began = time.monotonic()
+    with pytest.raises(RuntimeError, match="went away"):
+        run(new_uow, "shop", FILE, spec(attestation(cites.policy_document_id)))
+    assert time.monotonic() - began < 8  # a helper left waiting would be killed after 10 s
+    assert len(started) == 2
+    for pid in started:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
