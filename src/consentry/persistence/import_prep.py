@@ -59,9 +59,9 @@ _FRAME = struct.Struct(">Q")
 _SOURCE = "consent_events.source_enc"
 
 
-class ContactSealer:
-    """Seals one tenant's new contacts as ``SqlContactRepository.columns`` stores them, in the
-    order of ``CONTACT_COLUMNS``."""
+class RowSealer:
+    """Seals one tenant's import rows: new contacts as ``SqlContactRepository.columns`` stores
+    them (in the order of ``CONTACT_COLUMNS``), and consent events for ``append_sealed``."""
 
     def __init__(self, keys: SealingKeys, tenant_id: uuid.UUID) -> None:
         self._keys = keys
@@ -168,7 +168,7 @@ def prepare(
 ) -> PreparedBatch:
     """One batch parsed, indexed and sealed; with an ``encoder``, each ready row's payload is
     an ``EncodedNew``, else the sealed contact row and ``SealedEvent``."""
-    sealer = ContactSealer(keys, ctx.tenant_id)
+    sealer = RowSealer(keys, ctx.tenant_id)
     early: list[Any] = []
     ready: list[ReadyRow] = []
     for item in parsed_rows(ctx, keys, raw):

@@ -46,10 +46,10 @@ from consentry.persistence.import_prep import (
     EVENT_HEAD,
     STATE_HEAD,
     STATE_TAIL,
-    ContactSealer,
     Oids,
     ProcessPreparer,
     RowEncoder,
+    RowSealer,
     ThreadPreparer,
     preparer,
 )
@@ -305,8 +305,8 @@ class SqlImportRows:
     def sealing_keys(self, tenant_id: uuid.UUID) -> SealingKeys:
         return self._keys.sealing_keys(tenant_id, self._crypto.wrapped_key(tenant_id))
 
-    def sealer(self, tenant_id: uuid.UUID) -> ContactSealer:
-        return ContactSealer(self.sealing_keys(tenant_id), tenant_id)
+    def sealer(self, tenant_id: uuid.UUID) -> RowSealer:
+        return RowSealer(self.sealing_keys(tenant_id), tenant_id)
 
     def preparer(
         self, ctx: RowContext, keys: SealingKeys, *, rows: int
@@ -357,7 +357,7 @@ class SqlImportRows:
         items: Sequence[Any],
         ledger: SqlConsentLedger,
         states: SqlConsentStates,
-        sealer: ContactSealer,
+        sealer: RowSealer,
     ) -> Written:
         encoder = RowEncoder(self._oids())
         new_contacts = [copy_binary.HEADER]
@@ -478,5 +478,5 @@ class SqlImportRows:
         return ImportLookup(found, emails, suppressed)
 
     def add_contacts(self, new: Sequence[SealedRow]) -> None:
-        """Insert new contacts sealed by ``ContactSealer.contact``."""
+        """Insert new contacts sealed by ``RowSealer.contact``."""
         bulk_insert(self._conn, contacts, CONTACT_COLUMNS, new)

@@ -215,8 +215,8 @@ class ConsentLedger(Protocol):
         ...
 
     def append_sealed(self, events: Sequence[SealedEvent]) -> list[ConsentEvent]:
-        """``append_many`` for events sealed beforehand (``ImportSealer.event``): the chain
-        head stays locked only while they are chained and written."""
+        """``append_many`` for events sealed beforehand (``seal_event`` of the ledger's store):
+        the chain head stays locked only while they are chained and written."""
         ...
 
     def history(self, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> list[ConsentEvent]: ...
