@@ -26,6 +26,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType
 
 from consentry.domain.consent import ConsentEvent, ConsentState, ConsentStatus, apply_event
+from consentry.domain.errors import InvalidInput
 from consentry.domain.imports import (
     Acquisition,
     Attestation,
@@ -37,7 +38,7 @@ from consentry.domain.imports import (
     RowIssue,
     Severity,
 )
-from consentry.domain.model import Channel
+from consentry.domain.model import Channel, PointKind, point_index_value
 from consentry.persistence import copy_binary
 from consentry.persistence.bulk import bulk_insert, column_types, copy_raw
 from consentry.persistence.contacts import key_column
@@ -71,6 +72,7 @@ from consentry.persistence.tables import (
     topics,
 )
 from consentry.persistence.types import pg_bytes, uuid_among
+from consentry.services.addresses import normalize_email, normalize_phone
 from consentry.services.import_rows import ExistingConsent, RowContext
 from consentry.services.ports import (
     ExistingPoint,
@@ -83,6 +85,7 @@ from consentry.services.ports import (
 )
 
 _ISSUE_BATCH = 2000
+_ADDRESS_KINDS = {"email": PointKind.EMAIL, "phone": PointKind.PHONE, "whatsapp": PointKind.PHONE}
 _BYTEA_ARRAY = ARRAY(LargeBinary())
 
 
@@ -129,9 +132,10 @@ def _record(row: Any) -> ImportRecord:
 class SqlImports:
     """Import records (the attestation and file hash kept as declared) and their reports."""
 
-    def __init__(self, conn: Connection, crypto: FieldCrypto) -> None:
+    def __init__(self, conn: Connection, crypto: FieldCrypto, keys: KeyRing) -> None:
         self._conn = conn
         self._crypto = crypto
+        self._keys = keys
 
     def add(self, record: ImportRecord) -> None:
         a = record.attestation
@@ -245,6 +249,7 @@ class SqlImports:
                     issue.severity.value,
                     issue.message[:500],
                     self._crypto.seal(tenant_id, "import_issues.value", issue.value),
+                    self._value_key(issue),
                 )
             )
             if len(batch) >= _ISSUE_BATCH:
@@ -253,8 +258,43 @@ class SqlImports:
         self._insert_issues(batch)
 
     def _insert_issues(self, batch: list[tuple[Any, ...]]) -> None:
-        columns = ("import_id", "line", "field", "code", "severity", "message", "value_enc")
+        columns = (
+            "import_id", "line", "field", "code", "severity", "message", "value_enc", "value_key",
+        )  # fmt: skip
         bulk_insert(self._conn, import_issues, columns, batch)
+
+    def _value_key(self, issue: RowIssue) -> bytes | None:
+        """The blind index of the cell when it is an address of its column's kind: an email
+        address, or a phone number written in international form (a national one needs the
+        row's country, which the report does not keep)."""
+        kind = _ADDRESS_KINDS.get(issue.field or "")
+        if kind is None or not issue.value:
+            return None
+        try:
+            if kind is PointKind.EMAIL:
+                normal = normalize_email(issue.value)
+            else:
+                normal, _ = normalize_phone(issue.value, None)
+        except InvalidInput:
+            return None
+        return self._keys.blind_index(kind, point_index_value(kind, normal))
+
+    def forget_values(self, tenant_id: uuid.UUID, keys: Sequence[bytes]) -> int:
+        """Empty the cells of the tenant's import reports that hold one of these addresses
+        (erasure); the problems themselves stay. Returns how many."""
+        if not keys:
+            return 0
+        result = self._conn.execute(
+            update(import_issues)
+            .where(
+                import_issues.c.value_key.in_(list(keys)),
+                import_issues.c.import_id.in_(
+                    select(imports.c.id).where(imports.c.tenant_id == tenant_id)
+                ),
+            )
+            .values(value_enc=None, value_key=None)
+        )
+        return int(result.rowcount)
 
     def issues(
         self, tenant_id: uuid.UUID, import_id: uuid.UUID, after: int = 0, limit: int | None = None

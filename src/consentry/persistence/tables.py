@@ -632,7 +632,11 @@ import_issues = Table(
     Column("severity", String(16), nullable=False),
     Column("message", String(500), nullable=False),
     Column("value_enc", LargeBinary),  # the offending cell, sealed under the tenant's key
+    # The blind index of the cell when it is an address (an email address or phone number in
+    # international form), so that erasing the person empties it (migration 0019).
+    Column("value_key", LargeBinary(16)),
     Index("ix_import_issues_import", "import_id", "id"),
+    _partial_index("ix_import_issues_value_key", "value_key"),
     _one_of("severity", Severity),
 )
 

@@ -118,7 +118,7 @@ class SqlUnitOfWork:
         self.deliveries = SqlDeliveries(conn, crypto)
         self.fences = SqlFences(conn)
         self.signals = SqlSignals(conn, self.keys)
-        self.imports = SqlImports(conn, crypto)
+        self.imports = SqlImports(conn, crypto, self.keys)
         self.import_rows = SqlImportRows(conn, self.keys, crypto)
         self.passes = SqlPermissionPasses(conn)
         self.notices = SqlPolicyNotices(conn, crypto)

@@ -268,6 +268,9 @@ def erase_contact(
         uow.deliveries.forget_captured_to(tenant.id, keys)
         uow.notices.forget_contact(tenant.id, contact.id, now)
         uow.lists.forget_contact(tenant.id, contact.id)
+        # Cells of import reports that are one of their addresses (another contact's email,
+        # a minor's address), linked since migration 0019.
+        uow.imports.forget_values(tenant.id, keys)
         uow.contacts.erase(tenant.id, contact.id, now)
         audit(uow, context, tenant.id, "contact.erase", "contact", contact.id)
         uow.commit()

@@ -697,6 +697,10 @@ class ImportRecords(Protocol):
         """(cursor, issue) pairs in file order after ``after``."""
         ...
 
+    def forget_values(self, tenant_id: uuid.UUID, keys: Sequence[bytes]) -> int:
+        """Empty the report cells holding one of these addresses (by blind index): erasure."""
+        ...
+
 
 SealedRow = tuple[Any, ...]  # a contact's stored columns, sealed and indexed, in table order
 
