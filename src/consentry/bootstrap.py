@@ -76,7 +76,9 @@ class Container:
     refs: ReferenceCache = field(default_factory=ReferenceCache, repr=False)
 
     def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, self.keys, refs=self.refs)
+        return SqlUnitOfWork(
+            self.engine, self.keys, refs=self.refs, import_helpers=self.settings.import_helpers
+        )
 
     def read_uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self.keys, read_only=True, refs=self.refs)

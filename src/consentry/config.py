@@ -45,6 +45,14 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest contact list file an import accepts (CLI and API upload).",
     )
+    import_helpers: int = Field(
+        default=3,
+        ge=0,
+        le=32,
+        description="Most helper processes a large import on PostgreSQL prepares its rows in "
+        "(one a core, at most this many; 0: none, the rows are prepared on a thread of the "
+        "importing process).",
+    )
     http_threads: int = Field(
         default=10,
         ge=1,

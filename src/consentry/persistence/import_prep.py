@@ -51,8 +51,9 @@ from consentry.services.ports import SealedEvent, SealedRow, SealingKeys
 # A large import prepares in a helper process: below this many rows the start of the helper
 # (about a third of a second) costs more than it saves.
 HELPER_MIN_ROWS = 20_000
-# One helper a core, up to three: the importing process and its database backend need a core's
-# worth between them. On one core a helper would only add the cost of the pipe.
+# One helper a core, up to three by default (``CONSENTRY_IMPORT_HELPERS``): the importing
+# process and its database backend need a core's worth between them. On one core a helper
+# would only add the cost of the pipe.
 MAX_HELPERS = 3
 
 _FRAME = struct.Struct(">Q")
@@ -387,11 +388,11 @@ def _serve(source: IO[bytes], sink: IO[bytes]) -> None:
 
 
 def preparer(
-    ctx: RowContext, keys: SealingKeys, oids: Oids | None, *, rows: int
+    ctx: RowContext, keys: SealingKeys, oids: Oids | None, *, rows: int, most: int = MAX_HELPERS
 ) -> ThreadPreparer | ProcessPreparer:
-    """Helper processes for a large import on PostgreSQL (``oids`` given) on a machine with
-    cores to spare, else a thread."""
-    helpers = min(MAX_HELPERS, os.cpu_count() or 1)
+    """Helper processes (one a core, at most ``most``) for a large import on PostgreSQL
+    (``oids`` given) on a machine with cores to spare, else a thread."""
+    helpers = min(most, os.cpu_count() or 1)
     if oids is not None and rows >= HELPER_MIN_ROWS and helpers > 1:
         return ProcessPreparer(ctx, keys, oids, helpers=helpers)
     return ThreadPreparer(ctx, keys, oids)

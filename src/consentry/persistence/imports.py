@@ -45,6 +45,7 @@ from consentry.persistence.contacts import key_column
 from consentry.persistence.import_prep import (
     CONTACT,
     EVENT_HEAD,
+    MAX_HELPERS,
     STATE_HEAD,
     STATE_TAIL,
     Oids,
@@ -336,11 +337,14 @@ CONTACT_COLUMNS = (
 class SqlImportRows:
     """The set-based reads and bulk writes of one import batch."""
 
-    def __init__(self, conn: Connection, keys: KeyRing, crypto: FieldCrypto) -> None:
+    def __init__(
+        self, conn: Connection, keys: KeyRing, crypto: FieldCrypto, *, helpers: int = MAX_HELPERS
+    ) -> None:
         self._conn = conn
         self._keys = keys
         self._crypto = crypto
         self._pg = conn.dialect.name == "postgresql"
+        self._helpers = helpers
 
     def sealing_keys(self, tenant_id: uuid.UUID) -> SealingKeys:
         return self._keys.sealing_keys(tenant_id, self._crypto.wrapped_key(tenant_id))
@@ -351,7 +355,8 @@ class SqlImportRows:
     def preparer(
         self, ctx: RowContext, keys: SealingKeys, *, rows: int
     ) -> ThreadPreparer | ProcessPreparer:
-        return preparer(ctx, keys, self._oids() if self._pg else None, rows=rows)
+        oids = self._oids() if self._pg else None
+        return preparer(ctx, keys, oids, rows=rows, most=self._helpers)
 
     def _oids(self) -> Oids:
         return Oids(

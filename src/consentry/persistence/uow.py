@@ -20,6 +20,7 @@ from consentry.persistence.eligibility import SqlGateQueries
 from consentry.persistence.engine import READ_ONLY
 from consentry.persistence.fences import SqlFences
 from consentry.persistence.forms import SqlForms
+from consentry.persistence.import_prep import MAX_HELPERS
 from consentry.persistence.imports import SqlImportRows, SqlImports
 from consentry.persistence.keywords import SqlTenantKeywords
 from consentry.persistence.ledger import SqlConsentLedger, SqlConsentStates
@@ -73,11 +74,13 @@ class SqlUnitOfWork:
         *,
         read_only: bool = False,
         refs: ReferenceCache | None = None,
+        import_helpers: int = MAX_HELPERS,
     ) -> None:
         self._engine = engine
         self.keys = keys
         self._read_only = read_only
         self._refs = refs
+        self._import_helpers = import_helpers
         self._changes: RefChanges | None = None
         self._conn: Connection | None = None
         self._tx: RootTransaction | None = None
@@ -119,7 +122,7 @@ class SqlUnitOfWork:
         self.fences = SqlFences(conn)
         self.signals = SqlSignals(conn, self.keys)
         self.imports = SqlImports(conn, crypto, self.keys)
-        self.import_rows = SqlImportRows(conn, self.keys, crypto)
+        self.import_rows = SqlImportRows(conn, self.keys, crypto, helpers=self._import_helpers)
         self.passes = SqlPermissionPasses(conn)
         self.notices = SqlPolicyNotices(conn, crypto)
         return self

@@ -10,15 +10,18 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from tests.integration.helpers import UowFactory, disclosure, grant, person, shop
 from tests.integration.imports.helpers import attestation, run, spec
 
+from consentry.bootstrap import Container
+from consentry.config import Settings
 from consentry.domain.consent import ConsentAction
 from consentry.domain.imports import ImportStatus
 from consentry.domain.model import Channel
 from consentry.domain.suppression import SuppressionReason
 from consentry.persistence import import_prep
+from consentry.persistence.crypto import FileKeyRing
 from consentry.persistence.tables import consent_events, consent_states, contacts, imports
 from consentry.persistence.uow import SqlUnitOfWork
 from consentry.services import import_batch
@@ -99,6 +102,26 @@ def test_one_core_prepares_in_the_importing_process(
     started: list[object] = []
     monkeypatch.setattr(import_prep, "ProcessPreparer", lambda *a, **k: started.append(a))
     outcome = run(new_uow, "shop", FILE, spec(attestation(cites.policy_document_id)))
+    outcome.close()
+    assert started == []
+    assert outcome.counts.imported == 5
+
+
+def test_the_setting_turns_the_helpers_off(
+    engine: Engine, keys: FileKeyRing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``CONSENTRY_IMPORT_HELPERS=0``: the rows are prepared in the importing process."""
+    container = Container(
+        settings=Settings(database_url=engine.url.render_as_string(hide_password=False),
+                          import_helpers=0),
+        engine=engine, keys=keys,
+    )  # fmt: skip
+    cites = _tenant(container.uow, "shop")
+    monkeypatch.setattr(import_prep, "HELPER_MIN_ROWS", 1)
+    monkeypatch.setattr(import_prep.os, "cpu_count", lambda: 8)
+    started: list[object] = []
+    monkeypatch.setattr(import_prep, "ProcessPreparer", lambda *a, **k: started.append(a))
+    outcome = run(container.uow, "shop", FILE, spec(attestation(cites.policy_document_id)))
     outcome.close()
     assert started == []
     assert outcome.counts.imported == 5
