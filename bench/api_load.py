@@ -313,7 +313,10 @@ class Run:
         cpu1 = self.server.cpu_seconds()
         if scenario == "consent":
             self.consent_sent += int(rate * (self.args.warmup + duration))
-        raw = json.loads(out)
+        first, _, rest = out.partition("\n")
+        raw = json.loads(first)  # the generator's result is its first line
+        if rest.strip():
+            console.log(f"the generator also wrote: {rest.strip()[:300]!r}")
         result = _summarise(raw, rate, duration)
         result["postgres_backends_by_wait"] = waits.mean()
         result["machine_cpu_busy"] = round((busy1 - busy0) / max(1.0, total1 - total0), 3)
