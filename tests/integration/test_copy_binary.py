@@ -39,13 +39,15 @@ class _Table:
         self.engine = engine
 
     def round_trip(
-        self, rows: list[tuple[object, ...]], *, columns: bool
+        self, rows: list[tuple[object, ...]], *, remember: bool
     ) -> list[tuple[object, ...]]:
+        """With ``remember`` one encoder serves every row, as in an import; else each row has
+        a fresh one, which remembers nothing."""
         encoding = copy_binary.encoders(OIDS)
-        encode = copy_binary.Columns(encoding)
+        shared = copy_binary.Columns(encoding)
         body = [
             copy_binary.field_count(len(OIDS))
-            + (encode(r) if columns else copy_binary.fields(encoding, r))
+            + (shared if remember else copy_binary.Columns(encoding))(r)
             for r in rows
         ]
         data = copy_binary.HEADER + b"".join(body) + copy_binary.TRAILER
@@ -71,9 +73,9 @@ def _expected(row: tuple[object, ...]) -> tuple[object, ...]:
     return tuple(v.astimezone(UTC) if isinstance(v, datetime) else v for v in row)
 
 
-@pytest.mark.parametrize("columns", [False, True], ids=["fields", "columns"])
-def test_each_type_reads_back_as_written(engine: Engine, columns: bool) -> None:
-    got = _Table(engine).round_trip(ROWS, columns=columns)
+@pytest.mark.parametrize("remember", [False, True], ids=["fresh", "remembering"])
+def test_each_type_reads_back_as_written(engine: Engine, remember: bool) -> None:
+    got = _Table(engine).round_trip(ROWS, remember=remember)
     assert got == [_expected(r) for r in ROWS]
 
 
@@ -108,4 +110,4 @@ def test_remembered_encodings_never_go_stale(
     """``Columns`` repeats an encoding only for the very same object; any rows, repeated or
     not, read back as written."""
     rows = rows + rows[:2]  # the same objects again
-    assert _Table(engine).round_trip(rows, columns=True) == [_expected(r) for r in rows]
+    assert _Table(engine).round_trip(rows, remember=True) == [_expected(r) for r in rows]

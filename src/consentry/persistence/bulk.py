@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+from psycopg import Copy
 from sqlalchemy import Connection, Table, insert, text
 
 _TYPES = "copy_column_types"  # key of the per-connection cache in Connection.info
@@ -38,15 +40,8 @@ def bulk_insert(
     if not rows:
         return
     if conn.dialect.name == "postgresql":
-        driver = conn.connection.driver_connection
-        if driver is None:
-            raise RuntimeError("the connection has no driver connection")
         types = column_types(conn, table, columns)
-        names = ", ".join(columns)
-        with (
-            driver.cursor() as cursor,
-            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)") as copy,
-        ):
+        with _copy(conn, table, columns) as copy:
             copy.set_types(types)
             write = copy.write_row
             for row in rows:
@@ -58,6 +53,14 @@ def bulk_insert(
 def copy_raw(conn: Connection, table: Table, columns: Sequence[str], data: bytes) -> None:
     """``COPY`` rows already encoded in the binary format (``copy_binary``, header and trailer
     included) into ``table`` on the connection's own transaction; PostgreSQL only."""
+    with _copy(conn, table, columns) as copy:
+        copy.write(data)
+
+
+@contextmanager
+def _copy(conn: Connection, table: Table, columns: Sequence[str]) -> Iterator[Copy]:
+    """``COPY table (columns) FROM STDIN (FORMAT BINARY)`` on the driver's cursor of ``conn``,
+    inside its transaction (begun here if none is)."""
     driver = conn.connection.driver_connection
     if driver is None:
         raise RuntimeError("the connection has no driver connection")
@@ -68,4 +71,4 @@ def copy_raw(conn: Connection, table: Table, columns: Sequence[str], data: bytes
         driver.cursor() as cursor,
         cursor.copy(f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)") as copy,
     ):
-        copy.write(data)
+        yield copy

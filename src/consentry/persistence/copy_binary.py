@@ -106,16 +106,10 @@ def encoders(oids: Sequence[int]) -> tuple[Encoder, ...]:
         raise ValueError(f"no binary COPY encoding for type oid {exc.args[0]}") from exc
 
 
-def fields(encoding: Sequence[Encoder], values: Sequence[Any]) -> bytes:
-    """The fields of ``values`` (no field count): a row, or a run of columns within one."""
-    if len(values) != len(encoding):
-        raise ValueError(f"{len(values)} values for {len(encoding)} columns")
-    return b"".join([NULL if v is None else enc(v) for enc, v in zip(encoding, values)])  # noqa: B905  (lengths checked)
-
-
 class Columns:
-    """Encodes runs of the same columns again and again, as ``fields`` does, remembering each
-    column's last value and its encoding: a bulk write repeats the same tenant, topic, import,
+    """Encodes runs of the same columns (no field count: a row, or the columns between two of
+    its fields) again and again, remembering each column's last value and its encoding: a
+    bulk write repeats the same tenant, topic, import,
     evidence and instants in every row, and those are encoded once."""
 
     def __init__(self, encoding: Sequence[Encoder]) -> None:
@@ -142,11 +136,6 @@ class Columns:
 
 def field_count(columns: int) -> bytes:
     return struct.pack(">h", columns)
-
-
-def row(encoding: Sequence[Encoder], values: Sequence[Any]) -> bytes:
-    """One whole row: its field count and its fields."""
-    return field_count(len(encoding)) + fields(encoding, values)
 
 
 def text_field(value: str) -> bytes:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import json
 import os
@@ -98,14 +97,8 @@ class FileKeyRing:
         self, tenant_id: uuid.UUID, wrapped_key: bytes, purpose: str, plaintext: str
     ) -> bytes:
         """AES-GCM ciphertext of ``plaintext`` bound to the tenant and ``purpose`` (a column)."""
-        try:
-            data = plaintext.encode("utf-8")
-        except UnicodeEncodeError as exc:  # lone surrogates, e.g. from a JSON "\ud800" escape
-            raise InvalidInput("text is not valid Unicode", field=purpose) from exc
-        nonce = os.urandom(NONCE_BYTES)
-        aad = self._data_aad(tenant_id, purpose)
-        sealed = self._data_cipher(tenant_id, wrapped_key).encrypt(nonce, data, aad)
-        return bytes([_DATA_FORMAT]) + nonce + sealed
+        cipher = self._data_cipher(tenant_id, wrapped_key)
+        return _seal(cipher, self._data_aad(tenant_id, purpose), purpose, plaintext)
 
     def decrypt(
         self, tenant_id: uuid.UUID, wrapped_key: bytes, purpose: str, ciphertext: bytes
@@ -132,14 +125,11 @@ class FileKeyRing:
 
     def blind_index(self, kind: PointKind, normalized: str) -> bytes:
         """Truncated HMAC-SHA256 of ``kind:normalized`` under the index key; deterministic."""
-        message = f"{kind.value}:{normalized}".encode()
-        return hmac.digest(self._index_key, message, hashlib.sha256)[:BLIND_INDEX_BYTES]
+        return _blind_index(self._index_key, kind, normalized)
 
     def digest(self, value: str | None) -> str | None:
         """Hex HMAC-SHA256 of ``value`` under the digest key; None stays None."""
-        if value is None:
-            return None
-        return hmac.new(self._digest_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+        return _digest(self._digest_key, value)
 
     def derive(self, purpose: str) -> bytes:
         """A 32-byte key for ``purpose`` (e.g. unsubscribe tokens), derived from the index key:
@@ -223,24 +213,37 @@ class SealingKeys:
         aad = self._aads.get(purpose)
         if aad is None:
             aad = self._aads[purpose] = FileKeyRing._data_aad(self.tenant_id, purpose)
-        try:
-            data = plaintext.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InvalidInput("text is not valid Unicode", field=purpose) from exc
-        nonce = os.urandom(NONCE_BYTES)
-        return _DATA_PREFIX + nonce + self._cipher.encrypt(nonce, data, aad)
+        return _seal(self._cipher, aad, purpose, plaintext)
 
     def blind_index(self, kind: PointKind, normalized: str) -> bytes:
-        message = f"{kind.value}:{normalized}".encode()
-        return hmac.digest(self._index_key, message, "sha256")[:BLIND_INDEX_BYTES]
+        return _blind_index(self._index_key, kind, normalized)
 
     def digest(self, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return hmac.digest(self._digest_key, value.encode("utf-8"), "sha256").hex()
+        return _digest(self._digest_key, value)
 
 
 _DATA_PREFIX = bytes([_DATA_FORMAT])
+
+
+def _seal(cipher: AESGCM, aad: bytes, purpose: str, plaintext: str) -> bytes:
+    """Format byte, a fresh random nonce, then the AES-GCM ciphertext and tag."""
+    try:
+        data = plaintext.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates, e.g. from a JSON "\ud800" escape
+        raise InvalidInput("text is not valid Unicode", field=purpose) from exc
+    nonce = os.urandom(NONCE_BYTES)
+    return _DATA_PREFIX + nonce + cipher.encrypt(nonce, data, aad)
+
+
+def _blind_index(index_key: bytes, kind: PointKind, normalized: str) -> bytes:
+    message = f"{kind.value}:{normalized}".encode()
+    return hmac.digest(index_key, message, "sha256")[:BLIND_INDEX_BYTES]
+
+
+def _digest(digest_key: bytes, value: str | None) -> str | None:
+    if value is None:
+        return None
+    return hmac.digest(digest_key, value.encode("utf-8"), "sha256").hex()
 
 
 def create_key_file(path: Path) -> None:

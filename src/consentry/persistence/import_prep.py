@@ -189,17 +189,11 @@ def prepare(
     return PreparedBatch(len(raw), early, ready, raw)
 
 
-class ThreadPreparer:
-    """Prepares batches in this process."""
+class _Preparer:
+    """A context manager whose exit ends what the preparer started."""
 
-    def __init__(self, ctx: RowContext, keys: SealingKeys, oids: Oids | None) -> None:
-        self._ctx = ctx
-        self._keys = keys
-        self._encoder = None if oids is None else RowEncoder(oids)
-
-    def batches(self, raws: Iterable[list[RawRow]]) -> Iterator[PreparedBatch]:
-        for raw in raws:
-            yield prepare(self._ctx, self._keys, raw, self._encoder)
+    def close(self) -> None:
+        return None
 
     def __enter__(self) -> Self:
         return self
@@ -210,7 +204,20 @@ class ThreadPreparer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        return None
+        self.close()
+
+
+class ThreadPreparer(_Preparer):
+    """Prepares batches in this process."""
+
+    def __init__(self, ctx: RowContext, keys: SealingKeys, oids: Oids | None) -> None:
+        self._ctx = ctx
+        self._keys = keys
+        self._encoder = None if oids is None else RowEncoder(oids)
+
+    def batches(self, raws: Iterable[list[RawRow]]) -> Iterator[PreparedBatch]:
+        for raw in raws:
+            yield prepare(self._ctx, self._keys, raw, self._encoder)
 
 
 def _send(stream: IO[bytes], message: Any) -> None:
@@ -304,7 +311,7 @@ class _Helper:
         self._errors.close()
 
 
-class ProcessPreparer:
+class ProcessPreparer(_Preparer):
     """Prepares batches in helper processes, encoded for PostgreSQL's binary ``COPY``.
 
     Batch ``i`` goes to helper ``i mod n`` as (line, cells) pairs and comes back as the batch's
@@ -319,7 +326,7 @@ class ProcessPreparer:
             for _ in range(helpers):
                 self._helpers.append(_Helper(ctx, keys, oids))
         except BaseException:
-            self._close()
+            self.close()
             raise
 
     def batches(self, raws: Iterable[list[RawRow]]) -> Iterator[PreparedBatch]:
@@ -341,18 +348,7 @@ class ProcessPreparer:
         helper, raw = pending.popleft()
         return helper.result(raw)
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._close()
-
-    def _close(self) -> None:
+    def close(self) -> None:
         for helper in self._helpers:
             helper.close()
 

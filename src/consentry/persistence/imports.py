@@ -384,7 +384,7 @@ class SqlImportRows:
                 contact, event = item
                 new_contacts.append(contact)
                 events.append(event)
-        bulk_insert(self._conn, contacts, CONTACT_COLUMNS, new_contacts)
+        self.add_contacts(new_contacts)
         chained = ledger.append_sealed(events)
         fresh: list[ConsentState] = []
         for position, event in enumerate(chained):

@@ -81,7 +81,7 @@ def _bare_evidence(row: Any) -> Evidence:
     )
 
 
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "id", "tenant_id", "seq", "contact_id", "point_key", "topic_id", "channel", "action", "basis",
     "method", "source_enc", "source_digest", "ip_enc", "ip_digest", "user_agent_enc",
     "user_agent_digest", "note_enc", "note_digest", "policy_document_id", "disclosure_hash",
@@ -89,7 +89,7 @@ _EVENT_COLUMNS = (
     "recorded_at", "expires_at", "prev_hash", "hash",
 )  # fmt: skip
 
-_STATE_COLUMNS = (
+STATE_COLUMNS = (
     "tenant_id", "topic_id", "channel", "contact_id", "point_key", "status", "basis",
     "confirmed", "event_id", "seq", "granted_at", "expires_at", "updated_at",
 )  # fmt: skip
@@ -112,7 +112,7 @@ def seal_event(seal: Seal, event: ConsentEvent, digests: EvidenceDigests) -> Sea
 
 
 def _evidence_columns(seal: Seal, ev: Evidence, digests: EvidenceDigests) -> tuple[Any, ...]:
-    """The sealed evidence and its digests, in the order of ``_EVENT_COLUMNS``."""
+    """The sealed evidence and its digests, in the order of ``EVENT_COLUMNS``."""
     return (
         seal("consent_events.source_enc", ev.source), digests.source,
         seal("consent_events.ip_enc", ev.ip_address), digests.ip_address,
@@ -124,8 +124,8 @@ def _evidence_columns(seal: Seal, ev: Evidence, digests: EvidenceDigests) -> tup
 Fold = Callable[[ConsentState | None, ConsentEvent], ConsentState]
 
 
-def _event_values(event: ConsentEvent, evidence_columns: Sequence[Any]) -> tuple[Any, ...]:
-    """A chained event's row, in the order of ``_EVENT_COLUMNS``."""
+def event_values(event: ConsentEvent, evidence_columns: Sequence[Any]) -> tuple[Any, ...]:
+    """A chained event's row, in the order of ``EVENT_COLUMNS``."""
     ev = event.evidence
     return (
         event.id, event.tenant_id, event.seq, event.contact_id, event.point_key, event.topic_id,
@@ -152,13 +152,8 @@ def state_values(s: ConsentState) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-EVENT_COLUMNS = _EVENT_COLUMNS
-STATE_COLUMNS = _STATE_COLUMNS
-event_values = _event_values
-
-
 def _event_row(event: ConsentEvent, evidence_columns: Sequence[Any]) -> dict[str, Any]:
-    return dict(zip(_EVENT_COLUMNS, _event_values(event, evidence_columns), strict=True))
+    return dict(zip(EVENT_COLUMNS, event_values(event, evidence_columns), strict=True))
 
 
 def _state_values(state: ConsentState) -> dict[str, Any]:
@@ -220,7 +215,7 @@ def _chained_append_statement() -> Any:
                 name: chained.get(name)
                 if name in chained
                 else bindparam(f"e_{name}", type_=consent_events.c[name].type)
-                for name in _EVENT_COLUMNS
+                for name in EVENT_COLUMNS
             }
         )
         .cte("appended")
@@ -236,14 +231,14 @@ def _chained_append_statement() -> Any:
             name: new_seq
             if name == "seq"
             else bindparam(f"s_{name}", type_=consent_states.c[name].type)
-            for name in _STATE_COLUMNS
+            for name in STATE_COLUMNS
         }
     )
     keys = ("topic_id", "channel", "contact_id")
     folded = (
         upsert.on_conflict_do_update(
             index_elements=[consent_states.c[k] for k in keys],
-            set_={name: upsert.excluded[name] for name in _STATE_COLUMNS if name not in keys},
+            set_={name: upsert.excluded[name] for name in STATE_COLUMNS if name not in keys},
             where=consent_states.c.seq == bindparam("expected", type_=consent_states.c.seq.type),
         )
         .returning(consent_states.c.seq)
@@ -360,8 +355,8 @@ class SqlConsentLedger:
             event = replace(original, seq=seq, prev_hash=prev, hash=digest)
             prev = digest
             chained.append(event)
-            rows.append(_event_values(event, _evidence_columns(seal, event.evidence, digests)))
-        bulk_insert(self._conn, consent_events, _EVENT_COLUMNS, rows)
+            rows.append(event_values(event, _evidence_columns(seal, event.evidence, digests)))
+        bulk_insert(self._conn, consent_events, EVENT_COLUMNS, rows)
         self._move_head(tid, seq, prev)
         return chained
 
@@ -385,9 +380,9 @@ class SqlConsentLedger:
                 e.evidence, e.occurred_at, e.recorded_at, e.expires_at, seq, prev, digest,
             )  # fmt: skip
             chained.append(event)
-            rows.append(_event_values(event, sealed.evidence_columns))
+            rows.append(event_values(event, sealed.evidence_columns))
             prev = digest
-        bulk_insert(self._conn, consent_events, _EVENT_COLUMNS, rows)
+        bulk_insert(self._conn, consent_events, EVENT_COLUMNS, rows)
         self._move_head(tid, seq, prev)
         return chained
 
@@ -411,7 +406,7 @@ class SqlConsentLedger:
             links.append((seq, prev, digest))
             prev = digest
         out.append(copy_binary.TRAILER)
-        copy_raw(self._conn, consent_events, _EVENT_COLUMNS, b"".join(out))
+        copy_raw(self._conn, consent_events, EVENT_COLUMNS, b"".join(out))
         self._move_head(tenant_id, seq, prev)
         return links
 
@@ -605,7 +600,7 @@ class SqlConsentStates:
 
     def add_many(self, states: Sequence[ConsentState]) -> None:
         """Insert states known not to exist yet (contact points new to the tenant), in bulk."""
-        bulk_insert(self._conn, consent_states, _STATE_COLUMNS, [state_values(s) for s in states])
+        bulk_insert(self._conn, consent_states, STATE_COLUMNS, [state_values(s) for s in states])
 
     def for_tenant(self, tenant_id: uuid.UUID) -> list[ConsentState]:
         rows = self._conn.execute(

@@ -52,6 +52,31 @@ EMAILS = ("ana@example.com", "ben@example.org", "known@example.com", "dev@exampl
           "farid@example.com")  # fmt: skip
 
 
+@pytest.fixture
+def helper_pids(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The process id of every helper an import starts, in order."""
+    started: list[int] = []
+    original = import_prep._Helper.__init__
+
+    def counted(self: import_prep._Helper, *args: Any) -> None:
+        original(self, *args)
+        started.append(self._process.pid)
+
+    monkeypatch.setattr(import_prep._Helper, "__init__", counted)
+    return started
+
+
+def _ended(pids: list[int]) -> bool:
+    """Whether none of these processes is left (each was waited for)."""
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        return False
+    return True
+
+
 def _tenant(new_uow: UowFactory, slug: str) -> Any:
     shop(new_uow, slug=slug)
     cites = disclosure(new_uow, slug)
@@ -94,21 +119,19 @@ def _imported(new_uow: UowFactory, slug: str, helpers: bool, monkeypatch: Any) -
 
 
 def test_one_core_prepares_in_the_importing_process(
-    new_uow: UowFactory, monkeypatch: pytest.MonkeyPatch
+    new_uow: UowFactory, monkeypatch: pytest.MonkeyPatch, helper_pids: list[int]
 ) -> None:
     cites = _tenant(new_uow, "shop")
     monkeypatch.setattr(import_prep, "HELPER_MIN_ROWS", 1)
     monkeypatch.setattr(import_prep.os, "cpu_count", lambda: 1)
-    started: list[object] = []
-    monkeypatch.setattr(import_prep, "ProcessPreparer", lambda *a, **k: started.append(a))
     outcome = run(new_uow, "shop", FILE, spec(attestation(cites.policy_document_id)))
     outcome.close()
-    assert started == []
+    assert helper_pids == []
     assert outcome.counts.imported == 5
 
 
 def test_the_setting_turns_the_helpers_off(
-    engine: Engine, keys: FileKeyRing, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, keys: FileKeyRing, monkeypatch: pytest.MonkeyPatch, helper_pids: list[int]
 ) -> None:
     """``CONSENTRY_IMPORT_HELPERS=0``: the rows are prepared in the importing process."""
     container = Container(
@@ -119,30 +142,20 @@ def test_the_setting_turns_the_helpers_off(
     cites = _tenant(container.uow, "shop")
     monkeypatch.setattr(import_prep, "HELPER_MIN_ROWS", 1)
     monkeypatch.setattr(import_prep.os, "cpu_count", lambda: 8)
-    started: list[object] = []
-    monkeypatch.setattr(import_prep, "ProcessPreparer", lambda *a, **k: started.append(a))
     outcome = run(container.uow, "shop", FILE, spec(attestation(cites.policy_document_id)))
     outcome.close()
-    assert started == []
+    assert helper_pids == []
     assert outcome.counts.imported == 5
 
 
 def test_helpers_write_what_the_importing_process_would(
-    new_uow: UowFactory, monkeypatch: pytest.MonkeyPatch
+    new_uow: UowFactory, monkeypatch: pytest.MonkeyPatch, helper_pids: list[int]
 ) -> None:
-    started: list[int] = []
-    original = import_prep._Helper.__init__
-
-    def counted(self: import_prep._Helper, *args: Any) -> None:
-        original(self, *args)
-        started.append(self._process.pid)
-
-    monkeypatch.setattr(import_prep._Helper, "__init__", counted)
     monkeypatch.setattr(import_batch, "BATCH_ROWS", 3)  # four batches over two helpers
     in_process = _imported(new_uow, "shop-a", False, monkeypatch)
-    assert started == []
+    assert helper_pids == []
     helped = _imported(new_uow, "shop-b", True, monkeypatch)
-    assert len(started) == 2
+    assert len(helper_pids) == 2
     assert helped == in_process
     assert helped["status"] is ImportStatus.COMPLETED
     assert helped["intact"]
@@ -157,9 +170,7 @@ def test_helpers_write_what_the_importing_process_would(
     assert helped["people"]["ana@example.com"][1][0][2] == "203.0.113.9"
     assert helped["people"]["known@example.com"][1][0][2] == "2001:db8::1"
     assert helped["people"]["dev@example.net"][0] == "=HYPERLINK(1)"
-    for pid in started:  # each helper ended with the import
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+    assert _ended(helper_pids)  # each helper ended with the import
 
 
 def _counts(new_uow: UowFactory) -> dict[str, int]:
@@ -204,7 +215,7 @@ def test_a_helper_that_dies_fails_the_import_and_writes_nothing(
 
 
 def test_a_failed_write_ends_the_helpers_at_once(
-    new_uow: UowFactory, monkeypatch: pytest.MonkeyPatch
+    new_uow: UowFactory, monkeypatch: pytest.MonkeyPatch, helper_pids: list[int]
 ) -> None:
     """The importing process stops on an error while the helpers still hold batches for it:
     they are ended, not waited for."""
@@ -212,23 +223,14 @@ def test_a_failed_write_ends_the_helpers_at_once(
     monkeypatch.setattr(import_prep, "HELPER_MIN_ROWS", 1)
     monkeypatch.setattr(import_prep.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(import_batch, "BATCH_ROWS", 1)  # ten batches, three in flight
-    started: list[int] = []
-    original = import_prep._Helper.__init__
-
-    def counted(self: import_prep._Helper, *args: Any) -> None:
-        original(self, *args)
-        started.append(self._process.pid)
 
     def broken(*_args: object) -> None:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(import_prep._Helper, "__init__", counted)
     monkeypatch.setattr(import_batch, "write_batch", broken)
     began = time.monotonic()
     with pytest.raises(RuntimeError, match="went away"):
         run(new_uow, "shop", FILE, spec(attestation(cites.policy_document_id)))
     assert time.monotonic() - began < 8  # a helper left waiting would be killed after 10 s
-    assert len(started) == 2
-    for pid in started:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+    assert len(helper_pids) == 2
+    assert _ended(helper_pids)

@@ -43,6 +43,6 @@ def test_an_integer_out_of_range_is_refused() -> None:
 def test_a_row_of_the_wrong_width_is_refused() -> None:
     encoding = copy_binary.encoders([copy_binary.TEXT, copy_binary.INT4])
     with pytest.raises(ValueError, match="1 values for 2 columns"):
-        copy_binary.fields(encoding, ["a"])
+        copy_binary.Columns(encoding)(["a"])
     with pytest.raises(ValueError, match="3 values for 2 columns"):
         copy_binary.Columns(encoding)(["a", 1, 2])
