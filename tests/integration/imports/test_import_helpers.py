@@ -190,20 +190,33 @@ def test_a_helper_that_dies_fails_the_import_and_writes_nothing(
     monkeypatch.setattr(import_prep, "HELPER_MIN_ROWS", 1)
     monkeypatch.setattr(import_prep.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(import_batch, "BATCH_ROWS", 3)
-    original = import_prep._Helper.result
-    results: list[int] = []
+    # Batches go to the two helpers in turn, three in flight: the fourth is handed over only
+    # once the first has come back, and the first is written before the second is taken. The
+    # helper that is to get the fourth is killed first, so a batch is always written before
+    # the failure, and the dead helper can have sent nothing for it.
+    original = import_prep._Helper.submit
+    submitted: list[int] = []
+    written: list[int] = []
 
-    def dies_on_second(self: import_prep._Helper, raw: Any) -> Any:
-        results.append(1)
-        if len(results) == 2:
+    def dies_before_fourth(self: import_prep._Helper, raw: Any) -> None:
+        submitted.append(1)
+        if len(submitted) == 4:
             os.kill(self._process.pid, signal.SIGKILL)
             self._process.wait()
-        return original(self, raw)
+        original(self, raw)
 
-    monkeypatch.setattr(import_prep._Helper, "result", dies_on_second)
+    original_write = import_batch.write_batch
+
+    def counted_write(run_: import_batch.ImportRun, batch: import_batch.PreparedBatch) -> None:
+        original_write(run_, batch)
+        written.append(batch.rows)
+
+    monkeypatch.setattr(import_prep._Helper, "submit", dies_before_fourth)
+    monkeypatch.setattr(import_batch, "write_batch", counted_write)
     before = _counts(new_uow)
     with pytest.raises(import_prep.HelperFailed, match="helper process stopped"):
         run(new_uow, "shop", FILE, spec(attestation(cites.policy_document_id)))
+    assert written == [3]  # the first batch was written before the helper's death surfaced
     assert _counts(new_uow) == before  # an atomic import: its first batch is rolled back too
     uow = new_uow()
     assert isinstance(uow, SqlUnitOfWork)
