@@ -6,13 +6,14 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, text, update
 from sqlalchemy.exc import DBAPIError
 from tests.integration.helpers import NOW, UowFactory, disclosure, grant, person, shop
 
 from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentStatus
 from consentry.domain.model import Channel
 from consentry.persistence.guards import CONSENT_EVENT_FROZEN, append_only_ddl
+from consentry.persistence.tables import contacts, policy_documents
 from consentry.services.access import local_operator
 from consentry.services.audit import RequestContext, record_access
 from consentry.services.consent import (
@@ -187,6 +188,33 @@ def test_a_projection_edited_behind_the_ledger_is_caught(
     assert not report.intact
     assert len(report.projection_mismatches) == 1
     assert "active" in report.projection_mismatches[0]
+
+
+def test_events_naming_another_tenants_rows_are_reported(
+    new_uow: UowFactory, engine: Engine
+) -> None:
+    slug = _three_events(new_uow)
+    other = shop(new_uow, "other")
+    (report,) = verify_ledger(new_uow(), slug)
+    assert report.dangling_references == ()
+    with new_uow() as uow:
+        other_id = uow.tenants.by_slug(other).id
+    with engine.begin() as conn:  # a contact and a disclosure moved under the ledger
+        conn.execute(update(contacts).values(tenant_id=other_id))
+        conn.execute(
+            update(policy_documents)
+            .where(policy_documents.c.tenant_id != other_id)
+            .values(tenant_id=other_id)
+        )
+    (report,) = verify_ledger(new_uow(), slug)
+    assert report.broken is None
+    assert not report.projection_mismatches
+    assert not report.intact
+    problems = report.dangling_references
+    assert [p.split(" names ")[1].split(" ")[0] for p in problems] == ["contact"] * 3 + [
+        "disclosure"
+    ] * 3
+    assert [p.split(" ")[3] for p in problems] == ["1", "2", "3"] * 2
 
 
 def test_the_audit_chain_is_verified_with_the_ledger(new_uow: UowFactory, engine: Engine) -> None:

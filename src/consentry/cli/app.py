@@ -220,7 +220,8 @@ def verify_ledger_cmd(
         if r.intact:
             console.print(
                 f"[green]ok[/] {r.tenant_slug}: {r.verified} events verified, "
-                f"consent states match the ledger, {r.audit_verified} audit entries verified"
+                f"references and consent states match the ledger, "
+                f"{r.audit_verified} audit entries verified"
             )
             continue
         if r.broken is not None:
@@ -236,6 +237,8 @@ def verify_ledger_cmd(
             )
         for problem in r.projection_mismatches[:20]:
             err_console.print(f"[red]STATE[/] {r.tenant_slug}: {problem}")
+        for problem in r.dangling_references[:20]:
+            err_console.print(f"[red]REFERENCE[/] {r.tenant_slug}: {problem}")
     if broken:
         raise LedgerTampered(f"{len(broken)} tenant ledger(s) failed verification")
 

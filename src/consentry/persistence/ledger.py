@@ -43,7 +43,14 @@ from consentry.persistence import copy_binary
 from consentry.persistence.bulk import bulk_insert, copy_raw
 from consentry.persistence.driver import DriverStatement
 from consentry.persistence.rows import FieldCrypto
-from consentry.persistence.tables import chain_heads, consent_events, consent_states
+from consentry.persistence.tables import (
+    chain_heads,
+    consent_events,
+    consent_states,
+    contacts,
+    policy_documents,
+    topics,
+)
 from consentry.persistence.tenancy import CONSENT_CHAIN
 from consentry.services.ports import UNREAD, SealedEvent, Unread
 
@@ -509,6 +516,35 @@ class SqlConsentLedger:
                 yield _event(row, _bare_evidence(row))
         finally:
             result.close()
+
+    def dangling_references(self, tenant_id: uuid.UUID) -> list[str]:
+        """Events of the tenant whose contact, topic or disclosure is not a row of that tenant.
+
+        The ledger has no foreign keys (see ``tables.py``); this is their check, made stricter:
+        a parent that exists in another tenant counts as missing."""
+        e = consent_events
+        parents = (
+            ("contact", e.c.contact_id, contacts),
+            ("topic", e.c.topic_id, topics),
+            ("disclosure", e.c.policy_document_id, policy_documents),
+        )
+        problems: list[str] = []
+        for name, column, parent in parents:
+            found = (
+                select(parent.c.id)
+                .where(parent.c.id == column, parent.c.tenant_id == e.c.tenant_id)
+                .exists()
+            )
+            rows = self._conn.execute(
+                select(e.c.seq, column)
+                .where(e.c.tenant_id == tenant_id, column.is_not(None), ~found)
+                .order_by(e.c.seq)
+            )
+            problems.extend(
+                f"event at seq {row.seq} names {name} {row[1]}, which the tenant does not have"
+                for row in rows
+            )
+        return problems
 
     def head(self, tenant_id: uuid.UUID) -> tuple[int, str]:
         row = self._conn.execute(

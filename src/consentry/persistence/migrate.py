@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 _SCRIPTS = Path(__file__).parent / "migrations"
 
@@ -22,11 +22,35 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` inside one transaction."""
+    """Bring the schema to ``revision`` inside one transaction.
+
+    On SQLite, batch mode rebuilds a table by copying it and dropping the original, which
+    foreign-key enforcement refuses while other tables' rows refer to it. As SQLite's own
+    procedure for schema changes says, enforcement is switched off around the transaction
+    (it cannot change inside one) and every key is checked before the commit instead."""
     config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:
+            _sqlite_foreign_keys(connection, enforced=False)
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
+        finally:
+            if sqlite:
+                _sqlite_foreign_keys(connection, enforced=True)
+
+
+def _sqlite_foreign_keys(connection: Connection, *, enforced: bool) -> None:
+    # On the driver's connection: a statement through SQLAlchemy would begin a transaction.
+    connection.connection.driver_connection.execute(  # type: ignore[union-attr]
+        f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}"
+    )
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -47,9 +47,12 @@ metadata = MetaData(
 )
 
 
-def _partial_index(name: str, *columns: str, unique: bool = False) -> Index:
-    """An index of the rows whose last column is set (PostgreSQL and SQLite alike)."""
-    where = text(f"{columns[-1]} IS NOT NULL")
+def _partial_index(
+    name: str, *columns: str, unique: bool = False, set_column: str | None = None
+) -> Index:
+    """An index of the rows whose ``set_column`` (by default the last column) is set
+    (PostgreSQL and SQLite alike)."""
+    where = text(f"{set_column or columns[-1]} IS NOT NULL")
     return Index(name, *columns, unique=unique, postgresql_where=where, sqlite_where=where)
 
 
@@ -141,24 +144,29 @@ contacts = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("erased_at", UTCDateTime),
-    UniqueConstraint("tenant_id", "email_key", name="uq_contacts_tenant_email"),
     # Led by the address: signals (a STOP, a bounce) find contacts by address in every tenant,
-    # and lookups within a tenant are served as well (migration 0014).
-    Index("ix_contacts_email", "email_key"),
-    Index("ix_contacts_phone", "phone_key", "tenant_id"),
-    Index("ix_contacts_whatsapp", "whatsapp_key", "tenant_id"),
+    # and lookups within a tenant are served as well (migrations 0014 and 0020). An address is
+    # unique within a tenant; contacts without a number stay out of the number indexes.
+    UniqueConstraint("email_key", "tenant_id", name="uq_contacts_email_tenant"),
+    _partial_index("ix_contacts_phone", "phone_key", "tenant_id", set_column="phone_key"),
+    _partial_index("ix_contacts_whatsapp", "whatsapp_key", "tenant_id", set_column="whatsapp_key"),
     Index("ix_contacts_tenant_jurisdiction", "tenant_id", "country", "time_zone"),
 )
 
+# No foreign keys on the ledger (migration 0020): its writer takes every parent (tenant,
+# contact, topic, disclosure, the governing event) from rows it read in the same transaction,
+# and none of them is ever deleted (contacts are erased in place), so the keys could only ever
+# be checked, never broken; checking eight of them per appended event and state was half of
+# PostgreSQL's work in a large import. ``verify-ledger`` checks the references, per tenant.
 consent_events = Table(
     "consent_events",
     metadata,
     Column("id", Uuid, primary_key=True),
-    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("tenant_id", Uuid, nullable=False),
     Column("seq", BigInteger, nullable=False),
-    Column("contact_id", Uuid, ForeignKey("contacts.id"), nullable=False),
+    Column("contact_id", Uuid, nullable=False),
     Column("point_key", LargeBinary(16), nullable=False),
-    Column("topic_id", Uuid, ForeignKey("topics.id"), nullable=False),
+    Column("topic_id", Uuid, nullable=False),
     Column("channel", String(16), nullable=False),
     Column("action", String(16), nullable=False),
     Column("basis", String(32), nullable=False),
@@ -171,7 +179,7 @@ consent_events = Table(
     Column("user_agent_digest", String(64)),
     Column("note_enc", LargeBinary),
     Column("note_digest", String(64)),
-    Column("policy_document_id", Uuid, ForeignKey("policy_documents.id")),
+    Column("policy_document_id", Uuid),
     Column("disclosure_hash", String(80)),
     Column("actor", String(200)),
     Column("import_batch_id", Uuid),
@@ -203,15 +211,15 @@ chain_heads = Table(
 consent_states = Table(
     "consent_states",
     metadata,
-    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
-    Column("topic_id", Uuid, ForeignKey("topics.id"), primary_key=True),
+    Column("tenant_id", Uuid, nullable=False),
+    Column("topic_id", Uuid, primary_key=True),
     Column("channel", String(16), primary_key=True),
-    Column("contact_id", Uuid, ForeignKey("contacts.id"), primary_key=True),
+    Column("contact_id", Uuid, primary_key=True),
     Column("point_key", LargeBinary(16), nullable=False),
     Column("status", String(16), nullable=False),
     Column("basis", String(32), nullable=False),
     Column("confirmed", Boolean, nullable=False),
-    Column("event_id", Uuid, ForeignKey("consent_events.id"), nullable=False),
+    Column("event_id", Uuid, nullable=False),
     Column("seq", BigInteger, nullable=False),
     Column("granted_at", UTCDateTime),
     Column("expires_at", UTCDateTime),

@@ -22,12 +22,18 @@ class ChainReport:
     head_seq: int
     broken: ChainBreak | None
     projection_mismatches: tuple[str, ...] = ()
+    dangling_references: tuple[str, ...] = ()
     audit_verified: int = 0
     audit_broken: ChainBreak | None = None
 
     @property
     def intact(self) -> bool:
-        return self.broken is None and not self.projection_mismatches and self.audit_broken is None
+        return (
+            self.broken is None
+            and not self.projection_mismatches
+            and not self.dangling_references
+            and self.audit_broken is None
+        )
 
 
 class _LastHash:
@@ -94,7 +100,8 @@ def verify_chain_with_head(
 
 def verify_ledger(uow: UnitOfWork, tenant_slug: TenantRef | None = None) -> list[ChainReport]:
     """Recompute every tenant's consent chain (or one tenant's) and audit chain from stored rows,
-    and check that the consent states the gate reads are exactly the fold of the ledger. Writes
+    check that every event names a contact, topic and disclosure of its own tenant, and that the
+    consent states the gate reads are exactly the fold of the ledger. Writes
     nothing but the links of audit entries waiting for the sealer, which it seals first."""
     reports: list[ChainReport] = []
     seal_audit(uow)
@@ -117,6 +124,7 @@ def verify_ledger(uow: UnitOfWork, tenant_slug: TenantRef | None = None) -> list
                     head_seq=uow.ledger.head(tenant.id)[0],
                     broken=broken,
                     projection_mismatches=_projection_mismatches(uow, tenant.id),
+                    dangling_references=tuple(uow.ledger.dangling_references(tenant.id)),
                     audit_verified=audit_verified,
                     audit_broken=audit_broken,
                 )

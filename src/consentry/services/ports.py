@@ -228,6 +228,10 @@ class ConsentLedger(Protocol):
         """Every event of the tenant in sequence order, without its personal data."""
         ...
 
+    def dangling_references(self, tenant_id: uuid.UUID) -> list[str]:
+        """Events whose contact, topic or disclosure is not a row of the event's tenant."""
+        ...
+
     def head(self, tenant_id: uuid.UUID) -> tuple[int, str]:
         """The sequence number and hash the chain head records."""
         ...
