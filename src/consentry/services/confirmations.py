@@ -22,8 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage as MimeMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import make_msgid
 from urllib.parse import urlsplit
 
 from consentry.domain.confirmation import RateLimited, confirmation_refusal
@@ -42,6 +41,7 @@ from consentry.services.compose.confirmation import (
     ConfirmationTokens,
     sms_confirmation_text,
 )
+from consentry.services.compose.mime import plain_text_email
 from consentry.services.consent import ConsentRequest, Recorded, record_consent
 from consentry.services.contacts import resolve_contact
 from consentry.services.ports import UnitOfWork
@@ -164,27 +164,23 @@ def _email(  # noqa: PLR0917  (the parts of one message)
     lifetime: timedelta,
 ) -> EmailMessage:
     business = tenant.profile.legal_name or tenant.name
-    mime = MimeMessage()
-    mime["From"] = formataddr((tenant.name, f"{tenant.slug}@{domain}"))
-    mime["To"] = to
-    mime["Subject"] = f"Please confirm: {topic.name} from {tenant.name}"
-    mime["Date"] = format_datetime(now)
-    message_id = make_msgid(domain=domain)
-    mime["Message-ID"] = message_id
+    message_id = make_msgid(domain=domain).strip("<>")
     days = max(1, lifetime.days)
-    mime.set_content(
+    text = (
         f"You asked to receive {topic.name} from {business} by email.\n\n"
         f"Please confirm by opening this link and pressing Confirm:\n{url}\n\n"
         f"The link works once and for {days} day{'s' if days != 1 else ''}. "
         "If you did not ask for this, ignore this message: you will get nothing more.\n"
     )
+    subject = f"Please confirm: {topic.name} from {tenant.name}"
+    sender = f"{tenant.slug}@{domain}"
     return EmailMessage(
         delivery_id=NOT_A_DELIVERY,
         tenant_id=tenant.id,
         mail_from=f"bounces@{domain}",
         rcpt_to=to,
-        data=bytes(mime),
-        message_id=message_id.strip("<>"),
+        data=plain_text_email(tenant.name, sender, to, subject, text, now, message_id),
+        message_id=message_id,
     )
 
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from email.message import EmailMessage as MimeMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import make_msgid
 from urllib.parse import urlsplit
 
 from consentry.domain.delivery import EmailMessage, OutboundMessage, SmsMessage
@@ -22,6 +21,7 @@ from consentry.domain.model import ALL_MARKETING_KEY, Category, Channel, PointKi
 from consentry.domain.suppression import SuppressionScope
 from consentry.services.addresses import normalize_email, normalize_phone
 from consentry.services.clock import utcnow
+from consentry.services.compose.mime import plain_text_email
 from consentry.services.compose.tokens import TokenClaims, UnsubscribeTokens
 from consentry.services.ports import UnitOfWork
 from consentry.services.tenants_ref import TenantRef, find_tenant
@@ -86,24 +86,19 @@ def preference_link_message(
 def _email(  # noqa: PLR0917  (the parts of one message)
     tenant: Tenant, to: str, sender: str, domain: str, url: str, now: datetime
 ) -> EmailMessage:
-    mime = MimeMessage()
-    mime["From"] = formataddr((tenant.name, sender))
-    mime["To"] = to
-    mime["Subject"] = f"Your preference centre link for {tenant.name}"
-    mime["Date"] = format_datetime(now)
-    message_id = make_msgid(domain=domain)
-    mime["Message-ID"] = message_id
-    mime.set_content(
+    message_id = make_msgid(domain=domain).strip("<>")
+    text = (
         "You asked to choose which messages you get from "
         f"{tenant.profile.legal_name or tenant.name}.\n\n"
         f"Open this link to see and change your choices:\n{url}\n\n"
         "If you did not ask for this, you can ignore this message: nothing changes.\n"
     )
+    subject = f"Your preference centre link for {tenant.name}"
     return EmailMessage(
         delivery_id=NOT_A_DELIVERY,
         tenant_id=tenant.id,
         mail_from=f"bounces@{domain}",
         rcpt_to=to,
-        data=bytes(mime),
-        message_id=message_id.strip("<>"),
+        data=plain_text_email(tenant.name, sender, to, subject, text, now, message_id),
+        message_id=message_id,
     )

@@ -21,12 +21,11 @@ import struct
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage as MimeMessage
-from email.utils import format_datetime, formataddr
 
 from consentry.domain.delivery import EmailMessage, OutboundMessage, SmsMessage
 from consentry.domain.model import Channel, PolicyDocument, Tenant
 from consentry.domain.notices import LINK_LIFETIME, PolicyNotice, email_text, sms_text, subject
+from consentry.services.compose.mime import plain_text_email
 from consentry.services.compose.tokens import InvalidToken, SealedCodec
 
 NOTICE_PURPOSE = "policy notice token v1"
@@ -125,24 +124,25 @@ def compose_notice(
         text = sms_text(tenant.name, document, content.document_url, accept_url)
         return SmsMessage(NOT_A_DELIVERY, tenant.id, address, content.sms_sender, text, ref)
     domain = content.sender_domain
-    mime = MimeMessage()
-    mime["From"] = formataddr((tenant.name, f"{tenant.slug}@{domain}"))
-    mime["To"] = address
-    mime["Subject"] = subject(content.business, document)
-    mime["Date"] = format_datetime(now)
     message_id = f"{ref}@{domain}"
-    mime["Message-ID"] = f"<{message_id}>"
-    if tenant.profile.contact_email:
-        mime["Reply-To"] = tenant.profile.contact_email
     body = email_text(content.business, document, content.document_url, accept_url)
     if tenant.profile.postal_address:
         body += f"\n{content.business}, {tenant.profile.postal_address}\n"
-    mime.set_content(body)
+    data = plain_text_email(
+        tenant.name,
+        f"{tenant.slug}@{domain}",
+        address,
+        subject(content.business, document),
+        body,
+        now,
+        message_id,
+        reply_to=tenant.profile.contact_email or None,
+    )
     return EmailMessage(
         delivery_id=NOT_A_DELIVERY,
         tenant_id=tenant.id,
         mail_from=f"bounces@{domain}",
         rcpt_to=address,
-        data=bytes(mime),
+        data=data,
         message_id=message_id,
     )
