@@ -172,3 +172,20 @@ def test_a_projection_that_disagrees_with_the_ledger_is_caught(seeded: Cli) -> N
         f"verify-ledger passed although the gate now says: {seeded.ok('explain', *jane)}"
     )
     assert "LEDGER_TAMPERED" in result.stderr
+
+
+def test_an_event_naming_a_contact_the_tenant_does_not_have_is_reported(seeded: Cli) -> None:
+    grant_three(seeded)
+    with database(seeded) as conn:  # the ledger has no foreign keys; verify-ledger checks
+        (contact_id,) = conn.execute("SELECT DISTINCT contact_id FROM consent_events").fetchone()
+        conn.execute("PRAGMA foreign_keys = OFF")  # contacts still has keys pointing at it
+        conn.execute("UPDATE contacts SET id = ? WHERE id = ?", (uuid.uuid4().hex, contact_id))
+
+    result = seeded.run("verify-ledger")
+
+    assert result.exit_code == 2
+    assert "error [LEDGER_TAMPERED]" in result.stderr
+    named = str(uuid.UUID(str(contact_id)))
+    for seq in (1, 2, 3):
+        assert f"REFERENCE acme: event at seq {seq} names contact {named}" in result.stderr
+    assert "BROKEN" not in result.stderr  # the chain itself is intact
