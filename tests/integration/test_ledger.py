@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from tests.integration.helpers import NOW, UowFactory, disclosure, grant, person, shop
 
 from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentStatus
 from consentry.domain.model import Channel
 from consentry.persistence.guards import CONSENT_EVENT_FROZEN, append_only_ddl
-from consentry.persistence.tables import contacts, policy_documents
+from consentry.persistence.tables import consent_states, contacts, policy_documents
 from consentry.services.access import local_operator
 from consentry.services.audit import RequestContext, record_access
 from consentry.services.consent import (
@@ -22,7 +23,7 @@ from consentry.services.consent import (
     event_about,
     record_consent,
 )
-from consentry.services.ledger import verify_ledger
+from consentry.services.ledger import NO_TENANT, verify_ledger
 
 
 def _three_events(new_uow: UowFactory) -> str:
@@ -215,6 +216,27 @@ def test_events_naming_another_tenants_rows_are_reported(
         "disclosure"
     ] * 3
     assert [p.split(" ")[3] for p in problems] == ["1", "2", "3"] * 2
+
+
+def test_states_of_a_tenant_that_does_not_exist_are_reported(
+    new_uow: UowFactory, engine: Engine
+) -> None:
+    slug = _three_events(new_uow)
+    ghost = uuid.uuid4()
+    with engine.begin() as conn:
+        row = conn.execute(select(consent_states)).first()
+        assert row is not None
+        copy = {**row._asdict(), "tenant_id": ghost, "contact_id": uuid.uuid4()}
+        conn.execute(insert(consent_states).values(copy))
+    (report,) = verify_ledger(new_uow(), slug)  # one tenant's verification cannot see them
+    assert report.intact
+    *tenants, orphans = verify_ledger(new_uow())
+    assert all(r.intact for r in tenants)
+    assert orphans.tenant_id == NO_TENANT
+    assert not orphans.intact
+    assert orphans.dangling_references == (
+        f"1 consent states name tenant {ghost}, which does not exist",
+    )
 
 
 def test_the_audit_chain_is_verified_with_the_ledger(new_uow: UowFactory, engine: Engine) -> None:

@@ -5,17 +5,16 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from alembic import command
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.exc import DBAPIError
-from tests.integration.helpers import UowFactory, disclosure, grant, person, shop
+from tests.integration.helpers import NOW, UowFactory, disclosure, grant, person, shop
 
 from consentry.domain.model import Channel
-from consentry.persistence.migrate import alembic_config, current_revision, upgrade
-from consentry.persistence.tables import contacts
+from consentry.persistence.migrate import current_revision, downgrade, upgrade
+from consentry.persistence.tables import contact_list_members, contact_lists, contacts
 from consentry.services.ledger import verify_ledger
 
-_COUNTED = ("contacts", "consent_events", "consent_states")
+_COUNTED = ("contacts", "consent_events", "consent_states", "contact_list_members")
 
 
 def _counts(engine: Engine) -> dict[str, int]:
@@ -23,13 +22,6 @@ def _counts(engine: Engine) -> dict[str, int]:
         return {
             t: int(conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()) for t in _COUNTED
         }
-
-
-def _downgrade(engine: Engine, revision: str) -> None:
-    config = alembic_config()
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, revision)
 
 
 def test_the_ledger_keeps_its_rows_and_guard_across_migration_0020(
@@ -42,10 +34,28 @@ def test_the_ledger_keeps_its_rows_and_guard_across_migration_0020(
     grant(new_uow, slug, "ana@example.com", evidence)
     grant(new_uow, slug, "ana@example.com", evidence, channel=Channel.SMS)
     grant(new_uow, slug, "bo@example.com", evidence)
+    with engine.begin() as conn:  # rows of another table refer to the contacts rebuilt
+        tenant_id = conn.execute(select(contacts.c.tenant_id)).scalars().first()
+        list_id = uuid.uuid4()
+        conn.execute(
+            insert(contact_lists).values(
+                id=list_id, tenant_id=tenant_id, name="regulars", created_at=NOW
+            )
+        )
+        for contact_id in conn.execute(select(contacts.c.id)).scalars().all():
+            conn.execute(
+                insert(contact_list_members).values(list_id=list_id, contact_id=contact_id)
+            )
     before = _counts(engine)
-    assert before == {"contacts": 2, "consent_events": 3, "consent_states": 3}
+    assert before == {
+        "contacts": 2,
+        "consent_events": 3,
+        "consent_states": 3,
+        "contact_list_members": 2,
+    }
 
-    _downgrade(engine, "0019")  # the ledger's keys back, so the upgrade has them to drop
+    downgrade(engine, "0019")  # the ledger's keys back, so the upgrade has them to drop
+    assert _counts(engine) == before
     assert current_revision(engine) == "0019"
     upgrade(engine)
 

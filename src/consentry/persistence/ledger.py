@@ -49,6 +49,7 @@ from consentry.persistence.tables import (
     consent_states,
     contacts,
     policy_documents,
+    tenants,
     topics,
 )
 from consentry.persistence.tenancy import CONSENT_CHAIN
@@ -543,6 +544,22 @@ class SqlConsentLedger:
             problems.extend(
                 f"event at seq {row.seq} names {name} {row[1]}, which the tenant does not have"
                 for row in rows
+            )
+        return problems
+
+    def without_tenant(self) -> list[str]:
+        """Events and states whose tenant does not exist (no tenant's verification sees them)."""
+        problems: list[str] = []
+        for name, table in (("events", consent_events), ("states", consent_states)):
+            known = select(tenants.c.id).where(tenants.c.id == table.c.tenant_id).exists()
+            rows = self._conn.execute(
+                select(table.c.tenant_id, func.count())
+                .where(~known)
+                .group_by(table.c.tenant_id)
+                .order_by(table.c.tenant_id)
+            )
+            problems.extend(
+                f"{n} consent {name} name tenant {t}, which does not exist" for t, n in rows
             )
         return problems
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -22,27 +23,39 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` inside one transaction.
+    """Bring the schema to ``revision`` inside one transaction."""
+    _migrate(engine, command.upgrade, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to ``revision`` inside one transaction."""
+    _migrate(engine, command.downgrade, revision)
+
+
+def _migrate(engine: Engine, step: Callable[[Config, str], None], revision: str) -> None:
+    """Run ``step`` on one connection and transaction.
 
     On SQLite, batch mode rebuilds a table by copying it and dropping the original, which
     foreign-key enforcement refuses while other tables' rows refer to it. As SQLite's own
     procedure for schema changes says, enforcement is switched off around the transaction
-    (it cannot change inside one) and every key is checked before the commit instead."""
+    (it cannot change inside one) and every key is checked before the commit instead; only
+    when there is something to migrate, since the check reads the whole database."""
     config = alembic_config()
-    sqlite = engine.dialect.name == "sqlite"
+    target = head_revision() if revision == "head" else revision
+    rebuild = engine.dialect.name == "sqlite" and current_revision(engine) != target
     with engine.connect() as connection:
-        if sqlite:
+        if rebuild:
             _sqlite_foreign_keys(connection, enforced=False)
         try:
             with connection.begin():
                 config.attributes["connection"] = connection
-                command.upgrade(config, revision)
-                if sqlite:
+                step(config, revision)
+                if rebuild:
                     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
                     if broken:
                         raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
         finally:
-            if sqlite:
+            if rebuild:
                 _sqlite_foreign_keys(connection, enforced=True)
 
 

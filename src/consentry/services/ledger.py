@@ -13,6 +13,9 @@ from consentry.services.audit_seal import seal_audit
 from consentry.services.ports import UnitOfWork
 from consentry.services.tenants_ref import TenantRef, find_tenant
 
+# The report of ledger rows that belong to no existing tenant.
+NO_TENANT = uuid.UUID(int=0)
+
 
 @dataclass(frozen=True, slots=True)
 class ChainReport:
@@ -100,7 +103,8 @@ def verify_chain_with_head(
 
 def verify_ledger(uow: UnitOfWork, tenant_slug: TenantRef | None = None) -> list[ChainReport]:
     """Recompute every tenant's consent chain (or one tenant's) and audit chain from stored rows,
-    check that every event names a contact, topic and disclosure of its own tenant, and that the
+    check that every event names a contact, topic and disclosure of its own tenant (and, for all
+    tenants, that no event or state names a tenant that does not exist), and that the
     consent states the gate reads are exactly the fold of the ledger. Writes
     nothing but the links of audit entries waiting for the sealer, which it seals first."""
     reports: list[ChainReport] = []
@@ -127,6 +131,17 @@ def verify_ledger(uow: UnitOfWork, tenant_slug: TenantRef | None = None) -> list
                     dangling_references=tuple(uow.ledger.dangling_references(tenant.id)),
                     audit_verified=audit_verified,
                     audit_broken=audit_broken,
+                )
+            )
+        if tenant_slug is None and (orphans := uow.ledger.without_tenant()):
+            reports.append(
+                ChainReport(
+                    tenant_id=NO_TENANT,
+                    tenant_slug="(no tenant)",
+                    verified=0,
+                    head_seq=0,
+                    broken=None,
+                    dangling_references=tuple(orphans),
                 )
             )
     return reports

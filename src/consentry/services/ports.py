@@ -232,6 +232,10 @@ class ConsentLedger(Protocol):
         """Events whose contact, topic or disclosure is not a row of the event's tenant."""
         ...
 
+    def without_tenant(self) -> list[str]:
+        """Events and states whose tenant does not exist."""
+        ...
+
     def head(self, tenant_id: uuid.UUID) -> tuple[int, str]:
         """The sequence number and hash the chain head records."""
         ...

@@ -26,6 +26,8 @@ import re
 from datetime import datetime
 from email.utils import format_datetime
 
+from email_validator import EmailNotValidError, validate_email
+
 from consentry.domain.errors import InvalidEmail
 
 CRLF = "\r\n"
@@ -167,6 +169,19 @@ def qp_body(text: str) -> bytes:
     return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 
+def ascii_address(address: str) -> str | None:
+    """``address`` in a form that may go in any header without SMTPUTF8: as it is when it is a
+    plain ASCII address, with its domain in IDNA (``xn--``) form when only the domain is not
+    ASCII, else None (a non-ASCII local part has no ASCII form)."""
+    if _ADDRESS.fullmatch(address):
+        return address
+    try:
+        ascii_form = validate_email(address, check_deliverability=False).ascii_email
+    except EmailNotValidError:
+        return None
+    return ascii_form if ascii_form and _ADDRESS.fullmatch(ascii_form) else None
+
+
 def plain_text_email(  # noqa: PLR0917  (the parts of one message)
     sender_name: str | None,
     sender: str,
@@ -180,18 +195,21 @@ def plain_text_email(  # noqa: PLR0917  (the parts of one message)
     """A complete single-part ``text/plain`` message (the system's own service mail: a
     confirmation request, a preference link, a policy notice), written out directly like the
     campaign's parts: the ``email`` package took about 2 ms for each. ``message_id`` goes
-    without angle brackets; every line ends in CRLF. Addresses are the system's own (normalised
-    when stored); one with non-ASCII characters is written as UTF-8 (RFC 6532), as it must
-    travel (SMTPUTF8)."""
+    without angle brackets; every line ends in CRLF. The recipient is the system's own
+    (normalised when stored); one with non-ASCII characters is written as UTF-8 (RFC 6532), as
+    it travels (the SMTP channel asks for SMTPUTF8 for it). The sender and a reply address go
+    in their ASCII form (``ascii_address``); a reply address without one is left out rather
+    than sent as 8-bit header text to a recipient whose relay was not asked for SMTPUTF8."""
     if now.tzinfo is None:
         raise ValueError("the Date header needs an aware datetime")
+    reply = None if reply_to is None else ascii_address(reply_to)
     head = (
-        f"From: {mailbox(sender_name, header_text(sender))}{CRLF}"
+        f"From: {mailbox(sender_name, ascii_address(sender) or header_text(sender))}{CRLF}"
         f"To: {header_text(to)}{CRLF}"
         f"{unstructured('Subject', subject)}"
         f"Date: {format_datetime(now.replace(microsecond=0))}{CRLF}"
         f"Message-ID: <{message_id}>{CRLF}"
-        f"{'' if reply_to is None else f'Reply-To: {header_text(reply_to)}{CRLF}'}"
+        f"{'' if reply is None else f'Reply-To: {reply}{CRLF}'}"
         f"MIME-Version: 1.0{CRLF}"
         f"Content-Type: text/plain; charset=utf-8{CRLF}"
     )

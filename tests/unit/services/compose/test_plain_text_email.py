@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consentry.services.compose.mime import plain_text_email
+from consentry.services.compose.mime import ascii_address, plain_text_email
 
 NOW = datetime(2026, 12, 7, 14, 5, 9, 123456, tzinfo=UTC)
 
@@ -110,3 +110,11 @@ def test_any_name_subject_and_text_read_back(name: str, subject: str, text: str)
     assert _content(message).rstrip("\n") == body.rstrip("\n")
     expected = " ".join(subject.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
     assert str(message["Subject"]) == expected
+
+
+def test_a_reply_address_goes_in_ascii_form_or_not_at_all() -> None:
+    idn = _parsed(_mail(reply_to="help@bücher.example"))
+    assert idn["Reply-To"] == "help@xn--bcher-kva.example"
+    assert "Reply-To" not in _parsed(_mail(reply_to="hëlp@bücher.example"))
+    assert ascii_address("help@harbourauto.example") == "help@harbourauto.example"
+    assert ascii_address("not an address") is None
