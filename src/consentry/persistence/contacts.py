@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from consentry.domain.errors import AlreadyExists, ContactNotFound
@@ -18,7 +18,7 @@ from consentry.domain.model import (
     PointKind,
     point_index_value,
 )
-from consentry.persistence.driver import DriverStatement
+from consentry.persistence.driver import DriverStatement, insert_new
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import contacts
 from consentry.persistence.types import uuid_among
@@ -37,6 +37,16 @@ def key_column(channel: Channel) -> Any:
     """The blind-index column a channel delivers to."""
     return _KEY_COLUMN[channel]
 
+
+# Every stored column of a contact, in the order bulk writes use.
+CONTACT_COLUMNS = (
+    "id", "tenant_id", "created_at", "updated_at", "external_ref", "name_enc", "email_enc",
+    "email_key", "phone_enc", "phone_key", "phone_type", "whatsapp_enc", "whatsapp_key",
+    "postal_enc", "postal_key", "country", "time_zone", "locale", "dob_enc", "adult_on",
+    "age_attested", "whatsapp_last_inbound_at", "erased_at",
+)  # fmt: skip
+# A new contact (a form's subscriber, an API call), unless its address is taken.
+_ADD = insert_new(contacts, CONTACT_COLUMNS, contacts.c.id)
 
 # Read for every decision and consent write, so built once: building a statement costs about
 # as much CPU as running it.
@@ -88,20 +98,15 @@ class SqlContactRepository:
         }
 
     def add(self, contact: Contact) -> None:
-        values = self.columns(contact)
-        try:
-            with self._conn.begin_nested():
-                self._conn.execute(
-                    insert(contacts).values(
-                        id=contact.id,
-                        tenant_id=contact.tenant_id,
-                        created_at=contact.created_at,
-                        updated_at=contact.created_at,
-                        **values,
-                    )
-                )
-        except IntegrityError as exc:
-            raise AlreadyExists("a contact with this email address exists", field="email") from exc
+        values = {
+            "id": contact.id,
+            "tenant_id": contact.tenant_id,
+            "created_at": contact.created_at,
+            "updated_at": contact.created_at,
+            **self.columns(contact),
+        }
+        if not _ADD[self._conn.dialect.name].rows(self._conn, values):
+            raise AlreadyExists("a contact with this email address exists", field="email")
 
     def update(self, contact: Contact) -> None:
         values = self.columns(contact)

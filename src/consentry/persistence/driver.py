@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import CompoundSelect, Insert, Select, TextClause, Update
@@ -36,6 +37,22 @@ Processor = Callable[[Any], Any]
 def insert_of(table: Table, names: Sequence[str]) -> Insert:
     """``INSERT`` of these columns of ``table``, each bound by its own name and type."""
     return insert(table).values({n: bindparam(n, type_=table.c[n].type) for n in names})
+
+
+def insert_new(
+    table: Table, names: Sequence[str], returning: ColumnElement[Any]
+) -> dict[str, DriverStatement]:
+    """Per dialect: ``INSERT`` of these columns that does nothing where the row would break a
+    unique constraint (``ON CONFLICT DO NOTHING``) and returns ``returning`` of the row it
+    inserted, so no row means "taken". A savepoint and a caught IntegrityError cost two round
+    trips more; another constraint (a foreign key, NOT NULL) still raises."""
+    values = {n: bindparam(n, type_=table.c[n].type) for n in names}
+    pg = postgresql.insert(table).values(values).on_conflict_do_nothing()
+    lite = sqlite.insert(table).values(values).on_conflict_do_nothing()
+    return {
+        "postgresql": DriverStatement(pg.returning(returning), columns=(returning,)),
+        "sqlite": DriverStatement(lite.returning(returning), columns=(returning,)),
+    }
 
 
 @dataclass(frozen=True, slots=True)

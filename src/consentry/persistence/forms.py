@@ -8,8 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from consentry.domain.forms import (
     FormAlreadySent,
@@ -19,7 +18,24 @@ from consentry.domain.forms import (
     SubscriptionForm,
 )
 from consentry.domain.model import Channel
+from consentry.persistence.driver import DriverStatement, insert_new
 from consentry.persistence.tables import form_submissions, subscription_forms
+
+# A submission runs these (a form post is a public page under load), so built once.
+_SUBMISSION_COLUMNS = ("id", "tenant_id", "form_id", "dedupe_key", "ticked", "outcomes",
+                       "disclosure_document_id", "received_at")  # fmt: skip
+_ADD_SUBMISSION = insert_new(form_submissions, _SUBMISSION_COLUMNS, form_submissions.c.id)
+_FORM_BY_KEY = DriverStatement(
+    select(subscription_forms).where(
+        subscription_forms.c.tenant_id == bindparam("tenant"),
+        subscription_forms.c.key == bindparam("key"),
+    )
+)
+_RECORD_OUTCOMES = DriverStatement(
+    update(form_submissions)
+    .where(form_submissions.c.id == bindparam("b_id"))
+    .values(outcomes=bindparam("b_outcomes"))
+)
 
 
 def _form(row: Any) -> SubscriptionForm:
@@ -82,11 +98,7 @@ class SqlForms:
         return self._conn.execute(query).first() is not None
 
     def by_key(self, tenant_id: uuid.UUID, key: str) -> SubscriptionForm:
-        row = self._conn.execute(
-            select(subscription_forms).where(
-                subscription_forms.c.tenant_id == tenant_id, subscription_forms.c.key == key
-            )
-        ).first()
+        row = _FORM_BY_KEY.one_or_none(self._conn, {"tenant": tenant_id, "key": key})
         if row is None:
             raise FormNotFound("no such form", field="form")
         return _form(row)
@@ -138,28 +150,22 @@ class SqlForms:
     ) -> None:
         """Record a submission; FormAlreadySent if this one was already taken (the
         transaction must then be rolled back)."""
-        try:
-            with self._conn.begin_nested():
-                self._conn.execute(
-                    insert(form_submissions).values(
-                        id=submission_id,
-                        tenant_id=form.tenant_id,
-                        form_id=form.id,
-                        dedupe_key=dedupe_key,
-                        ticked=json.dumps(list(ticked)),
-                        outcomes=json.dumps(dict(outcomes)),
-                        disclosure_document_id=disclosure_document_id,
-                        received_at=at,
-                    )
-                )
-        except IntegrityError as exc:
-            raise FormAlreadySent("this form was already sent") from exc
+        values = {
+            "id": submission_id,
+            "tenant_id": form.tenant_id,
+            "form_id": form.id,
+            "dedupe_key": dedupe_key,
+            "ticked": json.dumps(list(ticked)),
+            "outcomes": json.dumps(dict(outcomes)),
+            "disclosure_document_id": disclosure_document_id,
+            "received_at": at,
+        }
+        if not _ADD_SUBMISSION[self._conn.dialect.name].rows(self._conn, values):
+            raise FormAlreadySent("this form was already sent")
 
     def record_outcomes(self, submission_id: uuid.UUID, outcomes: Mapping[str, str]) -> None:
-        self._conn.execute(
-            update(form_submissions)
-            .where(form_submissions.c.id == submission_id)
-            .values(outcomes=json.dumps(dict(outcomes)))
+        _RECORD_OUTCOMES.execute(
+            self._conn, {"b_id": submission_id, "b_outcomes": json.dumps(dict(outcomes))}
         )
 
     def submission_count(self, form_id: uuid.UUID) -> int:

@@ -41,7 +41,7 @@ from consentry.domain.imports import (
 from consentry.domain.model import Channel, PointKind, point_index_value
 from consentry.persistence import copy_binary
 from consentry.persistence.bulk import bulk_insert, column_types, copy_raw
-from consentry.persistence.contacts import key_column
+from consentry.persistence.contacts import CONTACT_COLUMNS, key_column
 from consentry.persistence.import_prep import (
     CONTACT,
     EVENT_HEAD,
@@ -324,14 +324,6 @@ class SqlImports:
                 )
         finally:
             result.close()
-
-
-CONTACT_COLUMNS = (
-    "id", "tenant_id", "created_at", "updated_at", "external_ref", "name_enc", "email_enc",
-    "email_key", "phone_enc", "phone_key", "phone_type", "whatsapp_enc", "whatsapp_key",
-    "postal_enc", "postal_key", "country", "time_zone", "locale", "dob_enc", "adult_on",
-    "age_attested", "whatsapp_last_inbound_at", "erased_at",
-)  # fmt: skip
 
 
 class SqlImportRows:

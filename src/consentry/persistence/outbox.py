@@ -9,16 +9,27 @@ from datetime import datetime
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
-from sqlalchemy import Engine, and_, insert, select, true
+from sqlalchemy import Engine, and_, select, true
 
 from consentry.domain.delivery import EmailMessage, OutboundMessage, SmsMessage
 from consentry.domain.errors import NotFound
 from consentry.domain.model import POINT_KIND, Channel, point_index_value
+from consentry.persistence.driver import DriverStatement, insert_of
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import captured_messages
 from consentry.services.ports import CapturedMessage, KeyRing
 
 C = captured_messages.c
+# Every message the embedded channel "sends" (a form's confirmation request, for one), so built
+# once.
+_CAPTURE = DriverStatement(
+    insert_of(
+        captured_messages,
+        ("tenant_id", "delivery_id", "channel", "recipient_enc", "recipient_key",
+         "summary_enc", "raw_enc", "captured_at"),
+    ).returning(C.id),
+    columns=(C.id,),
+)  # fmt: skip
 
 
 class CapturedMessageNotFound(NotFound):
@@ -64,21 +75,20 @@ class SqlOutbox:
         with self._engine.begin() as conn:
             crypto = FieldCrypto(conn, self._keys)
             # The raw message is sealed as text: base64 keeps arbitrary bytes exact.
-            row_id = conn.execute(
-                insert(captured_messages)
-                .values(
-                    tenant_id=tid,
-                    delivery_id=message.delivery_id,
-                    channel=message.channel.value,
-                    recipient_enc=crypto.seal(tid, "outbox.recipient", recipient),
-                    recipient_key=recipient_key,
-                    summary_enc=crypto.seal(tid, "outbox.summary", _summary(message)),
-                    raw_enc=crypto.seal(tid, "outbox.raw", base64.b64encode(raw).decode()),
-                    captured_at=captured_at,
-                )
-                .returning(C.id)
-            ).scalar_one()
-        return int(row_id)
+            (row,) = _CAPTURE.rows(
+                conn,
+                {
+                    "tenant_id": tid,
+                    "delivery_id": message.delivery_id,
+                    "channel": message.channel.value,
+                    "recipient_enc": crypto.seal(tid, "outbox.recipient", recipient),
+                    "recipient_key": recipient_key,
+                    "summary_enc": crypto.seal(tid, "outbox.summary", _summary(message)),
+                    "raw_enc": crypto.seal(tid, "outbox.raw", base64.b64encode(raw).decode()),
+                    "captured_at": captured_at,
+                },
+            )
+        return int(row.id)
 
     def _load(self, where: object, limit: int, *, with_raw: bool) -> list[CapturedMessage]:
         with self._engine.connect() as conn:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from consentry.domain.chain import GENESIS
@@ -29,12 +29,24 @@ from consentry.domain.model import (
     TenantStatus,
     Topic,
 )
+from consentry.persistence.driver import DriverStatement
 from consentry.persistence.refcache import RefChanges, ReferenceCache
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import chain_heads, policy_documents, tenants, topics
 
 CONSENT_CHAIN = "consent"
 AUDIT_CHAIN = "audit"
+
+# Read by consent writes and form posts, so built once.
+_TOPIC_BY_ID = DriverStatement(
+    select(topics).where(topics.c.tenant_id == bindparam("tenant"), topics.c.id == bindparam("id"))
+)
+_DOCUMENT_BY_ID = DriverStatement(
+    select(policy_documents).where(
+        policy_documents.c.tenant_id == bindparam("tenant"),
+        policy_documents.c.id == bindparam("id"),
+    )
+)
 
 
 def _tenant(row: Any) -> Tenant:
@@ -240,9 +252,7 @@ class SqlTopicRepository:
             raise AlreadyExists(f"topic {topic.key!r} exists", field="key") from exc
 
     def get(self, tenant_id: uuid.UUID, topic_id: uuid.UUID) -> Topic:
-        row = self._conn.execute(
-            select(topics).where(topics.c.tenant_id == tenant_id, topics.c.id == topic_id)
-        ).one_or_none()
+        row = _TOPIC_BY_ID.one_or_none(self._conn, {"tenant": tenant_id, "id": topic_id})
         if row is None:
             raise TopicNotFound(f"topic {topic_id} not found", field="topic")
         return _topic(row)
@@ -319,11 +329,7 @@ class SqlPolicyRepository:
             raise AlreadyExists("that policy document version exists", field="version") from exc
 
     def get(self, tenant_id: uuid.UUID, document_id: uuid.UUID) -> PolicyDocument:
-        row = self._conn.execute(
-            select(policy_documents).where(
-                policy_documents.c.tenant_id == tenant_id, policy_documents.c.id == document_id
-            )
-        ).one_or_none()
+        row = _DOCUMENT_BY_ID.one_or_none(self._conn, {"tenant": tenant_id, "id": document_id})
         if row is None:
             raise PolicyDocumentNotFound(f"policy document {document_id} not found")
         return _policy(row)
