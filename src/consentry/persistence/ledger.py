@@ -605,6 +605,15 @@ _STATE_BY_KEY = DriverStatement(
         consent_states.c.channel == bindparam("channel"),
     )
 )
+# A YES by text looks for the number's pending requests this way, for every keyword.
+_STATES_OF_CONTACT = DriverStatement(
+    select(consent_states)
+    .where(
+        consent_states.c.tenant_id == bindparam("tenant"),
+        consent_states.c.contact_id == bindparam("contact"),
+    )
+    .order_by(consent_states.c.channel, consent_states.c.seq)
+)
 _EVENT_BY_ID = DriverStatement(
     select(consent_events).where(
         consent_events.c.tenant_id == bindparam("tenant"), consent_events.c.id == bindparam("id")
@@ -662,11 +671,5 @@ class SqlConsentStates:
         return [state_from_row(r) for r in rows]
 
     def for_contact(self, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> list[ConsentState]:
-        rows = self._conn.execute(
-            select(consent_states)
-            .where(
-                consent_states.c.tenant_id == tenant_id, consent_states.c.contact_id == contact_id
-            )
-            .order_by(consent_states.c.channel, consent_states.c.seq)
-        )
+        rows = _STATES_OF_CONTACT.rows(self._conn, {"tenant": tenant_id, "contact": contact_id})
         return [state_from_row(r) for r in rows]

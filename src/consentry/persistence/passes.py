@@ -39,6 +39,7 @@ from consentry.domain.passes import (
     SourceKind,
 )
 from consentry.persistence.contacts import key_column
+from consentry.persistence.driver import DriverStatement
 from consentry.persistence.ledger import state_from_row
 from consentry.persistence.tables import (
     consent_events,
@@ -53,6 +54,19 @@ from consentry.persistence.tables import (
 P = permission_passes.c
 M = permission_pass_members.c
 S = consent_states.c
+
+# Every YES (or START) by text asks whether a permission pass waits for the number.
+_ASKING = DriverStatement(
+    select(M.tenant_id, M.pass_id, M.contact_id)
+    .join(permission_passes, P.id == M.pass_id)
+    .where(
+        M.point_key == bindparam("point_key"),
+        M.renewed_event_id.is_(None),
+        P.channel == bindparam("channel"),
+        P.status == PassStatus.RUNNING.value,
+        P.deadline > bindparam("now", type_=P.deadline.type),
+    )
+)
 
 
 def _pass(row: Any) -> PermissionPass:
@@ -222,16 +236,8 @@ class SqlPermissionPasses:
     ) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]:
         """(tenant, pass, contact) of every running pass on ``channel`` still waiting for this
         address to renew, before its deadline."""
-        rows = self._conn.execute(
-            select(M.tenant_id, M.pass_id, M.contact_id)
-            .join(permission_passes, P.id == M.pass_id)
-            .where(
-                M.point_key == point_key,
-                M.renewed_event_id.is_(None),
-                P.channel == channel.value,
-                P.status == PassStatus.RUNNING.value,
-                P.deadline > now,
-            )
+        rows = _ASKING.rows(
+            self._conn, {"point_key": point_key, "channel": channel.value, "now": now}
         )
         return [(r.tenant_id, r.pass_id, r.contact_id) for r in rows]
 
