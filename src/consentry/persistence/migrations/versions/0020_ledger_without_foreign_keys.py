@@ -38,47 +38,46 @@ down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# (table, column, parent table)
-_KEYS = (
-    ("consent_events", "contact_id", "contacts"),
-    ("consent_events", "policy_document_id", "policy_documents"),
-    ("consent_events", "tenant_id", "tenants"),
-    ("consent_events", "topic_id", "topics"),
-    ("consent_states", "contact_id", "contacts"),
-    ("consent_states", "event_id", "consent_events"),
-    ("consent_states", "tenant_id", "tenants"),
-    ("consent_states", "topic_id", "topics"),
-)
+# Each ledger table's keys: (column, parent table).
+_KEYS = {
+    "consent_events": (
+        ("contact_id", "contacts"),
+        ("policy_document_id", "policy_documents"),
+        ("tenant_id", "tenants"),
+        ("topic_id", "topics"),
+    ),
+    "consent_states": (
+        ("contact_id", "contacts"),
+        ("event_id", "consent_events"),
+        ("tenant_id", "tenants"),
+        ("topic_id", "topics"),
+    ),
+}
 
 _NUMBERS = (("ix_contacts_phone", "phone_key"), ("ix_contacts_whatsapp", "whatsapp_key"))
 
 
-def _tables() -> list[str]:
-    return sorted({table for table, _, _ in _KEYS})
-
-
-def _rebuild_ledger(change: str) -> None:
-    """Drop or create the ledger's keys; on SQLite batch mode copies each table, which loses
-    its triggers, so the append-only guard of the events is taken off and put back around it."""
+def _ledger_keys(*, present: bool) -> None:
+    """Drop the ledger's keys, or create them again; on SQLite batch mode copies each table,
+    which loses its triggers, so the append-only guard of the events is taken off and put
+    back around it."""
     dialect = op.get_bind().dialect.name
     for statement in drop_append_only_ddl(dialect, "consent_events"):
         op.execute(statement)
-    for table in _tables():
+    for table, keys in _KEYS.items():
         with op.batch_alter_table(table) as batch:
-            for t, column, parent in _KEYS:
-                if t != table:
-                    continue
+            for column, parent in keys:
                 name = f"fk_{table}_{column}_{parent}"
-                if change == "drop":
-                    batch.drop_constraint(name, type_="foreignkey")
-                else:
+                if present:
                     batch.create_foreign_key(name, parent, [column], ["id"])
+                else:
+                    batch.drop_constraint(name, type_="foreignkey")
     for statement in append_only_ddl(dialect, "consent_events", CONSENT_EVENT_FROZEN):
         op.execute(statement)
 
 
 def upgrade() -> None:
-    _rebuild_ledger("drop")
+    _ledger_keys(present=False)
     with op.batch_alter_table("contacts") as batch:
         batch.drop_constraint("uq_contacts_tenant_email", type_="unique")
         batch.create_unique_constraint("uq_contacts_email_tenant", ["email_key", "tenant_id"])
@@ -103,4 +102,4 @@ def downgrade() -> None:
     with op.batch_alter_table("contacts") as batch:
         batch.drop_constraint("uq_contacts_email_tenant", type_="unique")
         batch.create_unique_constraint("uq_contacts_tenant_email", ["tenant_id", "email_key"])
-    _rebuild_ledger("create")
+    _ledger_keys(present=True)
