@@ -57,7 +57,7 @@ def test_the_ledger_keeps_its_rows_and_guard_across_migration_0020(
     downgrade(engine, "0019")  # the ledger's keys back, so the upgrade has them to drop
     assert _counts(engine) == before
     assert current_revision(engine) == "0019"
-    upgrade(engine)
+    upgrade(engine, "0020")
 
     assert current_revision(engine) == "0020"
     assert _counts(engine) == before

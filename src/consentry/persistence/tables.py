@@ -56,6 +56,10 @@ def _partial_index(
     return Index(name, *columns, unique=unique, postgresql_where=where, sqlite_where=where)
 
 
+# The rows of ``ix_deliveries_due``.
+DUE_WHERE = "next_attempt_at IS NOT NULL OR campaign_id IS NULL"
+
+
 def _one_of(column: str, values: type[StrEnum]) -> CheckConstraint:
     allowed = ", ".join(f"'{v.value}'" for v in values)
     return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_valid")
@@ -422,6 +426,9 @@ campaigns = Table(
     Column("planned_at", UTCDateTime),
     Column("launched_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
+    # The contact up to which claims have taken the campaign's untried deliveries (the claims'
+    # cursor over (campaign_id, contact_id)); NULL before the first claim.
+    Column("claimed_through", Uuid),
     UniqueConstraint("tenant_id", "name", name="uq_campaigns_tenant_name"),
     _one_of("status", CampaignStatus),
     _one_of("channel", Channel),
@@ -465,7 +472,17 @@ deliveries = Table(
     # million entries of NULL into each (every query below names a value, which implies the
     # index's condition).
     _partial_index("uq_deliveries_tenant_idempotency", "tenant_id", "idempotency_key", unique=True),
-    Index("ix_deliveries_due", "status", "next_attempt_at"),
+    # What a claim walks: retries, deferrals and claimed rows (whose lease end is their next
+    # attempt) and transactional messages. A campaign's untried rows are not in it (a plan
+    # would write a million entries); claims take them in contact order from the campaign's
+    # cursor (``campaigns.claimed_through``) through ``uq_deliveries_campaign_contact``.
+    Index(
+        "ix_deliveries_due",
+        "status",
+        "next_attempt_at",
+        postgresql_where=text(DUE_WHERE),
+        sqlite_where=text(DUE_WHERE),
+    ),
     # No (campaign, status) index: planning would write a million entries into it, and a
     # campaign's pending rows are found through the one above (migration 0013).
     _partial_index("ix_deliveries_contact_sent", "contact_id", "sent_at"),
