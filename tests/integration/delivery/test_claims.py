@@ -155,18 +155,20 @@ def test_migration_0021_makes_rows_leased_before_it_due_when_their_lease_ends(
     campaign_id, people = _campaign(world, 3)
     engine = world.container.engine
     downgrade(engine, "0020")
-    assert current_revision(engine) == "0020"
     now = utcnow()
-    with engine.begin() as conn:  # a worker of the old code had leased the first row
-        first = conn.execute(
-            select(D.id).where(D.campaign_id == campaign_id, D.contact_id == people[0])
-        ).scalar_one()
-        conn.execute(
-            update(deliveries)
-            .where(D.id == first)
-            .values(lease_owner="old", lease_until=now + LEASE, next_attempt_at=None)
-        )
-    upgrade(engine)
+    try:
+        assert current_revision(engine) == "0020"
+        with engine.begin() as conn:  # a worker of the old code had leased the first row
+            first = conn.execute(
+                select(D.id).where(D.campaign_id == campaign_id, D.contact_id == people[0])
+            ).scalar_one()
+            conn.execute(
+                update(deliveries)
+                .where(D.id == first)
+                .values(lease_owner="old", lease_until=now + LEASE, next_attempt_at=None)
+            )
+    finally:
+        upgrade(engine)  # this database serves the tests after this one
     assert current_revision(engine) == "0021"
     taken = _claim(world, "new", now + LEASE / 2, 10)
     assert sorted(d.contact_id for d in taken) == people[1:]
