@@ -137,12 +137,14 @@ def test_concurrent_appends_make_one_unbroken_chain(new_uow: UowFactory) -> None
     assert report.verified == 20
 
 
+@pytest.mark.parametrize("commit", [False, True], ids=["then-commit", "committing"])
 @pytest.mark.parametrize("read", ["before", "not"])
 def test_a_state_that_moved_after_it_was_read_is_folded_again(
-    new_uow: UowFactory, read: str
+    new_uow: UowFactory, read: str, commit: bool
 ) -> None:
     """An append folds into the state it was given only if no other append moved it since;
-    otherwise into the state as it stands once the chain is held."""
+    otherwise into the state as it stands once the chain is held. An append that commits
+    with it (PostgreSQL) is refused by the database then, and made as one that does not."""
     slug = shop(new_uow)
     person(new_uow, slug)
     evidence = disclosure(new_uow, slug)
@@ -166,7 +168,9 @@ def test_a_state_that_moved_after_it_was_read_is_folded_again(
         event = event_about(
             stale, ConsentAction.WITHDRAWN, stale.basis, evidence, NOW + timedelta(hours=2)
         )
-        event, state = append_and_fold(uow, event, stale if read == "before" else None)
+        event, state = append_and_fold(
+            uow, event, stale if read == "before" else None, commit=commit
+        )
         uow.commit()
     assert state.status is ConsentStatus.WITHDRAWN
     assert state.granted_at == later.state.granted_at  # kept from the newer grant
@@ -176,6 +180,70 @@ def test_a_state_that_moved_after_it_was_read_is_folded_again(
     (report,) = verify_ledger(new_uow(), slug)
     assert report.intact
     assert not report.projection_mismatches
+
+
+_CONTEXT = RequestContext(local_operator(), "198.51.100.4", "req-ledger")
+
+
+def test_an_append_that_commits_takes_the_transactions_other_writes_with_it(
+    new_uow: UowFactory, engine: Engine
+) -> None:
+    slug = shop(new_uow)
+    ana = person(new_uow, slug)
+    evidence = disclosure(new_uow, slug)
+    first = grant(new_uow, slug, "ana@example.com", evidence)
+    with new_uow() as uow:
+        tenant_id = first.state.tenant_id
+        record_access(
+            uow, _CONTEXT, tenant_id=tenant_id, action="consent.withdrawn",
+            object_type="contact", object_id=str(ana.id),
+        )  # fmt: skip
+        event = event_about(first.state, ConsentAction.WITHDRAWN, first.state.basis, evidence, NOW)
+        event, state = append_and_fold(uow, event, first.state, commit=True)
+        if engine.dialect.name == "postgresql":  # committed in the append's round trip
+            with engine.connect() as other:
+                seen = other.execute(
+                    select(consent_states.c.status).where(consent_states.c.contact_id == ana.id)
+                ).scalar_one()
+            assert seen == ConsentStatus.WITHDRAWN.value
+        uow.commit()
+    assert state.status is ConsentStatus.WITHDRAWN
+    with new_uow() as uow:
+        assert uow.consent_states.get(tenant_id, ana.id, state.topic_id, Channel.EMAIL) == state
+        entries = uow.audit.entries(tenant_id)
+    assert [e.action for e in entries][-1] == "consent.withdrawn"
+    (report,) = verify_ledger(new_uow(), slug)
+    assert report.intact
+    assert report.verified == 2
+
+
+def test_an_append_that_fails_commits_nothing_of_its_transaction(
+    new_uow: UowFactory, engine: Engine
+) -> None:
+    slug = shop(new_uow)
+    ana = person(new_uow, slug)
+    evidence = disclosure(new_uow, slug)
+    first = grant(new_uow, slug, "ana@example.com", evidence)
+    tenant_id = first.state.tenant_id
+    with new_uow() as uow:
+        record_access(
+            uow, _CONTEXT, tenant_id=tenant_id, action="consent.read", object_type="contact",
+            object_id=str(ana.id),
+        )  # fmt: skip
+        again = event_about(  # the first event's id again: the insert breaks its key
+            first.state, ConsentAction.WITHDRAWN, first.state.basis, evidence, NOW,
+            event_id=first.event.id,
+        )  # fmt: skip
+        with pytest.raises(DBAPIError):
+            append_and_fold(uow, again, first.state, commit=True)
+    with new_uow() as uow:
+        assert [e.action for e in uow.audit.entries(tenant_id)] == []
+        assert uow.consent_states.get(tenant_id, ana.id, first.state.topic_id, Channel.EMAIL) == (
+            first.state
+        )
+    (report,) = verify_ledger(new_uow(), slug)
+    assert report.intact
+    assert report.verified == 1
 
 
 def test_a_projection_edited_behind_the_ledger_is_caught(

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import CompoundSelect, Insert, Select, TextClause, Update
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -73,6 +73,11 @@ def _direct(conn: Connection) -> bool:
         and not watched.before_cursor_execute
         and not watched.after_cursor_execute
     )
+
+
+def on_driver(conn: Connection) -> bool:
+    """Whether ``DriverStatement`` runs on the driver for this connection."""
+    return _direct(conn)
 
 
 class DriverStatement:
@@ -123,6 +128,10 @@ class DriverStatement:
             fetched = cursor.fetchall()
         finally:
             cursor.close()
+        return self._made(c, fetched)
+
+    @staticmethod
+    def _made(c: _Compiled, fetched: list[Any]) -> list[Any]:
         make = c.row._make
         if not c.results:
             return [make(r) for r in fetched]
@@ -133,6 +142,47 @@ class DriverStatement:
                 values[i] = process(values[i])
             out.append(make(values))
         return out
+
+    def rows_committed(
+        self, conn: Connection, params: Mapping[str, Any], retryable: str
+    ) -> list[Any] | None:
+        """``rows``, then the transaction commits, in one round trip (PostgreSQL, on the
+        driver): the statement runs in a savepoint, and the savepoint's release and the commit
+        follow it in a pipeline, so whatever the statement locks is held only while the server
+        runs it and commits, however late this process reads the answer. If the statement
+        fails with SQLSTATE ``retryable`` (its way of saying "not now", see the caller), nothing
+        commits: the transaction is rolled back to the savepoint, still open and as before the
+        statement, and None is returned. Only where ``on_driver(conn)``."""
+        if not _direct(conn):
+            raise RuntimeError("a statement committed with its transaction needs the driver")
+        c = self._compile(conn.dialect)
+        params = self._bound(c, params)
+        if not conn.in_transaction():
+            conn.begin()
+        driver = conn.connection.driver_connection
+        if driver is None:
+            raise RuntimeError("the connection has no driver connection")
+        cursor = driver.cursor()
+        try:
+            with driver.pipeline():
+                driver.execute("SAVEPOINT committed_statement")
+                cursor.execute(c.sql, params)
+                driver.execute("RELEASE SAVEPOINT committed_statement")
+                driver.commit()
+        except conn.dialect.loaded_dbapi.Error as err:
+            cursor.close()
+            if getattr(err, "sqlstate", None) == retryable:
+                driver.execute("ROLLBACK TO SAVEPOINT committed_statement")
+                return None
+            raise self._translated(conn, c, params, err, driver=driver, cursor=cursor) from err
+        except BaseException:
+            cursor.close()
+            raise
+        try:
+            fetched = cursor.fetchall()
+        finally:
+            cursor.close()
+        return self._made(c, fetched)
 
     def one_or_none(self, conn: Connection, params: Mapping[str, Any]) -> Any:
         found = self.rows(conn, params)
@@ -148,11 +198,37 @@ class DriverStatement:
         self._run(conn, self._compile(conn.dialect), params).close()
 
     @staticmethod
-    def _run(conn: Connection, c: _Compiled, params: Mapping[str, Any]) -> Any:
+    def _bound(c: _Compiled, params: Mapping[str, Any]) -> dict[str, Any]:
         params = c.constants | dict(params) if c.constants else dict(params)
         for name, process in c.binds:
             if name in params:
                 params[name] = process(params[name])
+        return params
+
+    @staticmethod
+    def _translated(
+        conn: Connection, c: _Compiled, params: Mapping[str, Any], err: Any,
+        *, driver: Any, cursor: Any,
+    ) -> StatementError:  # fmt: skip
+        """As SQLAlchemy would: a lost connection is invalidated (the pool replaces it), and
+        the error is its DBAPIError subclass (IntegrityError, OperationalError, ...)."""
+        gone = conn.dialect.is_disconnect(err, driver, cursor)
+        if gone:
+            conn.invalidate(err)
+        translated: StatementError = DBAPIError.instance(
+            c.sql,
+            params,
+            err,
+            conn.dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            connection_invalidated=gone,
+            dialect=conn.dialect,
+        )
+        return translated
+
+    @classmethod
+    def _run(cls, conn: Connection, c: _Compiled, params: Mapping[str, Any]) -> Any:
+        params = cls._bound(c, params)
         if not conn.in_transaction():
             conn.begin()  # as ``Connection.execute`` would: its commit and rollback end this
         driver = conn.connection.driver_connection
@@ -162,21 +238,8 @@ class DriverStatement:
         try:
             cursor.execute(c.sql, params)
         except conn.dialect.loaded_dbapi.Error as err:
-            # As SQLAlchemy would: a lost connection is invalidated (the pool replaces it), and
-            # the error is its DBAPIError subclass (IntegrityError, OperationalError, ...).
-            gone = conn.dialect.is_disconnect(err, driver, cursor)
             cursor.close()
-            if gone:
-                conn.invalidate(err)
-            raise DBAPIError.instance(
-                c.sql,
-                params,
-                err,
-                conn.dialect.loaded_dbapi.Error,
-                hide_parameters=True,
-                connection_invalidated=gone,
-                dialect=conn.dialect,
-            ) from err
+            raise cls._translated(conn, c, params, err, driver=driver, cursor=cursor) from err
         except BaseException:
             cursor.close()
             raise

@@ -12,12 +12,14 @@ from sqlalchemy import (
     Connection,
     Text,
     bindparam,
+    case,
     cast,
     exists,
     func,
     insert,
     literal_column,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -41,7 +43,7 @@ from consentry.domain.errors import NotFound
 from consentry.domain.model import Channel
 from consentry.persistence import copy_binary
 from consentry.persistence.bulk import bulk_insert, copy_raw
-from consentry.persistence.driver import DriverStatement
+from consentry.persistence.driver import DriverStatement, on_driver
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import (
     chain_heads,
@@ -180,7 +182,10 @@ def _state_values(state: ConsentState) -> dict[str, Any]:
     }
 
 
-def _chained_append_statement() -> Any:
+STATE_MOVED = "CS409"  # SQLSTATE of consentry_state_moved() (migration 0022)
+
+
+def _chained_append_statement(*, refuse_moved: bool = False) -> Any:
     """One PostgreSQL statement that appends an event to its tenant's chain and folds it: lock
     the head, link the event to it (the SHA-256 of ``link_hash_of``, computed by the server over
     the canonical JSON with the next sequence number spliced in between ``before`` and
@@ -188,7 +193,9 @@ def _chained_append_statement() -> Any:
     only if its ``seq`` still is ``expected`` (NULL, when no state was read, never matches). One
     row: the event's ``seq``, ``prev_hash`` and ``hash``, and whether the state was stored
     (``folded``). Parameters: ``tenant_id``, ``before``, ``after``, ``expected``, ``e_<column>``
-    for the event and ``s_<column>`` for the state, chain columns and ``seq`` excepted."""
+    for the event and ``s_<column>`` for the state, chain columns and ``seq`` excepted. With
+    ``refuse_moved``, a state that moved fails the statement (SQLSTATE ``STATE_MOVED``), which
+    writes nothing then."""
     tenant = bindparam("tenant_id", type_=chain_heads.c.tenant_id.type)
     head = (
         select(chain_heads.c.seq, chain_heads.c.hash)
@@ -252,17 +259,21 @@ def _chained_append_statement() -> Any:
         .returning(consent_states.c.seq)
         .cte("folded")
     )
+    was_folded: Any = exists(select(folded.c.seq))
+    if refuse_moved:
+        was_folded = case((was_folded, true()), else_=func.consentry_state_moved())
     return select(
         link.c.seq,
         link.c.prev_hash,
         link.c.hash,
-        exists(select(folded.c.seq)).label("folded"),
+        was_folded.label("folded"),
     ).add_cte(appended, moved)
 
 
 # Compiled once and run on the driver: it runs while the tenant's chain is held, and building
 # it each time cost more than running it.
 _CHAINED_APPEND = DriverStatement(_chained_append_statement())
+_CHAINED_APPEND_COMMITTED = DriverStatement(_chained_append_statement(refuse_moved=True))
 
 
 def _chained_append_params(
@@ -307,6 +318,8 @@ class SqlConsentLedger:
         digests: EvidenceDigests,
         fold: Fold,
         previous: ConsentState | Unread | None = UNREAD,
+        *,
+        commit: bool = False,
     ) -> tuple[ConsentEvent, ConsentState]:
         """``append``, then fold the event into its state with ``fold(previous, event)`` and
         store it: the event as chained and the new state.
@@ -317,7 +330,14 @@ class SqlConsentLedger:
         before the lock; then, on PostgreSQL, one statement inserts the event, moves the head
         and stores the state, provided the state is still the one folded (a state only changes
         with an append, which this lock orders). If another append changed it in the meantime,
-        the state is read again under the lock and folded afresh."""
+        the state is read again under the lock and folded afresh.
+
+        With ``commit`` (the caller's last write; it calls ``commit`` on its unit of work next,
+        which then only closes it), the transaction commits with the append on PostgreSQL, in
+        the same round trip (``DriverStatement.rows_committed``): the chain is then held only
+        while the server appends and commits, not while this process reads the answer and asks
+        for the commit, which is where a busy machine kept everyone else waiting. A state that
+        moved refuses that statement, and the append is made as without ``commit``."""
         tid = event.tenant_id
         states = SqlConsentStates(self._conn)
         if self._conn.dialect.name != "postgresql":
@@ -332,7 +352,12 @@ class SqlConsentLedger:
         sealed = seal_event(partial(self._crypto.seal, tid), event, digests)
         state = fold(previous, event)
         params = _chained_append_params(event, sealed, state, previous)
-        row = _CHAINED_APPEND.rows(self._conn, params)[0]
+        committed = (
+            _CHAINED_APPEND_COMMITTED.rows_committed(self._conn, params, STATE_MOVED)
+            if commit and on_driver(self._conn)
+            else None
+        )
+        row = (committed or _CHAINED_APPEND.rows(self._conn, params))[0]
         event = replace(event, seq=row.seq, prev_hash=row.prev_hash, hash=row.hash)
         if row.folded:
             return event, replace(state, seq=row.seq)

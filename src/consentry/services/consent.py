@@ -94,13 +94,19 @@ def _check_disclosure(uow: UnitOfWork, tenant_id: uuid.UUID, evidence: Evidence)
 
 
 def append_and_fold(
-    uow: UnitOfWork, event: ConsentEvent, previous: ConsentState | Unread | None = UNREAD
+    uow: UnitOfWork,
+    event: ConsentEvent,
+    previous: ConsentState | Unread | None = UNREAD,
+    *,
+    commit: bool = False,
 ) -> tuple[ConsentEvent, ConsentState]:
     """Chain ``event`` onto its tenant's ledger, with the keyed digests of its evidence, and fold
     it into the state projection, in the caller's transaction: the event as chained and the new
     state. Every single-event writer (API, CLI, opt-out pages, confirmations) goes through it.
     ``previous`` is the state the event folds into, when the caller read it in this transaction
-    (it is read otherwise)."""
+    (it is read otherwise). With ``commit``, the append is the transaction's last write and
+    may commit it with the append (``ConsentLedger.append_folded``): call ``uow.commit()``
+    right after."""
     ev, digest = event.evidence, uow.keys.digest
     digests = EvidenceDigests(
         source=digest(ev.source),
@@ -108,7 +114,7 @@ def append_and_fold(
         user_agent=digest(ev.user_agent),
         note=digest(ev.note),
     )
-    return uow.ledger.append_folded(event, digests, apply_event, previous)
+    return uow.ledger.append_folded(event, digests, apply_event, previous, commit=commit)
 
 
 def event_about(
@@ -218,7 +224,7 @@ def record_consent(
         # The access is recorded first: appending takes the tenant's ledger chain, which every
         # other write of the tenant waits for until this transaction commits.
         audit(uow, context, tenant.id, f"consent.{request.action.value}", "contact", contact.id)
-        event, state = append_and_fold(uow, event)
+        event, state = append_and_fold(uow, event, commit=True)
         uow.commit()
     return Recorded(event, state)
 

@@ -202,10 +202,14 @@ class ConsentLedger(Protocol):
         digests: EvidenceDigests,
         fold: Callable[[ConsentState | None, ConsentEvent], ConsentState],
         previous: ConsentState | Unread | None = UNREAD,
+        *,
+        commit: bool = False,
     ) -> tuple[ConsentEvent, ConsentState]:
         """``append``, and store the event's state as ``fold(previous, event)`` folds it (the
         state is read unless ``previous`` is given), holding the tenant's chain for as short a
-        time as the database allows: the event as chained and its new state."""
+        time as the database allows: the event as chained and its new state. With ``commit``
+        the append is the transaction's last write and may commit it (the caller then calls
+        ``commit`` on its unit of work, which is needed in any case)."""
         ...
 
     def append_many(
