@@ -327,7 +327,11 @@ def submit_form(
             ),
         )  # fmt: skip
         states: list[tuple[Contact, Topic, ConsentState, bool]] = []
-        for result in results:
+        # The last append is the transaction's last write: it commits with it.
+        last = max(
+            (i for i, r in enumerate(results) if action_for(r.outcome) is not None), default=-1
+        )
+        for i, result in enumerate(results):
             action = action_for(result.outcome)
             contact, topic = contacts[result.choice.channel], topics[result.choice.topic_id]
             if action is not None:
@@ -340,6 +344,7 @@ def submit_form(
                         basis=ConsentBasis.EXPRESS, evidence=evidence, occurred_at=now,
                         recorded_at=now,
                     ),
+                    commit=i == last,
                 )  # fmt: skip
                 if result.outcome is Outcome.REQUESTED:
                     states.append((contact, topic, state, True))
