@@ -11,14 +11,16 @@ from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from tests.integration.helpers import NOW, UowFactory, disclosure, grant, person, shop
 
-from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentStatus
-from consentry.domain.model import Channel
+from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentStatus, Evidence
+from consentry.domain.model import Channel, Contact
 from consentry.persistence.guards import CONSENT_EVENT_FROZEN, append_only_ddl
 from consentry.persistence.tables import consent_states, contacts, policy_documents
+from consentry.persistence.uow import SqlUnitOfWork
 from consentry.services.access import local_operator
 from consentry.services.audit import RequestContext, record_access
 from consentry.services.consent import (
     ConsentRequest,
+    Recorded,
     append_and_fold,
     event_about,
     record_consent,
@@ -185,19 +187,29 @@ def test_a_state_that_moved_after_it_was_read_is_folded_again(
 _CONTEXT = RequestContext(local_operator(), "198.51.100.4", "req-ledger")
 
 
-def test_an_append_that_commits_takes_the_transactions_other_writes_with_it(
-    new_uow: UowFactory, engine: Engine
-) -> None:
+def _granted(new_uow: UowFactory) -> tuple[str, Contact, Evidence, Recorded]:
+    """A shop whose Ana granted promotions by email."""
     slug = shop(new_uow)
     ana = person(new_uow, slug)
     evidence = disclosure(new_uow, slug)
-    first = grant(new_uow, slug, "ana@example.com", evidence)
+    return slug, ana, evidence, grant(new_uow, slug, "ana@example.com", evidence)
+
+
+def _read(uow: SqlUnitOfWork, recorded: Recorded) -> None:
+    """Record, in ``uow``, an access to the contact ``recorded`` is about."""
+    record_access(
+        uow, _CONTEXT, tenant_id=recorded.state.tenant_id, action="consent.read",
+        object_type="contact", object_id=str(recorded.state.contact_id),
+    )  # fmt: skip
+
+
+def test_an_append_that_commits_takes_the_transactions_other_writes_with_it(
+    new_uow: UowFactory, engine: Engine
+) -> None:
+    slug, ana, evidence, first = _granted(new_uow)
+    tenant_id = first.state.tenant_id
     with new_uow() as uow:
-        tenant_id = first.state.tenant_id
-        record_access(
-            uow, _CONTEXT, tenant_id=tenant_id, action="consent.withdrawn",
-            object_type="contact", object_id=str(ana.id),
-        )  # fmt: skip
+        _read(uow, first)
         event = event_about(first.state, ConsentAction.WITHDRAWN, first.state.basis, evidence, NOW)
         event, state = append_and_fold(uow, event, first.state, commit=True)
         if engine.dialect.name == "postgresql":  # committed in the append's round trip
@@ -211,7 +223,7 @@ def test_an_append_that_commits_takes_the_transactions_other_writes_with_it(
     with new_uow() as uow:
         assert uow.consent_states.get(tenant_id, ana.id, state.topic_id, Channel.EMAIL) == state
         entries = uow.audit.entries(tenant_id)
-    assert [e.action for e in entries][-1] == "consent.withdrawn"
+    assert [e.action for e in entries][-1] == "consent.read"
     (report,) = verify_ledger(new_uow(), slug)
     assert report.intact
     assert report.verified == 2
@@ -220,16 +232,10 @@ def test_an_append_that_commits_takes_the_transactions_other_writes_with_it(
 def test_an_append_that_fails_commits_nothing_of_its_transaction(
     new_uow: UowFactory, engine: Engine
 ) -> None:
-    slug = shop(new_uow)
-    ana = person(new_uow, slug)
-    evidence = disclosure(new_uow, slug)
-    first = grant(new_uow, slug, "ana@example.com", evidence)
+    slug, ana, evidence, first = _granted(new_uow)
     tenant_id = first.state.tenant_id
     with new_uow() as uow:
-        record_access(
-            uow, _CONTEXT, tenant_id=tenant_id, action="consent.read", object_type="contact",
-            object_id=str(ana.id),
-        )  # fmt: skip
+        _read(uow, first)
         again = event_about(  # the first event's id again: the insert breaks its key
             first.state, ConsentAction.WITHDRAWN, first.state.basis, evidence, NOW,
             event_id=first.event.id,
