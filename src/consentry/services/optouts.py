@@ -120,9 +120,10 @@ def append_event(  # noqa: PLR0917  (the ledger's coordinates, in their usual or
     now: datetime,
     *,
     previous: ConsentState | Unread | None = UNREAD,
+    commit: bool = False,
 ) -> ConsentEvent:
     """Append one event and fold it into the state projection (the caller's transaction);
-    ``previous`` as ``append_and_fold`` takes it."""
+    ``previous`` and ``commit`` as ``append_and_fold`` takes them."""
     event = ConsentEvent(
         id=new_id(),
         tenant_id=view.tenant.id,
@@ -136,7 +137,7 @@ def append_event(  # noqa: PLR0917  (the ledger's coordinates, in their usual or
         occurred_at=now,
         recorded_at=now,
     )
-    return append_and_fold(uow, event, previous)[0]
+    return append_and_fold(uow, event, previous, commit=commit)[0]
 
 
 def withdraw(  # noqa: PLR0917  (see append_event)
@@ -147,8 +148,11 @@ def withdraw(  # noqa: PLR0917  (see append_event)
     point_key: bytes,
     evidence: Evidence,
     now: datetime,
+    *,
+    commit: bool = False,
 ) -> bool:
-    """Withdraw one topic on one channel unless it already is; True if an event was added."""
+    """Withdraw one topic on one channel unless it already is; True if an event was added.
+    ``commit``: the withdrawal is the transaction's last write (``append_and_fold``)."""
     state = uow.consent_states.get(view.tenant.id, view.contact.id, topic.id, channel)
     if state is not None and state.point_key == point_key:
         if state.status is ConsentStatus.WITHDRAWN:
@@ -158,7 +162,7 @@ def withdraw(  # noqa: PLR0917  (see append_event)
         basis = ConsentBasis.EXPRESS
     append_event(
         uow, view, topic, channel, point_key, ConsentAction.WITHDRAWN, basis, evidence, now,
-        previous=state,
+        previous=state, commit=commit,
     )  # fmt: skip
     return True
 
@@ -252,8 +256,9 @@ def unsubscribe(
         uow.fences.exclusive([claims.point_key])
         if what == "topic":
             added = withdraw(
-                uow, view, view.topic, claims.channel, claims.point_key, evidence.evidence(), now
-            )
+                uow, view, view.topic, claims.channel, claims.point_key, evidence.evidence(), now,
+                commit=True,
+            )  # fmt: skip
             withdrawn, suppressed = [view.topic.key] if added else [], False
         else:
             withdrawn, suppressed = stop_marketing(
