@@ -11,7 +11,13 @@ from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from tests.integration.helpers import NOW, UowFactory, disclosure, grant, person, shop
 
-from consentry.domain.consent import ConsentAction, ConsentBasis, ConsentStatus, Evidence
+from consentry.domain.consent import (
+    ConsentAction,
+    ConsentBasis,
+    ConsentState,
+    ConsentStatus,
+    Evidence,
+)
 from consentry.domain.model import Channel, Contact
 from consentry.persistence.guards import CONSENT_EVENT_FROZEN, append_only_ddl
 from consentry.persistence.tables import consent_states, contacts, policy_documents
@@ -203,11 +209,24 @@ def _read(uow: SqlUnitOfWork, recorded: Recorded) -> None:
     )  # fmt: skip
 
 
+def _stands(
+    new_uow: UowFactory, slug: str, state: ConsentState, *, accesses: list[str], events: int
+) -> None:
+    """What is committed: ``state`` as the contact point's state, the tenant's access entries
+    (newest first), and an intact ledger of ``events`` events."""
+    with new_uow() as uow:
+        key = (state.tenant_id, state.contact_id, state.topic_id, state.channel)
+        assert uow.consent_states.get(*key) == state
+        assert [e.action for e in uow.audit.entries(state.tenant_id)] == accesses
+    (report,) = verify_ledger(new_uow(), slug)
+    assert report.intact
+    assert report.verified == events
+
+
 def test_an_append_that_commits_takes_the_transactions_other_writes_with_it(
     new_uow: UowFactory, engine: Engine
 ) -> None:
     slug, ana, evidence, first = _granted(new_uow)
-    tenant_id = first.state.tenant_id
     with new_uow() as uow:
         _read(uow, first)
         event = event_about(first.state, ConsentAction.WITHDRAWN, first.state.basis, evidence, NOW)
@@ -220,20 +239,13 @@ def test_an_append_that_commits_takes_the_transactions_other_writes_with_it(
             assert seen == ConsentStatus.WITHDRAWN.value
         uow.commit()
     assert state.status is ConsentStatus.WITHDRAWN
-    with new_uow() as uow:
-        assert uow.consent_states.get(tenant_id, ana.id, state.topic_id, Channel.EMAIL) == state
-        entries = uow.audit.entries(tenant_id)
-    assert [e.action for e in entries][-1] == "consent.read"
-    (report,) = verify_ledger(new_uow(), slug)
-    assert report.intact
-    assert report.verified == 2
+    _stands(new_uow, slug, state, accesses=["consent.read"], events=2)
 
 
 def test_an_append_that_fails_commits_nothing_of_its_transaction(
     new_uow: UowFactory, engine: Engine
 ) -> None:
-    slug, ana, evidence, first = _granted(new_uow)
-    tenant_id = first.state.tenant_id
+    slug, _ana, evidence, first = _granted(new_uow)
     with new_uow() as uow:
         _read(uow, first)
         again = event_about(  # the first event's id again: the insert breaks its key
@@ -242,14 +254,7 @@ def test_an_append_that_fails_commits_nothing_of_its_transaction(
         )  # fmt: skip
         with pytest.raises(DBAPIError):
             append_and_fold(uow, again, first.state, commit=True)
-    with new_uow() as uow:
-        assert [e.action for e in uow.audit.entries(tenant_id)] == []
-        assert uow.consent_states.get(tenant_id, ana.id, first.state.topic_id, Channel.EMAIL) == (
-            first.state
-        )
-    (report,) = verify_ledger(new_uow(), slug)
-    assert report.intact
-    assert report.verified == 1
+    _stands(new_uow, slug, first.state, accesses=[], events=1)
 
 
 def test_a_projection_edited_behind_the_ledger_is_caught(

@@ -64,8 +64,9 @@ class _Compiled:
     row: Any  # a namedtuple class over the result columns, or None for DML
 
 
-def _direct(conn: Connection) -> bool:
-    """Whether to go to the driver: PostgreSQL, and nobody watching SQLAlchemy's statements."""
+def on_driver(conn: Connection) -> bool:
+    """Whether a ``DriverStatement`` goes to the driver on ``conn``: PostgreSQL, and nobody
+    watching SQLAlchemy's statements."""
     watched = conn.dispatch
     return (
         conn.dialect.name == "postgresql"
@@ -73,11 +74,6 @@ def _direct(conn: Connection) -> bool:
         and not watched.before_cursor_execute
         and not watched.after_cursor_execute
     )
-
-
-def on_driver(conn: Connection) -> bool:
-    """Whether ``DriverStatement`` runs on the driver for this connection."""
-    return _direct(conn)
 
 
 class DriverStatement:
@@ -120,7 +116,7 @@ class DriverStatement:
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
         """Every row, each with its columns as attributes (like SQLAlchemy's rows)."""
-        if not _direct(conn):
+        if not on_driver(conn):
             return list(conn.execute(self.statement, dict(params)).all())
         c = self._compile(conn.dialect)
         cursor = self._run(conn, c, params)
@@ -153,15 +149,11 @@ class DriverStatement:
         fails with SQLSTATE ``retryable`` (its way of saying "not now", see the caller), nothing
         commits: the transaction is rolled back to the savepoint, still open and as before the
         statement, and None is returned. Only where ``on_driver(conn)``."""
-        if not _direct(conn):
+        if not on_driver(conn):
             raise RuntimeError("a statement committed with its transaction needs the driver")
         c = self._compile(conn.dialect)
         params = self._bound(c, params)
-        if not conn.in_transaction():
-            conn.begin()
-        driver = conn.connection.driver_connection
-        if driver is None:
-            raise RuntimeError("the connection has no driver connection")
+        driver = self._driver(conn)
         cursor = driver.cursor()
         try:
             with driver.pipeline():
@@ -192,10 +184,20 @@ class DriverStatement:
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> None:
         """Run a statement for its effect (an insert, an update, a lock)."""
-        if not _direct(conn):
+        if not on_driver(conn):
             conn.execute(self.statement, dict(params))
             return
         self._run(conn, self._compile(conn.dialect), params).close()
+
+    @staticmethod
+    def _driver(conn: Connection) -> Any:
+        """The psycopg connection under ``conn``, in the transaction ``conn`` has begun."""
+        if not conn.in_transaction():
+            conn.begin()  # as ``Connection.execute`` would: its commit and rollback end this
+        driver = conn.connection.driver_connection
+        if driver is None:
+            raise RuntimeError("the connection has no driver connection")
+        return driver
 
     @staticmethod
     def _bound(c: _Compiled, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -229,11 +231,7 @@ class DriverStatement:
     @classmethod
     def _run(cls, conn: Connection, c: _Compiled, params: Mapping[str, Any]) -> Any:
         params = cls._bound(c, params)
-        if not conn.in_transaction():
-            conn.begin()  # as ``Connection.execute`` would: its commit and rollback end this
-        driver = conn.connection.driver_connection
-        if driver is None:
-            raise RuntimeError("the connection has no driver connection")
+        driver = cls._driver(conn)
         cursor = driver.cursor()
         try:
             cursor.execute(c.sql, params)
