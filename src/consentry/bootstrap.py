@@ -35,6 +35,7 @@ from consentry.persistence.crypto import (
     keyring_from_secrets,
     load_key_file,
 )
+from consentry.persistence.deliveries import PlanSplit
 from consentry.persistence.engine import make_engine
 from consentry.persistence.migrate import upgrade
 from consentry.persistence.outbox import SqlOutbox
@@ -77,7 +78,11 @@ class Container:
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(
-            self.engine, self.keys, refs=self.refs, import_helpers=self.settings.import_helpers
+            self.engine,
+            self.keys,
+            refs=self.refs,
+            import_helpers=self.settings.import_helpers,
+            plan_split=PlanSplit(parts=self.settings.planning_connections),
         )
 
     def read_uow(self) -> SqlUnitOfWork:

@@ -53,6 +53,14 @@ class Settings(BaseSettings):
         "(one a core, at most this many; 0: none, the rows are prepared on a thread of the "
         "importing process).",
     )
+    planning_connections: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description="Most PostgreSQL connections a large campaign (200,000 recipients or more) "
+        "is planned on at once, each a part of its audience (about one per core of the "
+        "database server; 1: one statement).",
+    )
     http_threads: int = Field(
         default=10,
         ge=1,

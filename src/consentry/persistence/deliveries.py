@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import (
@@ -26,17 +29,20 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    delete,
     exists,
     func,
     insert,
     literal,
     or_,
     select,
+    tablesample,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.util import ClauseAdapter
 from sqlalchemy.types import NullType, TypeEngine
 
 from consentry.domain.campaigns import (
@@ -154,10 +160,28 @@ def _delivery(row: Any) -> Delivery:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PlanSplit:
+    """How a large campaign is planned in parts on PostgreSQL (``SqlDeliveries.plan``): at most
+    ``parts`` connections at once (1: one statement), none of them for fewer than
+    ``min_part_rows`` recipients, the audience's size and pivots taken from a
+    ``sample_percent`` sample of its contacts."""
+
+    parts: int = 1
+    min_part_rows: int = 100_000
+    sample_percent: float = 1.0
+
+
+ONE_STATEMENT = PlanSplit()
+
+
 class SqlDeliveries:
-    def __init__(self, conn: Connection, crypto: FieldCrypto) -> None:
+    def __init__(
+        self, conn: Connection, crypto: FieldCrypto, split: PlanSplit = ONE_STATEMENT
+    ) -> None:
         self._conn = conn
         self._crypto = crypto
+        self._split = split
         self._postgres = conn.dialect.name == "postgresql"
 
     # -- planning ------------------------------------------------------------------------------
@@ -186,14 +210,93 @@ class SqlDeliveries:
         *,
         queue: bool = False,
     ) -> PlanCounts:
-        """One INSERT ... SELECT of every audience member's delivery with its decision; returns
-        recipients per primary reason ("ALLOW" for those planned to go) and rows per status.
-        With ``queue`` the rows that may go are written ``queued`` at once (a campaign launched
-        now), which spares an UPDATE of every one of them."""
-        audience_settings(self._conn, work_mem=PLANNING_WORK_MEM)
-        campaign_id, template_id = campaign.id, campaign.template_id
+        """Every audience member's delivery with its decision, set-based; returns recipients
+        per primary reason ("ALLOW" for those planned to go) and rows per status. With
+        ``queue`` the rows that may go are written ``queued`` at once (a campaign launched
+        now), which spares an UPDATE of every one of them.
+
+        Rows a planning of this campaign left behind without launching it (below) go first.
+        On PostgreSQL a large audience is planned in parts (``PlanSplit``): contact-id ranges
+        cut at pivots from a sample, one ``INSERT ... SELECT`` each, at the same time. The
+        first range is planned in the caller's transaction; the others each commit on a
+        connection of their own, since PostgreSQL runs an ``INSERT ... SELECT`` on one core.
+        The campaign is launched only by the caller's commit, which also holds the campaign's
+        row locked throughout: claims take only running campaigns' rows, so rows of parts
+        whose launch then failed are never sent, and the next launch removes them here."""
+        left_behind = delete(deliveries).where(D.campaign_id == campaign.id)
         audience = self.audience(campaign.list_id, campaign.audience)
-        gate = eligibility_select(self._conn, tenant, intent, now, audience=audience).subquery("g")
+        ranges = self._ranges(tenant.id, audience) if self._postgres else []
+        if len(ranges) < 2:
+            self._conn.execute(left_behind)
+            return self._plan_rows(self._conn, tenant, campaign, intent, now, queue, audience)
+        engine = self._conn.engine
+        # Committed before the parts start (the caller's lock on the campaign keeps any other
+        # launch out meanwhile): a part inserting a key this transaction had deleted would wait
+        # for this transaction, which waits for the part.
+        with engine.begin() as conn:
+            conn.execute(left_behind)
+
+        def part(within: ColumnElement[bool]) -> PlanCounts:
+            with engine.connect() as conn, conn.begin():
+                return self._plan_rows(conn, tenant, campaign, intent, now, queue, within)
+
+        with ThreadPoolExecutor(len(ranges) - 1, thread_name_prefix="plan-part") as pool:
+            others = [pool.submit(part, within) for within in ranges[1:]]
+            try:
+                counts = [
+                    self._plan_rows(self._conn, tenant, campaign, intent, now, queue, ranges[0])
+                ]
+            finally:
+                wait(others)  # no part outlives the caller's transaction (and its lock)
+            counts += [future.result() for future in others]
+        by_reason: dict[str, int] = {}
+        by_status: dict[str, int] = {}
+        for each in counts:
+            for key, n in each.by_reason.items():
+                by_reason[key] = by_reason.get(key, 0) + n
+            for key, n in each.by_status.items():
+                by_status[key] = by_status.get(key, 0) + n
+        return PlanCounts(by_reason, by_status)
+
+    def _ranges(
+        self, tenant_id: uuid.UUID, audience: ColumnElement[bool] | None
+    ) -> list[ColumnElement[bool]]:
+        """The audience cut into contact-id ranges of about equal size, from a sample of its
+        ids (``TABLESAMPLE SYSTEM``: whole pages, a few milliseconds for a million contacts);
+        one range, or none, when the audience is too small to be worth more connections."""
+        split = self._split
+        if split.parts < 2:
+            return []
+        sample = tablesample(contacts, func.system(split.sample_percent), name="sampled")
+        query = select(sample.c.id).where(sample.c.tenant_id == tenant_id)
+        if audience is not None:
+            query = query.where(ClauseAdapter(sample).traverse(audience))
+        ids = sorted(self._conn.execute(query).scalars())
+        estimate = len(ids) * 100 / split.sample_percent
+        parts = min(split.parts, int(estimate // max(split.min_part_rows, 1)))
+        if parts < 2:
+            return []
+        pivots = sorted({ids[len(ids) * i // parts] for i in range(1, parts)})
+        cid = contacts.c.id
+        bounds: list[ColumnElement[bool]] = [cid < pivots[0]]
+        bounds += [and_(cid >= low, cid < high) for low, high in pairwise(pivots)]
+        bounds.append(cid >= pivots[-1])
+        return [bound if audience is None else and_(audience, bound) for bound in bounds]
+
+    def _plan_rows(  # noqa: PLR0917  (the plan's facts, for one range of it)
+        self,
+        conn: Connection,
+        tenant: Tenant,
+        campaign: Campaign,
+        intent: Intent,
+        now: datetime,
+        queue: bool,
+        audience: ColumnElement[bool] | None,
+    ) -> PlanCounts:
+        """One INSERT ... SELECT of the deliveries of ``audience`` on ``conn``."""
+        audience_settings(conn, work_mem=PLANNING_WORK_MEM)
+        campaign_id, template_id = campaign.id, campaign.template_id
+        gate = eligibility_select(conn, tenant, intent, now, audience=audience).subquery("g")
         # allow -> planned (queued); defer -> the same, due at its time; deny -> suppressed.
         going = S.QUEUED if queue else S.PLANNED
         status = case((gate.c.verdict == Verdict.DENY.value, S.SUPPRESSED.value), else_=going.value)
@@ -224,14 +327,14 @@ class SqlDeliveries:
             # Counted from what the INSERT returns, in the same statement: no second pass over
             # the million rows just written.
             written = planned.returning(D.status, D.reasons).cte("written")
-            rows = self._conn.execute(
+            rows = conn.execute(
                 select(written.c.status, written.c.reasons, func.count()).group_by(
                     written.c.status, written.c.reasons
                 )
             )
         else:
-            self._conn.execute(planned)
-            rows = self._conn.execute(
+            conn.execute(planned)
+            rows = conn.execute(
                 select(D.status, D.reasons, func.count())
                 .where(D.campaign_id == campaign_id)
                 .group_by(D.status, D.reasons)

@@ -15,7 +15,7 @@ from consentry.persistence.campaigns import (
     SqlTemplates,
 )
 from consentry.persistence.contacts import SqlContactRepository
-from consentry.persistence.deliveries import SqlDeliveries
+from consentry.persistence.deliveries import ONE_STATEMENT, PlanSplit, SqlDeliveries
 from consentry.persistence.eligibility import SqlGateQueries
 from consentry.persistence.engine import READ_ONLY
 from consentry.persistence.fences import SqlFences
@@ -75,12 +75,14 @@ class SqlUnitOfWork:
         read_only: bool = False,
         refs: ReferenceCache | None = None,
         import_helpers: int = MAX_HELPERS,
+        plan_split: PlanSplit = ONE_STATEMENT,
     ) -> None:
         self._engine = engine
         self.keys = keys
         self._read_only = read_only
         self._refs = refs
         self._import_helpers = import_helpers
+        self._plan_split = plan_split
         self._changes: RefChanges | None = None
         self._conn: Connection | None = None
         self._tx: RootTransaction | None = None
@@ -118,7 +120,7 @@ class SqlUnitOfWork:
         self.campaigns = SqlCampaigns(conn)
         self.forms = SqlForms(conn)
         self.tenant_keywords = SqlTenantKeywords(conn)
-        self.deliveries = SqlDeliveries(conn, crypto)
+        self.deliveries = SqlDeliveries(conn, crypto, self._plan_split)
         self.fences = SqlFences(conn)
         self.signals = SqlSignals(conn, self.keys)
         self.imports = SqlImports(conn, crypto, self.keys)
