@@ -15,6 +15,7 @@ nothing anywhere but its standard output, and ends when its input closes.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import os
 import pickle
@@ -189,13 +190,53 @@ def prepare(
     return PreparedBatch(len(raw), early, ready, raw)
 
 
+# The cyclic collector's thresholds (see ``_Collections``): in a helper, which only prepares
+# rows; in the importing process while it imports. Measured on a 1,000,000-row import: young
+# collections 50,000 allocations apart kept the helpers' memory flat, but let the importing
+# process grow (157 MB to 255 MB), which 20,000 does not.
+BULK_GC_THRESHOLDS = (50_000, 20, 100)
+IMPORTER_GC_THRESHOLDS = (20_000, 10, 10)
+
+
+class _Collections:
+    """Fewer collections while an import runs. A batch allocates hundreds of thousands of
+    short-lived objects (rows, cells, sealed values, tuples), which reference counting frees;
+    with the default threshold (700 allocations) the cyclic collector ran every few rows and
+    walked the batches in flight again and again, a fifth of an import's CPU. The thresholds
+    are raised while any import of this process prepares rows, and the last one to finish puts
+    back what was there before."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._before = gc.get_threshold()
+
+    def hold(self) -> None:
+        with self._lock:
+            if self._holders == 0:
+                self._before = gc.get_threshold()
+                gc.set_threshold(*IMPORTER_GC_THRESHOLDS)
+            self._holders += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders == 0:
+                gc.set_threshold(*self._before)
+
+
+_COLLECTIONS = _Collections()
+
+
 class _Preparer:
-    """A context manager whose exit ends what the preparer started."""
+    """A context manager whose exit ends what the preparer started; while it is open the
+    cyclic collector runs less often (``_Collections``)."""
 
     def close(self) -> None:
         return None
 
     def __enter__(self) -> Self:
+        _COLLECTIONS.hold()
         return self
 
     def __exit__(
@@ -204,7 +245,10 @@ class _Preparer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        try:
+            self.close()
+        finally:
+            _COLLECTIONS.release()
 
 
 class ThreadPreparer(_Preparer):
@@ -356,6 +400,7 @@ class ProcessPreparer(_Preparer):
 def _serve(source: IO[bytes], sink: IO[bytes]) -> None:
     """The helper's loop. Its input is read on a thread of its own, so the importing process can
     always hand it the next batch while it is still sending back the last one."""
+    gc.set_threshold(*BULK_GC_THRESHOLDS)  # this process only prepares rows
     ctx, keys, oids = _receive(source)
     encoder = RowEncoder(oids)
     inbox: queue.Queue[list[tuple[int, list[str]]] | None] = queue.Queue()
