@@ -88,3 +88,32 @@ def test_it_matches_the_canonical_fields_rendered_by_json(
     written = canonical_event_json(event, digests).encode("ascii")
     assert written == expected
     assert link_hash_of("ab" * 32, written) == link_hash("ab" * 32, canonical_event(event, digests))
+
+
+def test_repeated_ids_and_instants_render_as_written_whatever_was_rendered_before() -> None:
+    """A bulk import renders the same tenant, topic, batch and recording time a million times
+    (looked up, not rendered again); an equal instant in another offset still renders its own
+    offset."""
+    tenant, topic, batch = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    utc = datetime(2026, 12, 7, 19, 0, tzinfo=UTC)
+    paris = utc.astimezone(timezone(timedelta(hours=1)))
+    assert utc == paris
+    for recorded in (utc, utc, paris, utc, paris):
+        event = ConsentEvent(
+            id=uuid.uuid4(),
+            tenant_id=tenant,
+            contact_id=uuid.uuid4(),
+            point_key=b"k",
+            topic_id=topic,
+            channel=Channel.EMAIL,
+            action=ConsentAction.GRANTED,
+            basis=ConsentBasis.EXPRESS,
+            evidence=Evidence(method=ConsentMethod.IMPORT, import_batch_id=batch),
+            occurred_at=utc,
+            recorded_at=recorded,
+        )
+        digests = EvidenceDigests(source=None, ip_address=None, user_agent=None, note=None)
+        written = canonical_event_json(event, digests)
+        assert written.encode("ascii") == canonical_json(canonical_event(event, digests))
+        assert f'"recorded_at":"{recorded.isoformat(timespec="microseconds")}"' in written
+        assert f'"tenant_id":"{tenant}"' in written
