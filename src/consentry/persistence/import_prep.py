@@ -29,6 +29,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
@@ -282,6 +283,12 @@ def _receive(stream: IO[bytes]) -> Any:
     return pickle.loads(data)  # noqa: S301  (our own helper, over its own pipe)
 
 
+# Rows cross the pipe as plain tuples (a named tuple would be rebuilt through its Python
+# ``__new__`` on the other side) and become named tuples again here, in C.
+_ready_row = partial(tuple.__new__, ReadyRow)
+_raw_row = partial(tuple.__new__, RawRow)
+
+
 class HelperFailed(RuntimeError):
     """The helper process stopped or reported an error."""
 
@@ -331,9 +338,7 @@ class _Helper:
         if isinstance(reply, str):  # the helper's error, as text
             raise HelperFailed(f"the import's helper process failed: {reply}")
         early, ready = reply
-        return PreparedBatch(
-            len(raw), early, [ReadyRow(r[0], r[1], r[2], r[3], r[4], r[5:]) for r in ready], raw
-        )
+        return PreparedBatch(len(raw), early, list(map(_ready_row, ready)), raw)
 
     def _stopped(self) -> HelperFailed:
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -415,7 +420,7 @@ def _serve(source: IO[bytes], sink: IO[bytes]) -> None:
     threading.Thread(target=read, name="import-prep-input", daemon=True).start()
     while (rows := inbox.get()) is not None:
         try:
-            batch = prepare(ctx, keys, [RawRow(line, cells) for line, cells in rows], encoder)
+            batch = prepare(ctx, keys, list(map(_raw_row, rows)), encoder)
         except Exception as exc:  # reported to the importing process, which stops
             _send(sink, f"{type(exc).__name__}: {exc}")
             raise
@@ -423,7 +428,7 @@ def _serve(source: IO[bytes], sink: IO[bytes]) -> None:
             sink,
             (
                 batch.early,
-                [(r.line, r.address, r.email, r.key, r.email_key, *r.payload) for r in batch.ready],
+                [tuple(r) for r in batch.ready],
             ),
         )
 
