@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import itertools
 import os
 import pickle
 import queue
+import select
 import struct
 import subprocess
 import sys
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, Self, cast
 
 from consentry.domain.consent import ConsentEvent, EvidenceDigests, apply_event
 from consentry.domain.ids import new_id
@@ -57,6 +59,10 @@ HELPER_MIN_ROWS = 20_000
 # process and its database backend need a core's worth between them. On one core a helper
 # would only add the cost of the pipe.
 MAX_HELPERS = 3
+# A helper that sends nothing for this long while a batch of its is awaited (alive but silent:
+# stopped, or stuck) fails the import, which would otherwise wait for ever. A batch takes
+# under a second.
+HELPER_SILENCE_SECONDS = 300.0
 
 _FRAME = struct.Struct(">Q")
 _SOURCE = "consent_events.source_enc"
@@ -289,6 +295,29 @@ _ready_row = partial(tuple.__new__, ReadyRow)
 _raw_row = partial(tuple.__new__, RawRow)
 
 
+def _read_exactly(stream: io.RawIOBase, size: int, timeout: float | None) -> bytearray:
+    """``size`` bytes from an unbuffered pipe: ``EOFError`` at its end, ``TimeoutError`` when
+    nothing arrives for ``timeout`` seconds."""
+    data = bytearray(size)
+    view = memoryview(data)
+    got = 0
+    while got < size:
+        if timeout is not None and not select.select([stream], [], [], timeout)[0]:
+            raise TimeoutError
+        n = stream.readinto(view[got:])
+        if not n:
+            raise EOFError
+        got += n
+    return data
+
+
+def _receive_within(stream: io.RawIOBase, timeout: float | None) -> Any:
+    """``_receive`` from the helper's unbuffered output, giving up after ``timeout`` seconds
+    without a byte."""
+    (size,) = _FRAME.unpack(_read_exactly(stream, _FRAME.size, timeout))
+    return pickle.loads(_read_exactly(stream, size, timeout))  # noqa: S301  (our own helper)
+
+
 class HelperFailed(RuntimeError):
     """The helper process stopped or reported an error."""
 
@@ -304,14 +333,19 @@ class _Helper:
         # only what it is sent.
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
         env["PYTHONPATH"] = package_root + (os.pathsep + path if path else "")
+        # Unbuffered, so that its output can be waited for with a timeout (``select``); what
+        # is sent to it goes through a buffer of its own.
         self._process = subprocess.Popen(
             [sys.executable, "-m", "consentry.persistence.import_prep"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors, env=env,
+            bufsize=0,
         )  # fmt: skip
         if self._process.stdin is None or self._process.stdout is None:
             self.close()
             raise HelperFailed("the import's helper process has no pipes")
-        self._input, self._output = self._process.stdin, self._process.stdout
+        # With bufsize=0 the pipes are raw FileIO objects.
+        self._input = io.BufferedWriter(cast(io.RawIOBase, self._process.stdin))
+        self._output = cast(io.RawIOBase, self._process.stdout)
         try:
             _send(self._input, (ctx, keys, oids))
         except OSError as exc:
@@ -331,8 +365,14 @@ class _Helper:
             raise self._stopped() from exc
 
     def result(self, raw: list[RawRow]) -> PreparedBatch:
+        silence = None if sys.platform == "win32" else HELPER_SILENCE_SECONDS
         try:
-            reply = _receive(self._output)
+            reply = _receive_within(self._output, silence)
+        except TimeoutError as exc:
+            self._process.kill()
+            raise HelperFailed(
+                f"the import's helper process sent nothing for {silence:.0f} s"
+            ) from exc
         except (OSError, EOFError) as exc:
             raise self._stopped() from exc
         if isinstance(reply, str):  # the helper's error, as text
@@ -348,7 +388,7 @@ class _Helper:
     def close(self) -> None:
         """Close its pipes, so it ends (a batch it was still sending back is not wanted any
         more); a helper that does not end is killed."""
-        for pipe in (self._process.stdin, self._process.stdout):
+        for pipe in (getattr(self, "_input", None), self._process.stdin, self._process.stdout):
             if pipe is not None:
                 with contextlib.suppress(OSError):
                     pipe.close()

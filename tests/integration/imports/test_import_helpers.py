@@ -227,6 +227,36 @@ def test_a_helper_that_dies_fails_the_import_and_writes_nothing(
     assert (status, code) == (ImportStatus.FAILED.value, "IMPORT_FAILED")
 
 
+def test_a_helper_that_falls_silent_fails_the_import_instead_of_hanging(
+    new_uow: UowFactory, monkeypatch: pytest.MonkeyPatch, helper_pids: list[int]
+) -> None:
+    """A helper that is alive but sends nothing (stopped here with SIGSTOP) fails the import
+    after ``HELPER_SILENCE_SECONDS``; it is killed, and nothing is written."""
+    cites = _tenant(new_uow, "shop")
+    monkeypatch.setattr(import_prep, "HELPER_MIN_ROWS", 1)
+    monkeypatch.setattr(import_prep.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(import_prep, "HELPER_SILENCE_SECONDS", 1.0)
+    monkeypatch.setattr(import_batch, "BATCH_ROWS", 3)
+    original = import_prep._Helper.submit
+    submitted: list[int] = []
+
+    def stops_before_fourth(self: import_prep._Helper, raw: Any) -> None:
+        submitted.append(1)
+        if len(submitted) == 4:
+            os.kill(self._process.pid, signal.SIGSTOP)
+        original(self, raw)
+
+    monkeypatch.setattr(import_prep._Helper, "submit", stops_before_fourth)
+    before = _counts(new_uow)
+    began = time.monotonic()
+    with pytest.raises(import_prep.HelperFailed, match="sent nothing for 1 s"):
+        run(new_uow, "shop", FILE, spec(attestation(cites.policy_document_id)))
+    assert time.monotonic() - began < 8  # not the 10 s a helper that does not end is given
+    assert _counts(new_uow) == before
+    assert len(helper_pids) == 2
+    assert _ended(helper_pids)
+
+
 def test_a_failed_write_ends_the_helpers_at_once(
     new_uow: UowFactory, monkeypatch: pytest.MonkeyPatch, helper_pids: list[int]
 ) -> None:
