@@ -223,18 +223,17 @@ class SqlDeliveries:
         The campaign is launched only by the caller's commit, which also holds the campaign's
         row locked throughout: claims take only running campaigns' rows, so rows of parts
         whose launch then failed are never sent, and the next launch removes them here."""
-        left_behind = delete(deliveries).where(D.campaign_id == campaign.id)
         audience = self.audience(campaign.list_id, campaign.audience)
         ranges = self._ranges(tenant.id, audience) if self._postgres else []
         if len(ranges) < 2:
-            self._conn.execute(left_behind)
+            self.discard(campaign.id)
             return self._plan_rows(self._conn, tenant, campaign, intent, now, queue, audience)
         engine = self._conn.engine
         # Committed before the parts start (the caller's lock on the campaign keeps any other
         # launch out meanwhile): a part inserting a key this transaction had deleted would wait
         # for this transaction, which waits for the part.
         with engine.begin() as conn:
-            conn.execute(left_behind)
+            SqlDeliveries(conn, self._crypto).discard(campaign.id)
 
         def part(within: ColumnElement[bool]) -> PlanCounts:
             with engine.connect() as conn, conn.begin():
@@ -386,6 +385,13 @@ class SqlDeliveries:
             .values(status=S.QUEUED.value, updated_at=now)
         )
         return int(result.rowcount)
+
+    def discard(self, campaign_id: uuid.UUID) -> int:
+        """Every delivery row of a campaign that was never launched: what a launch that failed
+        after some of its parts committed left behind (see ``plan``)."""
+        return int(
+            self._conn.execute(delete(deliveries).where(D.campaign_id == campaign_id)).rowcount
+        )
 
     def cancel_pending(self, campaign_id: uuid.UUID, now: datetime) -> int:
         """Everything not yet in flight is cancelled; in-flight messages finish."""

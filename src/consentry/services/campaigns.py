@@ -232,7 +232,10 @@ def change_campaign(
             raise InvalidCampaignTransition(f"a {campaign.status} campaign cannot {action}")
         if target is CampaignStatus.RUNNING:
             uow.deliveries.queue_planned(campaign.id, now)  # paused while still scheduled
-        if target is CampaignStatus.CANCELLED:
+        if target is CampaignStatus.CANCELLED and campaign.status is CampaignStatus.DRAFT:
+            # A draft has no deliveries; rows left by a launch that failed go.
+            uow.deliveries.discard(campaign.id)
+        elif target is CampaignStatus.CANCELLED:
             uow.deliveries.cancel_pending(campaign.id, now)
         audit(uow, context, tenant.id, f"campaign.{action}", "campaign", campaign.id)
         uow.commit()
@@ -245,6 +248,9 @@ def campaign_progress(uow: UnitOfWork, tenant_ref: TenantRef, ref: str) -> Campa
     with uow:
         tenant = find_tenant(uow, tenant_ref)
         campaign = uow.campaigns.get(tenant.id, ref)
+        if campaign.status is CampaignStatus.DRAFT:
+            # Not planned yet: rows a failed launch left behind are not its progress.
+            return CampaignProgress(campaign, {})
         return CampaignProgress(campaign, uow.deliveries.progress(campaign.id))
 
 

@@ -24,6 +24,7 @@ from consentry.persistence.uow import SqlUnitOfWork
 from consentry.services.campaigns import (
     CampaignInput,
     campaign_progress,
+    change_campaign,
     create_campaign,
     launch_campaign,
 )
@@ -176,6 +177,7 @@ def test_a_failed_launch_sends_nothing_and_the_next_launch_plans_each_recipient_
         assert left == {}
     progress = campaign_progress(world.new_uow(), SLUG, str(campaign_id))
     assert progress.campaign.status is CampaignStatus.DRAFT
+    assert progress.by_status == {}  # left-behind rows are not a draft's progress
     assert drain(world.container).claimed == 0  # a draft campaign's rows are never claimed
     assert world.container.outbox().list(None) == []
 
@@ -192,3 +194,27 @@ def test_a_failed_launch_sends_nothing_and_the_next_launch_plans_each_recipient_
         d = deliveries.c
         rows = conn.execute(select(func.count()).where(d.campaign_id == campaign_id)).scalar()
     assert rows == 30
+
+
+def test_cancelling_a_draft_a_failed_launch_left_rows_for_removes_them(
+    world: World,
+    people: dict[str, list[uuid.UUID]],
+    monkeypatch: pytest.MonkeyPatch,
+    engine: Engine,
+) -> None:
+    campaign_id = _create(world, "abandoned")
+
+    def failing_after(*_: Any) -> None:
+        raise _Boom("the launch failed after planning")
+
+    monkeypatch.setattr(SqlCampaigns, "set_planned", failing_after)
+    with pytest.raises(_Boom):
+        _launch(world, campaign_id, IN_PARTS)
+    monkeypatch.undo()
+    assert bool(_planned(world, campaign_id)) is (engine.dialect.name == "postgresql")
+
+    cancelled = change_campaign(world.new_uow(), SLUG, str(campaign_id), "cancel")
+    assert cancelled.campaign.status is CampaignStatus.CANCELLED
+    assert cancelled.by_status == {}
+    assert _planned(world, campaign_id) == {}
+    assert drain(world.container).claimed == 0
