@@ -134,6 +134,20 @@ class _Boom(RuntimeError):
     pass
 
 
+def _launch_failing_after_planning(
+    world: World, campaign_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A launch in parts that fails once every part has planned, before it commits."""
+
+    def failing_after(*_: Any) -> None:
+        raise _Boom("the launch failed after planning")
+
+    monkeypatch.setattr(SqlCampaigns, "set_planned", failing_after)
+    with pytest.raises(_Boom):
+        _launch(world, campaign_id, IN_PARTS)
+    monkeypatch.undo()
+
+
 @pytest.mark.parametrize("where", ["a part", "after planning"])
 def test_a_failed_launch_sends_nothing_and_the_next_launch_plans_each_recipient_once(
     world: World,
@@ -158,16 +172,11 @@ def test_a_failed_launch_sends_nothing_and_the_next_launch_plans_each_recipient_
             return plan_rows(self, *args)
 
         monkeypatch.setattr(SqlDeliveries, "_plan_rows", failing)
+        with pytest.raises(_Boom):
+            _launch(world, campaign_id, IN_PARTS)
+        monkeypatch.undo()
     else:
-
-        def failing_after(*_: Any) -> None:
-            raise _Boom("the launch failed after planning")
-
-        monkeypatch.setattr(SqlCampaigns, "set_planned", failing_after)
-
-    with pytest.raises(_Boom):
-        _launch(world, campaign_id, IN_PARTS)
-    monkeypatch.undo()
+        _launch_failing_after_planning(world, campaign_id, monkeypatch)
 
     left = _planned(world, campaign_id)
     if postgres:
@@ -203,14 +212,7 @@ def test_cancelling_a_draft_a_failed_launch_left_rows_for_removes_them(
     engine: Engine,
 ) -> None:
     campaign_id = _create(world, "abandoned")
-
-    def failing_after(*_: Any) -> None:
-        raise _Boom("the launch failed after planning")
-
-    monkeypatch.setattr(SqlCampaigns, "set_planned", failing_after)
-    with pytest.raises(_Boom):
-        _launch(world, campaign_id, IN_PARTS)
-    monkeypatch.undo()
+    _launch_failing_after_planning(world, campaign_id, monkeypatch)
     assert bool(_planned(world, campaign_id)) is (engine.dialect.name == "postgresql")
 
     cancelled = change_campaign(world.new_uow(), SLUG, str(campaign_id), "cancel")
