@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert, select, text, update
@@ -14,6 +15,7 @@ from tests.integration.helpers import NOW, UowFactory, disclosure, grant, person
 from consentry.domain.consent import (
     ConsentAction,
     ConsentBasis,
+    ConsentEvent,
     ConsentState,
     ConsentStatus,
     Evidence,
@@ -201,12 +203,17 @@ def _granted(new_uow: UowFactory) -> tuple[str, Contact, Evidence, Recorded]:
     return slug, ana, evidence, grant(new_uow, slug, "ana@example.com", evidence)
 
 
-def _read(uow: SqlUnitOfWork, recorded: Recorded) -> None:
-    """Record, in ``uow``, an access to the contact ``recorded`` is about."""
+def _read_then_withdrawal(
+    uow: SqlUnitOfWork, recorded: Recorded, evidence: Evidence, **extra: Any
+) -> ConsentEvent:
+    """Record, in ``uow``, an access to the contact ``recorded`` is about (a write before the
+    append), and return a withdrawal of its consent, not yet appended."""
     record_access(
         uow, _CONTEXT, tenant_id=recorded.state.tenant_id, action="consent.read",
         object_type="contact", object_id=str(recorded.state.contact_id),
     )  # fmt: skip
+    state = recorded.state
+    return event_about(state, ConsentAction.WITHDRAWN, state.basis, evidence, NOW, **extra)
 
 
 def _stands(
@@ -228,8 +235,7 @@ def test_an_append_that_commits_takes_the_transactions_other_writes_with_it(
 ) -> None:
     slug, ana, evidence, first = _granted(new_uow)
     with new_uow() as uow:
-        _read(uow, first)
-        event = event_about(first.state, ConsentAction.WITHDRAWN, first.state.basis, evidence, NOW)
+        event = _read_then_withdrawal(uow, first, evidence)
         event, state = append_and_fold(uow, event, first.state, commit=True)
         if engine.dialect.name == "postgresql":  # committed in the append's round trip
             with engine.connect() as other:
@@ -247,11 +253,8 @@ def test_an_append_that_fails_commits_nothing_of_its_transaction(
 ) -> None:
     slug, _ana, evidence, first = _granted(new_uow)
     with new_uow() as uow:
-        _read(uow, first)
-        again = event_about(  # the first event's id again: the insert breaks its key
-            first.state, ConsentAction.WITHDRAWN, first.state.basis, evidence, NOW,
-            event_id=first.event.id,
-        )  # fmt: skip
+        # The first event's id again: the insert breaks its key.
+        again = _read_then_withdrawal(uow, first, evidence, event_id=first.event.id)
         with pytest.raises(DBAPIError):
             append_and_fold(uow, again, first.state, commit=True)
     _stands(new_uow, slug, first.state, accesses=[], events=1)

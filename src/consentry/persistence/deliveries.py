@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -248,14 +249,12 @@ class SqlDeliveries:
             finally:
                 wait(others)  # no part outlives the caller's transaction (and its lock)
             counts += [future.result() for future in others]
-        by_reason: dict[str, int] = {}
-        by_status: dict[str, int] = {}
+        by_reason: Counter[str] = Counter()
+        by_status: Counter[str] = Counter()
         for each in counts:
-            for key, n in each.by_reason.items():
-                by_reason[key] = by_reason.get(key, 0) + n
-            for key, n in each.by_status.items():
-                by_status[key] = by_status.get(key, 0) + n
-        return PlanCounts(by_reason, by_status)
+            by_reason.update(each.by_reason)
+            by_status.update(each.by_status)
+        return PlanCounts(dict(by_reason), dict(by_status))
 
     def _ranges(
         self, tenant_id: uuid.UUID, audience: ColumnElement[bool] | None
