@@ -59,6 +59,13 @@ from consentry.services.outbound import TOKEN_PURPOSE, OutboundComposer, Outboun
 from consentry.services.ports import ChannelAdapter
 from consentry.services.signals import SignalPolicy
 
+# A write on a server's event loop waits this long for a row lock before it is rolled back and
+# run again on a worker thread (web.deps.run_write); its tenant's writes then use threads for
+# CONTENDED_SECONDS. A chain row is held for one round trip and a commit (about a millisecond);
+# an import holds it batch by batch.
+INLINE_LOCK_TIMEOUT_MS = 50
+CONTENDED_SECONDS = 10.0
+
 
 @dataclass
 class Container:
@@ -75,6 +82,9 @@ class Container:
     _domain_signers: DomainSigners | None = field(default=None, repr=False)
     # Topics for everyone; API keys and tenants once a server starts listening for changes.
     refs: ReferenceCache = field(default_factory=ReferenceCache, repr=False)
+    _inline_engine: Engine | None = field(default=None, repr=False)
+    # Tenants whose writes recently waited too long for a lock on the event loop, until when.
+    _contended: dict[object, float] = field(default_factory=dict, repr=False)
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(
@@ -87,6 +97,34 @@ class Container:
 
     def read_uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self.keys, read_only=True, refs=self.refs)
+
+    def inline_uow(self) -> SqlUnitOfWork:
+        """A unit of work for a write run on a server's event loop (PostgreSQL only): its
+        connections give up a lock wait after ``INLINE_LOCK_TIMEOUT_MS`` (``lock_timed_out``)
+        rather than stop the whole process behind, say, an import holding the tenant's chain.
+        One write at a time runs on a loop, so the pool is small."""
+        if self._inline_engine is None:
+            self._inline_engine = make_engine(
+                self.settings.resolved_database_url,
+                echo=self.settings.sql_echo,
+                lock_timeout_ms=INLINE_LOCK_TIMEOUT_MS,
+                pool_size=2,
+                max_overflow=2,
+            )
+        return SqlUnitOfWork(self._inline_engine, self.keys, refs=self.refs)
+
+    def contended(self, key: object, now: float) -> bool:
+        """Whether writes for ``key`` (a tenant) waited too long for a lock inline lately."""
+        until = self._contended.get(key)
+        if until is None:
+            return False
+        if now < until:
+            return True
+        del self._contended[key]
+        return False
+
+    def note_contended(self, key: object, now: float) -> None:
+        self._contended[key] = now + CONTENDED_SECONDS
 
     def kept_keys(self) -> CachedKeys:
         """The API keys this process keeps, checked without a connection."""
@@ -273,6 +311,8 @@ class Container:
 
     def close(self) -> None:
         self.refs.stop()
+        if self._inline_engine is not None:
+            self._inline_engine.dispose()
         self.engine.dispose()
 
 

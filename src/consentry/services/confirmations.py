@@ -191,6 +191,13 @@ def resend_key(
     return hashlib.sha256(b"\x00".join(parts)).digest()
 
 
+def sends_confirmation(request: ConsentRequest) -> bool:
+    """Whether ``request_consent`` sends a confirmation request for ``request`` (after its
+    commit): a ``requested`` event on a channel that confirms. Otherwise it is exactly
+    ``record_consent``."""
+    return request.action is ConsentAction.REQUESTED and request.channel in CONFIRMING_CHANNELS
+
+
 def request_consent(  # noqa: PLR0917  (a use case with its collaborators)
     uow: UnitOfWork,
     tokens: ConfirmationTokens,
@@ -206,9 +213,7 @@ def request_consent(  # noqa: PLR0917  (a use case with its collaborators)
     """Record a consent event (``record_consent``: commits); when it is a ``requested`` event
     on email or SMS, send the confirmation request after the commit."""
     now = now or utcnow()
-    confirming = (
-        request.action is ConsentAction.REQUESTED and request.channel in CONFIRMING_CHANNELS
-    )
+    confirming = sends_confirmation(request)
     if confirming:
         # Checked before anything is written: a refused request changes nothing.
         limits.take(_request_key(uow, tenant_ref, request), now)

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Annotated, ParamSpec, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.exc import DBAPIError
 
 from consentry.bootstrap import Container
 from consentry.domain.access import Principal, Unauthenticated
 from consentry.domain.errors import TenantNotFound
+from consentry.persistence.engine import lock_timed_out
 from consentry.services import access
 from consentry.services.audit import RequestContext
+from consentry.services.ports import UnitOfWork
 
 SESSION_COOKIE = "consentry_session"
+
+log = logging.getLogger("consentry.http")
 
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs them on the event loop instead of
@@ -41,9 +48,9 @@ async def run_short(c: Container, call: Callable[P, T], *args: P.args, **kwargs:
 
     Only for calls that take no lock another request could hold for long: the API-key check
     and decisions (reads and one audit insert). A call waiting on a lock would stop its whole
-    process meanwhile, for every tenant: consent writes, unsubscribes, webhooks and forms queue
-    on their tenant's ledger chain, which an import holds batch by batch, so they keep the
-    thread pool. SQLite serialises writers on the database file, so it keeps it too.
+    process meanwhile, for every tenant: writes that queue on their tenant's ledger chain, which
+    an import holds batch by batch, go through ``run_write``, which gives such a wait up. SQLite
+    serialises writers on the database file, so it keeps the thread pool.
 
     Handing a call to a thread and back costs more than the call's own Python for the
     requests that come most often: measured under load (docs/performance.md, section 3), a
@@ -53,6 +60,32 @@ async def run_short(c: Container, call: Callable[P, T], *args: P.args, **kwargs:
     if c.settings.http_inline and c.engine.dialect.name == "postgresql":
         return call(*args, **kwargs)
     return await run_in_threadpool(call, *args, **kwargs)
+
+
+async def run_write(c: Container, tenant: object, call: Callable[[UnitOfWork], T]) -> T:
+    """A write of one transaction, ``call(uow)``: on the event loop when ``run_short`` would
+    run there, else on a worker thread.
+
+    Writes queue on their tenant's ledger chain (and a withdrawal on its address's fence),
+    which other writes hold for a round trip and a commit, but an import holds batch by batch.
+    On the loop the write's connection gives a lock up after ``INLINE_LOCK_TIMEOUT_MS``: the
+    transaction rolls back, having committed nothing, and the write runs again from the start
+    on a worker thread, where waiting stops only itself; the tenant's writes then keep to
+    threads for ``CONTENDED_SECONDS``. ``call`` must therefore commit once, at its end, and do
+    nothing outside the database that a second run would repeat."""
+    if (
+        c.settings.http_inline
+        and c.engine.dialect.name == "postgresql"
+        and not c.contended(tenant, time.monotonic())
+    ):
+        try:
+            return call(c.inline_uow())
+        except DBAPIError as err:
+            if not lock_timed_out(err):
+                raise
+            c.note_contended(tenant, time.monotonic())
+            log.info("a write waited for a lock on the event loop; moved to a worker thread")
+    return await run_in_threadpool(call, c.uow())
 
 
 def principal_of(request: Request, c: Container) -> Principal:

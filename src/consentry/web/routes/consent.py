@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from consentry.domain.access import Scope
@@ -13,7 +14,7 @@ from consentry.domain.model import Channel
 from consentry.services import confirmations
 from consentry.services import consent as service
 from consentry.services.audit import RequestContext
-from consentry.web.deps import ContainerDep, TenantDep
+from consentry.web.deps import ContainerDep, TenantDep, run_write
 from consentry.web.schemas import ConsentEventOut, ConsentIn, Strict
 from consentry.web.scopes import needs
 
@@ -45,27 +46,39 @@ class ResendIn(Strict):
     response_model=RecordedOut,
     summary="Append a consent event with its evidence to the ledger",
 )
-def record(body: ConsentIn, c: ContainerDep, context: Writer, tenant: TenantDep) -> RecordedOut:
+async def record(
+    body: ConsentIn, c: ContainerDep, context: Writer, tenant: TenantDep
+) -> RecordedOut:
     """A ``requested`` event on email or SMS also sends the confirmation request (a link by
     email, a YES reply by SMS); see docs/confirmations.md."""
-    done = confirmations.request_consent(
-        c.uow(),
-        c.confirmation_tokens(),
-        c.confirmation_config(),
-        c.resend_limits(),
-        c.send_now,
-        tenant,
-        service.ConsentRequest(
-            contact=body.contact,
-            topic=body.topic,
-            channel=body.channel,
-            action=body.action,
-            basis=body.basis,
-            evidence=body.evidence.to_evidence(context.principal.actor),
-            occurred_at=body.occurred_at,
-        ),
-        context=context,
+    request = service.ConsentRequest(
+        contact=body.contact,
+        topic=body.topic,
+        channel=body.channel,
+        action=body.action,
+        basis=body.basis,
+        evidence=body.evidence.to_evidence(context.principal.actor),
+        occurred_at=body.occurred_at,
     )
+    if confirmations.sends_confirmation(request):
+        # Sending is I/O outside the database: the whole request keeps to a worker thread.
+        done = await run_in_threadpool(
+            confirmations.request_consent,
+            c.uow(),
+            c.confirmation_tokens(),
+            c.confirmation_config(),
+            c.resend_limits(),
+            c.send_now,
+            tenant,
+            request,
+            context=context,
+        )
+    else:
+        # One transaction that commits at its end: the event loop may run it (run_write).
+        recorded = await run_write(
+            c, tenant, lambda uow: service.record_consent(uow, tenant, request, context=context)
+        )
+        done = confirmations.Requested(recorded, sent=False)
     event, state = done.recorded.event, done.recorded.state
     return RecordedOut(
         event_id=event.id,
