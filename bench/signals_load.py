@@ -273,7 +273,12 @@ class Run:
         self.used[scenario] = self.used.get(scenario, 0) + int(
             rate * (self.args.warmup + self.args.duration)
         )
-        raw = json.loads(out)
+        try:
+            raw = json.loads(out)
+        except json.JSONDecodeError:
+            kept = RESULTS.parent / "generator-output.txt"
+            kept.write_text(out)
+            raise SystemExit(f"the generator's output is not JSON; kept in {kept}") from None
         result = api_load._summarise(raw, rate, self.args.duration)
         p99 = result["latency_ms"]["p99"]
         result["met"] = (

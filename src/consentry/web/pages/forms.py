@@ -29,7 +29,7 @@ from consentry.domain.forms import (
 from consentry.services import form_page, form_submit
 from consentry.services.form_tokens import TokenKind
 from consentry.services.forms import public_document
-from consentry.web.deps import ContainerDep
+from consentry.web.deps import ContainerDep, run_write
 from consentry.web.limits import RateLimiter
 from consentry.web.pages.render import environment, render
 from consentry.web.problems import problem
@@ -136,8 +136,11 @@ async def submit(
     form = await request.form()
     sent = _submission(request, c, slug, key, form)
     try:
-        done = await run_in_threadpool(
-            form_submit.submit_form, c.uow(), c.form_tokens(), c.confirmers(), sent
+        # Its writes are one transaction, committed before it reads what the confirmation
+        # requests need (the sending itself is a background task): the event loop may run it.
+        tokens, confirmers = c.form_tokens(), c.confirmers()
+        done = await run_write(
+            c, slug, lambda uow: form_submit.submit_form(uow, tokens, confirmers, sent)
         )
     except (FormNotFound, FormArchived) as exc:
         return _unavailable(request, exc)

@@ -10,14 +10,14 @@ page's own form and needs its CSRF token; it answers with a confirmation page.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
 from consentry.domain.errors import UnknownValue
 from consentry.domain.signals import SignalSource
 from consentry.services import optouts
+from consentry.services.clock import utcnow
 from consentry.services.compose.tokens import InvalidToken
-from consentry.web.deps import ContainerDep
+from consentry.web.deps import ContainerDep, run_write
 from consentry.web.pages.csrf import CSRF_FIELD, check_csrf
 from consentry.web.pages.links import bad_link_page, bad_link_problem, evidence_from
 from consentry.web.pages.render import render
@@ -48,14 +48,15 @@ async def unsubscribe(token: str, request: Request, c: ContainerDep) -> Response
     if what is None:
         raise UnknownValue("choose what to unsubscribe from", field="what")
     signal = SignalSource.ONE_CLICK if one_click else SignalSource.UNSUBSCRIBE_PAGE
+    tokens = c.unsubscribe_tokens()
+    evidence = evidence_from(request, c, signal, "/u")
     try:
-        done = await run_in_threadpool(
-            optouts.unsubscribe,
-            c.uow(),
-            c.unsubscribe_tokens(),
-            token,
-            what=what,
-            evidence=evidence_from(request, c, signal, "/u"),
+        tenant = tokens.read(token, utcnow()).tenant_id
+        # One transaction, committed at its end: the event loop may run it (run_write).
+        done = await run_write(
+            c,
+            tenant,
+            lambda uow: optouts.unsubscribe(uow, tokens, token, what=what, evidence=evidence),
         )
     except InvalidToken:
         return bad_link_problem()

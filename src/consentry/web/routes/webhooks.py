@@ -21,6 +21,7 @@ from consentry.bootstrap import Container
 from consentry.domain.delivery import WhatsAppMessage
 from consentry.domain.errors import InvalidInput
 from consentry.domain.signals import SignalSource
+from consentry.services.ports import UnitOfWork
 from consentry.services.signal_replies import send_replies, whatsapp_replies
 from consentry.services.signals import (
     IngestResult,
@@ -29,6 +30,7 @@ from consentry.services.signals import (
     ingest_provider_events,
     keep_rejected,
 )
+from consentry.web.deps import run_write
 from consentry.web.problems import problem
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -84,18 +86,21 @@ async def twilio_sms(request: Request) -> Response:
         return _unsigned()
     content_type = request.headers.get("content-type", FORM)
 
-    def apply() -> IngestResult | list[IngestResult]:
+    def apply(uow: UnitOfWork) -> IngestResult | list[IngestResult]:
         fields = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         if "MessageStatus" in fields and "Body" not in fields:
             events = channel.parse_webhook(request.headers, body)
             return ingest_provider_events(
-                c.uow(), SignalSource.TWILIO, events, body, content_type=content_type
+                uow, SignalSource.TWILIO, events, body, content_type=content_type
             )
         parsed = channel.parse_inbound(body, c.keyword_lists())
-        return ingest(c.uow(), parsed, body, content_type, policy=c.signal_policy())
+        return ingest(uow, parsed, body, content_type, policy=c.signal_policy())
 
     try:
-        result = await run_in_threadpool(apply)
+        # One transaction, committed at its end, and no message sent from it (the replies are
+        # the TwiML answer): the event loop may run it. A STOP reaches every tenant that has
+        # the number, so the contention it may meet is counted for the provider, not a tenant.
+        result = await run_write(c, SignalSource.TWILIO, apply)
     except InvalidInput as exc:
         await run_in_threadpool(
             keep_rejected, c.uow(), SignalSource.TWILIO, body, content_type, why=str(exc)
