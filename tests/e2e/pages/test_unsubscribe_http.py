@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from sqlalchemy import select
 from tests.e2e.pages.conftest import Api, Seeded
 from tests.e2e.pages.helpers import (
     consenting_contact,
@@ -17,9 +20,12 @@ from tests.e2e.pages.helpers import (
     verdict,
 )
 
+from consentry.bootstrap import INLINE_LOCK_TIMEOUT_MS
 from consentry.domain.consent import ConsentAction, ConsentMethod
 from consentry.domain.model import Channel
 from consentry.domain.suppression import SuppressionReason, SuppressionScope
+from consentry.persistence.tables import chain_heads
+from consentry.persistence.tenancy import CONSENT_CHAIN
 from consentry.web.pages.csrf import CSRF_COOKIE
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
@@ -174,3 +180,35 @@ def test_the_request_log_names_the_route_and_never_the_token(
         paths = logged_paths(caplog, 2)
     assert paths.count("/u/{token}") == 2
     assert token not in caplog.text
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_one_click_behind_a_held_ledger_chain_is_applied_once_when_it_is_free(
+    api: Api, acme: Seeded
+) -> None:
+    """On PostgreSQL a one-click runs on the event loop; while another transaction holds the
+    tenant's ledger chain (an import does, batch by batch) it gives the wait up, rolls back and
+    runs again on a worker thread: the person is unsubscribed once, as soon as the chain is
+    free, and the loop answers other requests meanwhile."""
+    jane = consenting_contact(api, acme, email="jane@example.com")
+    token = link_token(api, acme, jane)
+    with ThreadPoolExecutor(1) as pool, api.container.engine.connect() as holder:
+        with holder.begin():
+            holder.execute(
+                select(chain_heads.c.seq)
+                .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == acme.id)
+                .with_for_update()
+            ).one()
+            pending = pool.submit(api.client().post, f"/u/{token}", data=ONE_CLICK)
+            time.sleep(INLINE_LOCK_TIMEOUT_MS / 1000 * 4)
+            started = time.monotonic()
+            assert api.client().get(f"/u/{token}").status_code == 200  # the page, meanwhile
+            assert time.monotonic() - started < 1.0
+            time.sleep(1.0)
+            assert not pending.done()
+            assert verdict(api, acme, jane, "offers", Channel.EMAIL)[0] == "allow"
+        response = pending.result(timeout=30)
+    assert response.status_code == 200, response.text
+    assert withdrawals(api, acme, jane) == ["email"]
+    assert verdict(api, acme, jane, "offers", Channel.EMAIL) == ("deny", ("CONSENT_WITHDRAWN",))
