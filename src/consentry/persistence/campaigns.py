@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from consentry.domain.campaigns import (
@@ -21,6 +21,7 @@ from consentry.domain.delivery import CampaignStatus
 from consentry.domain.errors import AlreadyExists, ContactNotFound
 from consentry.domain.model import Channel
 from consentry.domain.templates import Template, TemplateNotFound
+from consentry.persistence.driver import DriverStatement
 from consentry.persistence.rows import FieldCrypto
 from consentry.persistence.tables import (
     campaigns,
@@ -29,6 +30,13 @@ from consentry.persistence.tables import (
     contacts,
     sender_domains,
     templates,
+)
+
+# Read for every confirmation request (which domain signs it), so built once.
+_DOMAINS = DriverStatement(
+    select(sender_domains)
+    .where(sender_domains.c.tenant_id == bindparam("tenant"))
+    .order_by(sender_domains.c.domain)
 )
 
 
@@ -66,12 +74,7 @@ class SqlSenderDomains:
         )
 
     def list(self, tenant_id: uuid.UUID) -> list[SenderDomain]:
-        rows = self._conn.execute(
-            select(sender_domains)
-            .where(sender_domains.c.tenant_id == tenant_id)
-            .order_by(sender_domains.c.domain)
-        )
-        return [self._domain(r) for r in rows]
+        return [self._domain(r) for r in _DOMAINS.rows(self._conn, {"tenant": tenant_id})]
 
     def get(self, tenant_id: uuid.UUID, domain: str) -> tuple[SenderDomain, str | None] | None:
         """The registered domain and its DKIM private key (PEM), or None if not registered."""

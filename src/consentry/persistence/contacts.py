@@ -59,6 +59,24 @@ _CONTACT_BY_ID = DriverStatement(
 )
 
 
+def _by_key(column: Any) -> DriverStatement:
+    return DriverStatement(
+        select(contacts)
+        .where(contacts.c.tenant_id == bindparam("tenant"), column == bindparam("key"))
+        .order_by(contacts.c.created_at)
+        .limit(1)
+    )
+
+
+# The oldest contact with a blind index, per index column: a form's subscriber, an inbound
+# message's sender and a look-up by address all start with one.
+_BY_KEY = {
+    column.name: _by_key(column)
+    for column in (contacts.c.email_key, contacts.c.phone_key, contacts.c.whatsapp_key,
+                   contacts.c.postal_key)
+}  # fmt: skip
+
+
 class SqlContactRepository:
     def __init__(self, conn: Connection, keys: KeyRing, crypto: FieldCrypto) -> None:
         self._conn = conn
@@ -170,12 +188,8 @@ class SqlContactRepository:
         """The (oldest) contact whose address *on this channel* is ``normalized``: a WhatsApp
         number is looked up among WhatsApp numbers, not among phone numbers for SMS."""
         key = self._index(POINT_KIND[channel], normalized)
-        row = self._conn.execute(
-            select(contacts)
-            .where(contacts.c.tenant_id == tenant_id, key_column(channel) == key)
-            .order_by(contacts.c.created_at)
-            .limit(1)
-        ).one_or_none()
+        statement = _BY_KEY[key_column(channel).name]
+        row = statement.one_or_none(self._conn, {"tenant": tenant_id, "key": key})
         return None if row is None else self._contact(row)
 
     def find_by_point(
@@ -190,12 +204,7 @@ class SqlContactRepository:
             else [contacts.c.phone_key, contacts.c.whatsapp_key]
         )
         for column in columns:
-            row = self._conn.execute(
-                select(contacts)
-                .where(contacts.c.tenant_id == tenant_id, column == key)
-                .order_by(contacts.c.created_at)
-                .limit(1)
-            ).one_or_none()
+            row = _BY_KEY[column.name].one_or_none(self._conn, {"tenant": tenant_id, "key": key})
             if row is not None:
                 return self._contact(row)
         return None
