@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, exc, text
 
 from consentry.persistence import engine as engine_module
-from consentry.persistence.engine import make_engine
+from consentry.persistence.engine import lock_timed_out, make_engine
 
 
 def _kill_pooled_backend(url: str, backend_pid: int) -> None:
@@ -55,3 +55,28 @@ def test_a_connection_in_steady_use_is_not_pinged(
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
     finally:
         eng.dispose()
+
+
+@pytest.mark.postgres
+def test_a_lock_timeout_engine_gives_a_held_lock_up_and_keeps_the_urls_options(
+    pg_url: str,
+) -> None:
+    """``lock_timeout_ms`` is set at connect time, after whatever ``options`` the URL gives;
+    a lock wait then fails with SQLSTATE 55P03, which ``lock_timed_out`` recognises."""
+    url = f"{pg_url}{'&' if '?' in pg_url else '?'}options=-c%20application_name%3Dinline-test"
+    impatient = make_engine(url, lock_timeout_ms=30, pool_size=1, max_overflow=0)
+    patient = make_engine(pg_url)
+    try:
+        with impatient.connect() as conn:
+            assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "30ms"
+            assert conn.exec_driver_sql("SHOW application_name").scalar() == "inline-test"
+        with patient.connect() as holder, holder.begin():
+            holder.exec_driver_sql("SELECT pg_advisory_xact_lock(4242)")
+            with impatient.connect() as conn, pytest.raises(exc.DBAPIError) as caught:
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242)")
+            assert lock_timed_out(caught.value)
+        with patient.connect() as conn:
+            assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "0"
+    finally:
+        impatient.dispose()
+        patient.dispose()

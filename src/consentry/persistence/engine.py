@@ -61,7 +61,10 @@ def make_engine(
         return engine
     connect_args: dict[str, Any] = {}
     if lock_timeout_ms is not None:
-        connect_args["options"] = f"-c lock_timeout={int(lock_timeout_ms)}"
+        # Added to the URL's own ``options`` (connect_args would replace them).
+        given = parsed.query.get("options")
+        setting = f"-c lock_timeout={int(lock_timeout_ms)}"
+        connect_args["options"] = f"{given} {setting}" if isinstance(given, str) else setting
     engine = create_engine(
         url,
         echo=echo,
