@@ -179,7 +179,12 @@ def generate(spec_path: str) -> None:
         uvloop.install()
     except ImportError:  # the plain loop works too, at a higher cost per request
         pass
-    print(json.dumps(asyncio.run(_drive(spec))))
+    result = json.dumps(asyncio.run(_drive(spec)))
+    # The event loop may leave the inherited stdout pipe non-blocking: a write larger than the
+    # pipe then stops short (EAGAIN) and the orchestrator reads a truncated result.
+    os.set_blocking(sys.stdout.fileno(), True)
+    sys.stdout.write(result + "\n")
+    sys.stdout.flush()
 
 
 # ---------------------------------------------------------------- the orchestrator
