@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,8 @@ from consentry.config import Settings
 from consentry.domain.access import Role, Scope
 from consentry.domain.audit import AuditEntry
 from consentry.domain.model import BusinessProfile, Category, PolicyKind
-from consentry.persistence.tables import metadata
+from consentry.persistence.tables import chain_heads, metadata
+from consentry.persistence.tenancy import CONSENT_CHAIN
 from consentry.services import access, tenancy
 from consentry.services.audit_seal import seal_audit
 from consentry.web.app import create_app
@@ -305,3 +307,16 @@ def acme(api: Api) -> Seeded:
 def client(api: Api, acme: Seeded) -> httpx.Client:
     """A client carrying acme's owner key."""
     return api.client(acme.token)
+
+
+@contextmanager
+def chain_held(api: Api, tenant_id: uuid.UUID) -> Iterator[None]:
+    """Another transaction holds the tenant's ledger chain, as an import does batch by batch,
+    until the block ends (PostgreSQL)."""
+    with api.container.engine.connect() as holder, holder.begin():
+        holder.execute(
+            select(chain_heads.c.seq)
+            .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == tenant_id)
+            .with_for_update()
+        ).one()
+        yield

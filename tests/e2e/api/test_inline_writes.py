@@ -6,14 +6,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
-from sqlalchemy import select
-from tests.e2e.api.conftest import Api, Seeded
+from tests.e2e.api.conftest import Api, chain_held
+from tests.e2e.api.test_decisions import _consent
 
 from consentry.bootstrap import INLINE_LOCK_TIMEOUT_MS
-from consentry.persistence.tables import chain_heads
-from consentry.persistence.tenancy import CONSENT_CHAIN
 
 pytestmark = [
     pytest.mark.postgres,
@@ -21,25 +18,6 @@ pytestmark = [
 ]
 
 HELD_SECONDS = 3.0
-
-
-def _consent(seeded: Seeded, client: httpx.Client, contact: str, action: str) -> httpx.Response:
-    return client.post(
-        "/v1/consent",
-        json={
-            "contact": contact,
-            "topic": "offers",
-            "channel": "email",
-            "action": action,
-            "evidence": {
-                "method": "web_form",
-                "source": "https://example.com/signup",
-                "ip_address": "203.0.113.9",
-                "user_agent": "Mozilla/5.0",
-                "policy_document_id": str(seeded.disclosure_id),
-            },
-        },
-    )
 
 
 def test_a_write_behind_a_held_chain_waits_on_a_thread_and_the_loop_keeps_answering(
@@ -54,14 +32,8 @@ def test_a_write_behind_a_held_chain_waits_on_a_thread_and_the_loop_keeps_answer
     assert first.status_code == 201, first.text
     assert not api.container.contended(acme.id, time.monotonic())  # it went inline, unhindered
 
-    with ThreadPoolExecutor(2) as pool, api.container.engine.connect() as holder:
-        # Another transaction holds acme's ledger chain, as an import does batch by batch.
-        with holder.begin():
-            holder.execute(
-                select(chain_heads.c.seq)
-                .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == acme.id)
-                .with_for_update()
-            ).one()
+    with ThreadPoolExecutor(2) as pool:
+        with chain_held(api, acme.id):
             held_at = time.monotonic()
             waiting = pool.submit(_consent, acme, api.client(acme.token), jane, "withdrawn")
             time.sleep(INLINE_LOCK_TIMEOUT_MS / 1000 * 4)

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from sqlalchemy import select
+from tests.e2e.api.conftest import chain_held
 from tests.e2e.pages.conftest import Api, Seeded
 from tests.e2e.pages.helpers import (
     consenting_contact,
@@ -24,8 +24,6 @@ from consentry.bootstrap import INLINE_LOCK_TIMEOUT_MS
 from consentry.domain.consent import ConsentAction, ConsentMethod
 from consentry.domain.model import Channel
 from consentry.domain.suppression import SuppressionReason, SuppressionScope
-from consentry.persistence.tables import chain_heads
-from consentry.persistence.tenancy import CONSENT_CHAIN
 from consentry.web.pages.csrf import CSRF_COOKIE
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
@@ -193,13 +191,8 @@ def test_one_click_behind_a_held_ledger_chain_is_applied_once_when_it_is_free(
     free, and the loop answers other requests meanwhile."""
     jane = consenting_contact(api, acme, email="jane@example.com")
     token = link_token(api, acme, jane)
-    with ThreadPoolExecutor(1) as pool, api.container.engine.connect() as holder:
-        with holder.begin():
-            holder.execute(
-                select(chain_heads.c.seq)
-                .where(chain_heads.c.chain == CONSENT_CHAIN, chain_heads.c.tenant_id == acme.id)
-                .with_for_update()
-            ).one()
+    with ThreadPoolExecutor(1) as pool:
+        with chain_held(api, acme.id):
             pending = pool.submit(api.client().post, f"/u/{token}", data=ONE_CLICK)
             time.sleep(INLINE_LOCK_TIMEOUT_MS / 1000 * 4)
             started = time.monotonic()
