@@ -78,6 +78,7 @@ class FileKeyRing:
             algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=_DIGEST_INFO
         ).derive(index_key)
         self._cache: dict[tuple[uuid.UUID, bytes], AESGCM] = {}
+        self._derived: dict[str, bytes] = {}
         self._lock = threading.Lock()  # workers share one key ring across threads
 
     @property
@@ -134,10 +135,16 @@ class FileKeyRing:
     def derive(self, purpose: str) -> bytes:
         """A 32-byte key for ``purpose`` (e.g. unsubscribe tokens), derived from the index key:
         stable across restarts and processes, independent for each purpose."""
-        info = b"consentry " + purpose.encode("ascii")
-        return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(
-            self._index_key
-        )
+        found = self._derived.get(purpose)
+        if found is None:
+            # Kept: the same purposes are derived for every request that reads a link or
+            # seals a payload. Two threads deriving at once compute the same bytes.
+            info = b"consentry " + purpose.encode("ascii")
+            found = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(
+                self._index_key
+            )
+            self._derived[purpose] = found
+        return found
 
     def _wrap(self, tenant_id: uuid.UUID, data_key: bytes) -> bytes:
         header = _WRAP_HEADER.pack(_WRAP_FORMAT, self._active)

@@ -8,6 +8,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -273,3 +275,14 @@ def test_unencodable_text_is_invalid_input(ring: FileKeyRing, wrapped: bytes) ->
     with pytest.raises(InvalidInput) as caught:
         ring.encrypt(TENANT, wrapped, "contacts.name", "bad \ud800 text")
     assert caught.value.field == "contacts.name"
+
+
+def test_derived_keys_are_hkdf_of_the_index_key_per_purpose_and_kept() -> None:
+    ring = make_ring(b"k" * 32)
+    expected = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"consentry unsubscribe"
+    ).derive(b"k" * 32)
+    assert ring.derive("unsubscribe") == expected
+    assert ring.derive("unsubscribe") == expected  # kept, and the same
+    assert ring.derive("confirmation") != expected
+    assert make_ring(b"j" * 32).derive("unsubscribe") != expected
