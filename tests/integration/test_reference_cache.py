@@ -17,9 +17,9 @@ from sqlalchemy import event, text
 from consentry.bootstrap import Container, bootstrap
 from consentry.config import Settings
 from consentry.domain.access import Principal, Role, Unauthenticated
-from consentry.domain.errors import TenantNotFound
+from consentry.domain.errors import TenantNotFound, TopicNotFound
 from consentry.domain.ids import new_id
-from consentry.domain.model import BusinessProfile, Tenant, TenantStatus
+from consentry.domain.model import BusinessProfile, Category, Tenant, TenantStatus, Topic
 from consentry.persistence.uow import SqlUnitOfWork
 from consentry.services.access import (
     IssuedKey,
@@ -226,3 +226,34 @@ def create_tenant_in_open_uow(uow: SqlUnitOfWork, slug: str) -> None:
         created_at=utcnow(),
     )
     uow.tenants.add(tenant, uow.keys.new_wrapped_data_key(tenant.id))
+
+
+def test_a_topic_read_by_id_is_kept_but_not_from_the_transaction_that_made_it(
+    containers: tuple[Container, Container],
+) -> None:
+    """Topics never change once created, so a process keeps those it has read by id, as it
+    does by key; a topic read in the transaction that created it may not commit, so not that."""
+    server, _ = containers
+    slug = _tenant(server)
+    with server.uow() as uow:
+        tenant_id = find_tenant(uow, slug).id
+        made = Topic(
+            id=new_id(), tenant_id=tenant_id, key="news", name="News",
+            category=Category.MARKETING, created_at=utcnow(),
+        )  # fmt: skip
+        uow.topics.add(made)
+        assert uow.topics.get(tenant_id, made.id) == made  # read, and not kept: rolled back
+    with server.uow() as uow, pytest.raises(TopicNotFound):
+        uow.topics.get(tenant_id, made.id)
+    with server.uow() as uow:
+        uow.topics.add(made)
+        uow.commit()
+    seen = _statements(server)
+    with server.uow() as uow:
+        assert uow.topics.get(tenant_id, made.id) == made
+    read = len(seen)
+    assert read > 0
+    with server.uow() as uow:
+        assert uow.topics.get(tenant_id, made.id) == made
+        assert uow.topics.get(tenant_id, made.id) == made
+    assert len(seen) == read  # kept: no statement

@@ -252,10 +252,18 @@ class SqlTopicRepository:
             raise AlreadyExists(f"topic {topic.key!r} exists", field="key") from exc
 
     def get(self, tenant_id: uuid.UUID, topic_id: uuid.UUID) -> Topic:
+        cache = self._cache
+        if cache is not None:
+            kept = cache.get_immutable(("topic-id", tenant_id, topic_id))
+            if kept is not None:
+                return kept  # type: ignore[no-any-return]
         row = _TOPIC_BY_ID.one_or_none(self._conn, {"tenant": tenant_id, "id": topic_id})
         if row is None:
             raise TopicNotFound(f"topic {topic_id} not found", field="topic")
-        return _topic(row)
+        topic = _topic(row)
+        if cache is not None:
+            cache.put_immutable(("topic-id", tenant_id, topic_id), topic)
+        return topic
 
     def by_key(self, tenant_id: uuid.UUID, key: str) -> Topic:
         found = self._by_key.get((tenant_id, key))
