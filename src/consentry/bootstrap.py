@@ -49,10 +49,9 @@ from consentry.services.compose.reconfirmation import (
     ReconfirmationTokens,
 )
 from consentry.services.compose.tokens import UnsubscribeTokens
-from consentry.services.confirmations import ConfirmationConfig, ResendLimits
+from consentry.services.confirmations import ConfirmationConfig, Confirmers, ResendLimits
 from consentry.services.courtesy_signing import CourtesyLog, DomainSigners, signing_email
 from consentry.services.dispatch import DispatchConfig, Dispatcher, RateLimiter
-from consentry.services.form_submit import Confirmers
 from consentry.services.form_tokens import FORM_TOKEN_PURPOSE, FormTokens
 from consentry.services.notice_sending import NoticeSendConfig, NoticeSender
 from consentry.services.outbound import TOKEN_PURPOSE, OutboundComposer, OutboundConfig

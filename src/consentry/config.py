@@ -71,12 +71,13 @@ class Settings(BaseSettings):
     )
     http_inline: bool = Field(
         default=True,
-        description="On PostgreSQL, check API keys, answer decisions and record consent "
-        "events on each server process's event loop instead of handing each to a worker thread "
-        "and back: about a fifth less CPU a request with the database nearby. Each process then "
-        "answers one such request at a time, so with a distant database (milliseconds a round "
-        "trip) turn it off or run more processes. A write that waits more than 50 ms for a lock "
-        "(an import holding its tenant's ledger) is rolled back and run on a worker thread.",
+        description="On PostgreSQL, check API keys, answer decisions and run the writes of "
+        "consent events, unsubscribes, Twilio webhooks and form posts on each server process's "
+        "event loop instead of handing each to a worker thread and back: about a fifth less "
+        "CPU a request with the database nearby. Each process then answers one such request "
+        "at a time, so with a distant database (milliseconds a round trip) turn it off or run "
+        "more processes. A write that waits more than 50 ms for a lock (an import holding its "
+        "tenant's ledger) is rolled back and run on a worker thread.",
     )
     http_cache: bool = Field(
         default=True,

@@ -49,10 +49,12 @@ def _request_confirmation(container: Container) -> bytes:
     contact = person(new_uow, "shop")
     confirmations.request_consent(
         new_uow(),
-        ConfirmationTokens(b"\x07" * 32, lifetime=timedelta(days=7)),
-        CONFIG,
-        confirmations.ResendLimits(CONFIG.resend_interval),
-        container.send_now,
+        confirmations.Confirmers(
+            ConfirmationTokens(b"\x07" * 32, lifetime=timedelta(days=7)),
+            CONFIG,
+            confirmations.ResendLimits(CONFIG.resend_interval),
+            container.send_now,
+        ),
         "shop",
         ConsentRequest(
             str(contact.id),

@@ -69,10 +69,7 @@ def _record(
     c = state(ctx).container()
     done = confirmation_service.request_consent(
         c.uow(),
-        c.confirmation_tokens(),
-        c.confirmation_config(),
-        c.resend_limits(),
-        c.send_now,
+        c.confirmers(),
         tenant,
         consent_service.ConsentRequest(
             contact=contact,

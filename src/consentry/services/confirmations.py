@@ -98,6 +98,16 @@ class ResendLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class Confirmers:
+    """What sending confirmation requests needs."""
+
+    tokens: ConfirmationTokens
+    config: ConfirmationConfig
+    limits: ResendLimits
+    send: Send
+
+
+@dataclass(frozen=True, slots=True)
 class Requested:
     recorded: Recorded
     sent: bool  # a confirmation request went out
@@ -198,12 +208,9 @@ def sends_confirmation(request: ConsentRequest) -> bool:
     return request.action is ConsentAction.REQUESTED and request.channel in CONFIRMING_CHANNELS
 
 
-def request_consent(  # noqa: PLR0917  (a use case with its collaborators)
+def request_consent(
     uow: UnitOfWork,
-    tokens: ConfirmationTokens,
-    config: ConfirmationConfig,
-    limits: ResendLimits,
-    send: Send,
+    confirmers: Confirmers,
     tenant_ref: TenantRef,
     request: ConsentRequest,
     *,
@@ -216,7 +223,7 @@ def request_consent(  # noqa: PLR0917  (a use case with its collaborators)
     confirming = sends_confirmation(request)
     if confirming:
         # Checked before anything is written: a refused request changes nothing.
-        limits.take(_request_key(uow, tenant_ref, request), now)
+        confirmers.limits.take(_request_key(uow, tenant_ref, request), now)
     recorded = record_consent(uow, tenant_ref, request, now, context)
     state = recorded.state
     if not confirming:
@@ -225,11 +232,13 @@ def request_consent(  # noqa: PLR0917  (a use case with its collaborators)
         tenant = uow.tenants.get(state.tenant_id)
         topic = uow.topics.get(tenant.id, state.topic_id)
         contact = uow.contacts.get(tenant.id, state.contact_id)
-        message = confirmation_message(uow, tokens, config, tenant, contact, topic, state, now)
+        message = confirmation_message(
+            uow, confirmers.tokens, confirmers.config, tenant, contact, topic, state, now
+        )
     if message is None:
         return Requested(recorded, sent=False)
     try:
-        send(message)
+        confirmers.send(message)
     except DeliveryError as exc:
         # The request stands (committed); the caller sees sent=False and may resend.
         log.warning(
@@ -251,10 +260,7 @@ def _request_key(uow: UnitOfWork, tenant_ref: TenantRef, request: ConsentRequest
 
 def resend_confirmation(  # noqa: PLR0917  (a use case with its collaborators)
     uow: UnitOfWork,
-    tokens: ConfirmationTokens,
-    config: ConfirmationConfig,
-    limits: ResendLimits,
-    send: Send,
+    confirmers: Confirmers,
     tenant_ref: TenantRef,
     contact_ref: str,
     topic_key: str,
@@ -275,14 +281,16 @@ def resend_confirmation(  # noqa: PLR0917  (a use case with its collaborators)
         message = (
             None
             if state is None
-            else confirmation_message(uow, tokens, config, tenant, contact, topic, state, now)
+            else confirmation_message(
+                uow, confirmers.tokens, confirmers.config, tenant, contact, topic, state, now
+            )
         )
         if state is None or message is None:
             raise NotPending(
                 "there is no pending request to confirm for this topic and channel",
                 field="topic",
             )
-        limits.take(resend_key(tenant.id, topic.id, channel, state.point_key), now)
+        confirmers.limits.take(resend_key(tenant.id, topic.id, channel, state.point_key), now)
         audit(uow, context, tenant.id, "consent.confirmation_resent", "contact", contact.id)
         uow.commit()
-    send(message)
+    confirmers.send(message)

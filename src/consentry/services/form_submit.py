@@ -53,13 +53,7 @@ from consentry.domain.model import (
 )
 from consentry.domain.rules import pack_for
 from consentry.services.clock import utcnow
-from consentry.services.compose.confirmation import ConfirmationTokens
-from consentry.services.confirmations import (
-    ConfirmationConfig,
-    ResendLimits,
-    confirmation_message,
-    resend_key,
-)
+from consentry.services.confirmations import Confirmers, confirmation_message, resend_key
 from consentry.services.consent import append_and_fold
 from consentry.services.contacts import ContactInput, build_contact
 from consentry.services.form_page import open_form
@@ -67,7 +61,6 @@ from consentry.services.form_tokens import FormClaims, FormTokens, TokenKind
 from consentry.services.ports import UnitOfWork
 
 log = logging.getLogger(__name__)
-Send = Callable[[OutboundMessage], None]
 EMBED_DEDUPE_WINDOW = 600  # seconds: an embedded form sent again within it writes once
 
 
@@ -110,16 +103,6 @@ class Submitted:
         """The channels the answer asks to confirm: those of boxes that need it, whether or
         not the address was subscribed already (the answer does not tell a stranger)."""
         return frozenset(r.choice.channel for r in self.results if r.confirming)
-
-
-@dataclass(frozen=True, slots=True)
-class Confirmers:
-    """What sending confirmation requests needs."""
-
-    tokens: ConfirmationTokens
-    config: ConfirmationConfig
-    limits: ResendLimits
-    send: Send
 
 
 def _check_bot(submission: Submission, tokens: FormTokens, now: datetime) -> FormClaims:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email import message_from_bytes
@@ -34,6 +35,7 @@ from consentry.domain.suppression import SuppressionReason, SuppressionScope
 from consentry.services import confirmations, confirming
 from consentry.services.compose.confirmation import ConfirmationTokens
 from consentry.services.compose.tokens import InvalidToken
+from consentry.services.confirmations import Confirmers
 from consentry.services.consent import ConsentRequest
 from consentry.services.contacts import ContactInput, update_contact
 from consentry.services.gate import explain_decision
@@ -77,15 +79,16 @@ class Setup:
     )
     sent: list[OutboundMessage] = field(default_factory=list)
 
+    def confirmers(self, send: Callable[[OutboundMessage], None] | None = None) -> Confirmers:
+        """What the use cases need, sending into ``sent`` unless told otherwise."""
+        return Confirmers(self.tokens, CONFIG, self.limits, send or self.sent.append)
+
     def request(
         self, channel: Channel = Channel.EMAIL, *, topic: str = "news", at_offset: float = 0
     ) -> confirmations.Requested:
         return confirmations.request_consent(
             self.new_uow(),
-            self.tokens,
-            CONFIG,
-            self.limits,
-            self.sent.append,
+            self.confirmers(),
             self.slug,
             ConsentRequest(
                 self.contact,
@@ -202,7 +205,7 @@ def test_expired_requests_cannot_be_confirmed_and_lapse(setup: Setup) -> None:
     # A lapsed request gets no more confirmation messages.
     with pytest.raises(confirmations.NotPending):
         confirmations.resend_confirmation(
-            setup.new_uow(), setup.tokens, CONFIG, setup.limits, setup.sent.append, setup.slug,
+            setup.new_uow(), setup.confirmers(), setup.slug,
             setup.contact, "news", Channel.EMAIL, now=late,
         )  # fmt: skip
 
@@ -212,7 +215,7 @@ def test_resending_is_rate_limited_with_a_retry_after(setup: Setup) -> None:
 
     def resend(offset: timedelta) -> None:
         confirmations.resend_confirmation(
-            setup.new_uow(), setup.tokens, CONFIG, setup.limits, setup.sent.append, setup.slug,
+            setup.new_uow(), setup.confirmers(), setup.slug,
             setup.contact, "news", Channel.EMAIL, now=NOW + offset,
         )  # fmt: skip
 
@@ -293,10 +296,7 @@ def test_a_request_whose_message_cannot_be_handed_over_stays_pending(setup: Setu
 
     done = confirmations.request_consent(
         setup.new_uow(),
-        setup.tokens,
-        CONFIG,
-        setup.limits,
-        failing,
+        setup.confirmers(failing),
         setup.slug,
         ConsentRequest(
             setup.contact,
@@ -343,7 +343,7 @@ def test_a_request_for_an_address_since_replaced_is_not_sent_to_the_new_one(
     # The pending request is for ana@example.com; the new address asked for nothing.
     with pytest.raises(confirmations.NotPending):
         confirmations.resend_confirmation(
-            setup.new_uow(), setup.tokens, CONFIG, setup.limits, setup.sent.append, setup.slug,
+            setup.new_uow(), setup.confirmers(), setup.slug,
             setup.contact, "news", Channel.EMAIL, now=NOW + timedelta(hours=1),
         )  # fmt: skip
     assert len(setup.sent) == 1

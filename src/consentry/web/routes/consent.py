@@ -63,15 +63,7 @@ async def record(
     if confirmations.sends_confirmation(request):
         # Sending is I/O outside the database: the whole request keeps to a worker thread.
         done = await run_in_threadpool(
-            confirmations.request_consent,
-            c.uow(),
-            c.confirmation_tokens(),
-            c.confirmation_config(),
-            c.resend_limits(),
-            c.send_now,
-            tenant,
-            request,
-            context=context,
+            confirmations.request_consent, c.uow(), c.confirmers(), tenant, request, context=context
         )
     else:
         # One transaction that commits at its end: the event loop may run it (run_write).
@@ -98,10 +90,7 @@ async def record(
 def resend(body: ResendIn, c: ContainerDep, context: Writer, tenant: TenantDep) -> dict[str, str]:
     confirmations.resend_confirmation(
         c.uow(),
-        c.confirmation_tokens(),
-        c.confirmation_config(),
-        c.resend_limits(),
-        c.send_now,
+        c.confirmers(),
         tenant,
         body.contact,
         body.topic,
