@@ -13,9 +13,11 @@ import hashlib
 import hmac
 import json
 import random
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -27,6 +29,9 @@ from sqlalchemy import select
 from tests.e2e.api.conftest import Api, Seeded
 from tests.e2e.api.test_campaigns import WEB_FORM
 
+from consentry.bootstrap import INLINE_LOCK_TIMEOUT_MS
+from consentry.domain.model import Channel
+from consentry.persistence.fences import SqlFences
 from consentry.persistence.tables import contacts, deliveries, inbound_events
 from consentry.workers.inprocess import drain
 
@@ -314,6 +319,40 @@ def test_a_signed_stop_is_confirmed_once_and_the_gate_then_refuses_sms(
     sid = dict(stop)["MessageSid"]
     assert events(hooks, "twilio", sid) == [(sid, "applied")]
     assert len(suppressions(client)) == len(before) + 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_a_stop_during_a_dispatch_to_the_number_waits_on_a_thread_and_applies_once(
+    hooks: Api, acme: Seeded, client: httpx.Client, provider: httpx.Client
+) -> None:
+    """On PostgreSQL a webhook is applied on the event loop. A STOP for a number a dispatch is
+    sending to (the dispatch holds the number's fence) gives that wait up after 50 ms, rolls
+    back and runs again on a worker thread: the loop answers other requests meanwhile, and the
+    STOP applies once, as soon as the dispatch lets go."""
+    number = mobile()
+    jane = person(client, phone=number)
+    consent(client, acme, jane["id"], "sms")
+    with hooks.container.uow() as uow:
+        point_key = uow.contacts.point_key(uow.contacts.get(acme.id, uuid.UUID(jane["id"])),
+                                           Channel.SMS)  # fmt: skip
+    assert point_key is not None
+    stop = inbound_sms("inbound_message.form", number)
+    with ThreadPoolExecutor(1) as pool:
+        with hooks.container.engine.connect() as dispatch, dispatch.begin():
+            SqlFences(dispatch).shared([point_key])  # a dispatch's final check, in flight
+            pending = pool.submit(post_twilio, hooks.client(), stop)
+            time.sleep(INLINE_LOCK_TIMEOUT_MS / 1000 * 4)
+            started = time.monotonic()
+            assert decide(client, jane["id"], "sms") == []  # answered, and not stopped yet
+            assert time.monotonic() - started < 1.0
+            time.sleep(1.0)
+            assert not pending.done()
+        replies = twiml_messages(pending.result(timeout=30))
+    assert len(replies) == 1
+    assert "SUPPRESSED_UNSUBSCRIBED" in decide(client, jane["id"], "sms")
+    sid = dict(stop)["MessageSid"]
+    assert events(hooks, "twilio", sid) == [(sid, "applied")]
 
 
 def test_keywords_are_answered_in_their_own_language(
